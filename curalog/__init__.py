@@ -1,0 +1,28 @@
+"""curalog: event-sourced curation of Kilosort/phy spike sorting.
+
+The core (this package) needs numpy, numba and msgpack only; the terminal UI lives in
+``curalog_tui`` and is never imported from here.
+"""
+
+__version__ = "0.1.0"
+
+from .clustering import ClusterState, Update  # noqa: E402
+from .curation import Curation, default_log_path, open_curation, replay  # noqa: E402
+from .dataset import Dataset, load_dataset  # noqa: E402
+from .errors import CuralogError  # noqa: E402
+
+open = open_curation  # noqa: A001  (curalog.open(folder) reads naturally)
+
+__all__ = [
+    "ClusterState",
+    "Curation",
+    "CuralogError",
+    "Dataset",
+    "Update",
+    "__version__",
+    "default_log_path",
+    "load_dataset",
+    "open",
+    "open_curation",
+    "replay",
+]

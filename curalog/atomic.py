@@ -1,0 +1,51 @@
+"""Atomic file replacement: temp file in the same folder, fsync, rename, fsync the folder.
+
+A reader (or phy) sees either the old complete file or the new complete file, never a
+half-written one, even if the process is killed mid-write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(fileobj)`` on a temp file, then atomically move it to ``path``."""
+    final = Path(path)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(final.parent)
+    return final
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    return write_atomic(path, lambda f: f.write(data))
+
+
+def save_npy_atomic(path: str | os.PathLike[str], array: np.ndarray) -> Path:
+    """``np.save`` through a file object (np.save on a str path would append '.npy')."""
+    return write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))

@@ -1,0 +1,428 @@
+"""The ``curalog`` command.
+
+Every subcommand takes the dataset folder first and ``--log PATH`` (default
+``DIR/.curalog/main.log``) so that read-only dataset folders work too. Bad input prints one
+line to stderr and exits with status 2, having written nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .curation import Curation, default_log_path, open_curation
+from .errors import CuralogError
+
+EXIT_USAGE = 2
+
+
+class CliError(CuralogError):
+    """A bad command-line argument."""
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _err(message: str) -> None:
+    print(f"curalog: error: {message}", file=sys.stderr)
+
+
+def _ids(values: Sequence[str]) -> list[int]:
+    """Cluster ids from arguments: ``3 7``, ``3,7`` or ``3-5``."""
+    out: list[int] = []
+    for raw in values:
+        for part in str(raw).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                if "-" in part[1:]:
+                    lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
+                    out.extend(range(int(lo), int(hi) + 1))
+                else:
+                    out.append(int(part))
+            except ValueError:
+                raise CliError(f"not a cluster id: {part!r}") from None
+    return out
+
+
+def _load_npy_arg(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise CliError(f"{what} {p}: no such file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise CliError(f"{what} {p}: not a readable .npy file ({exc})") from None
+    if not isinstance(arr, np.ndarray):
+        raise CliError(f"{what} {p}: not a single array")
+    return arr.reshape(-1)
+
+
+def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None = None) -> Curation:
+    return open_curation(args.dir, args.log, author=getattr(args, "author", None), readonly=readonly, upto=upto)
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_info(args: argparse.Namespace) -> int:
+    from .io.phy import export_status
+
+    log_path = Path(args.log) if args.log else default_log_path(args.dir)
+    with open_curation(args.dir, args.log, readonly=True) as cur:
+        ds = cur.dataset
+        groups = Counter(g or "unsorted" for g in cur.groups().values())
+        info: dict[str, Any] = {
+            "dataset": ds.describe(),
+            "fingerprint": ds.fingerprint.short(),
+            "log": str(log_path),
+            "log_exists": log_path.exists(),
+            "events": len(cur.events),
+            "seq": cur.seq,
+            "head": cur.head_hash.hex()[:12] if cur.events else None,
+            "authors": sorted({e.author for e in cur.events}),
+            "clusters": cur.n_clusters,
+            "groups": dict(sorted(groups.items())),
+            "undo_depth": cur.undo_depth,
+            "export": export_status(cur) if log_path.exists() else "never exported",
+            "corruption": cur.corruption,
+        }
+        phy = ds.phy_spike_clusters()
+        if phy is None:
+            info["spike_clusters.npy"] = "absent"
+        elif np.array_equal(phy, cur.state.spike_clusters):
+            info["spike_clusters.npy"] = "matches the log"
+        elif np.array_equal(phy, ds.spike_templates):
+            info["spike_clusters.npy"] = "the sorter's output (uncurated)"
+        else:
+            n_diff = int(np.count_nonzero(phy != cur.state.spike_clusters))
+            info["spike_clusters.npy"] = f"differs from the log on {n_diff} spikes (edited by phy? see curalog import --from-phy)"
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    con = _console()
+    d = info["dataset"]
+    con.print(f"[bold]{d['path']}[/bold]  {d['n_spikes']:,} spikes, {d['n_templates']} templates, "
+              f"{d['sample_rate']:g} Hz, {d['duration_s']:.1f} s  (fingerprint {info['fingerprint']})")
+    if not info["log_exists"]:
+        con.print(f"log: {info['log']} (not created yet: the first action creates it)")
+    else:
+        con.print(f"log: {info['log']}  {info['events']} events, seq {info['seq']}, head {info['head']}, "
+                  f"undo depth {info['undo_depth']}, export {info['export']}")
+        if info["authors"]:
+            con.print(f"authors: {', '.join(info['authors'])}")
+    con.print(f"clusters: {info['clusters']}  " + "  ".join(f"{k} {v}" for k, v in info["groups"].items()))
+    con.print(f"spike_clusters.npy: {info['spike_clusters.npy']}")
+    if info["corruption"]:
+        con.print(f"[red]log damaged: {info['corruption']}[/red] (curalog fsck --repair)")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    ids = _ids(args.clusters)
+    with _open(args) as cur:
+        new = cur.merge(ids, meta={"source": "cli"})
+    print(new)
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    spikes = _load_npy_arg(args.spikes, "--spikes")
+    labels = _load_npy_arg(args.labels, "--labels") if args.labels else None
+    with _open(args) as cur:
+        new = cur.split(spikes, labels, meta={"source": "cli", "file": str(args.spikes)})
+    print(" ".join(map(str, new)))
+    return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    ids = _ids(args.clusters)
+    if (args.group is None) == (args.field is None):
+        raise CliError("give either --group or --field NAME --value VALUE")
+    with _open(args) as cur:
+        if args.group is not None:
+            cur.label(ids, group=args.group, reason=args.reason)
+        else:
+            if args.value is None:
+                raise CliError("--field needs --value (use --value '' to clear)")
+            from .dataset import parse_value
+
+            value = None if args.value == "" else parse_value(args.value)
+            cur.label(ids, field=args.field, value=value, reason=args.reason)
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    with _open(args) as cur:
+        update = cur.undo()
+    if update is None:
+        print("nothing to undo")
+    else:
+        print(f"undid #{cur.events[-1].body['target']}: {cur.events[cur.events[-1].body['target'] - 1].summary()}")
+    return 0
+
+
+def cmd_redo(args: argparse.Namespace) -> int:
+    with _open(args) as cur:
+        update = cur.redo()
+    if update is None:
+        print("nothing to redo")
+    else:
+        print(f"redid #{cur.events[-1].body['target']}: {cur.events[cur.events[-1].body['target'] - 1].summary()}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    with _open(args, readonly=True) as cur:
+        events = cur.history
+        if args.json:
+            for e in events:
+                body = {k: v for k, v in e.body.items() if not isinstance(v, (bytes, dict)) or k == "meta"}
+                print(json.dumps({"seq": e.seq, "type": e.type, "time": e.time_ns / 1e9, "author": e.author,
+                                  "hash": e.hash.hex(), "summary": e.summary(), "body": body}, default=str))
+            return 0
+        con = _console()
+        for e in events:
+            when = dt.datetime.fromtimestamp(e.time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+            con.print(f"{e.seq:>5}  {when}  {e.short_hash}  {e.author:<18}  {e.summary()}")
+        if not events:
+            con.print("(no events)")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .atomic import save_npy_atomic
+
+    with _open(args, readonly=True, upto=args.upto) as cur:
+        if args.upto is not None and args.upto > len(cur.events) and args.upto > cur.seq:
+            raise CliError(f"--upto {args.upto}: the log has only {cur.seq} events")
+        save_npy_atomic(args.out, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32))
+        print(f"wrote {args.out}: state at seq {cur.seq}, {cur.n_clusters} clusters")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    fmt = args.format
+    with _open(args, readonly=True) as cur:
+        if fmt == "phy":
+            from .io.phy import export_phy
+
+            res = export_phy(cur, args.out, extra_columns=_template_columns(cur))
+            for b in res.backups:
+                print(f"kept the previous {b.name.split('-')[0]} in {b}")
+            print(f"exported seq {res.seq} ({cur.n_clusters} clusters) to {res.out}: " + ", ".join(p.name for p in res.files))
+        else:
+            try:
+                from .io.spikeinterface import export_curation
+            except ImportError:
+                raise CliError("the spikeinterface curation format is not available in this build") from None
+            if not args.out:
+                raise CliError("--format spikeinterface needs --out FILE.json")
+            path = export_curation(cur, args.out)
+            print(f"wrote {path}")
+    return 0
+
+
+def _template_columns(cur: Curation) -> dict[int, dict[str, Any]] | None:
+    """amp / ch / depth / sh columns from the statistics package, when available."""
+    try:
+        from .stats.export_columns import phy_template_columns
+    except ImportError:
+        return None
+    return phy_template_columns(cur)
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from .log import read_log, repair_log
+
+    log_path = Path(args.log) if args.log else default_log_path(args.dir)
+    scan = read_log(log_path)
+    status = 0
+    print(f"{log_path}: {len(scan.events)} valid events, head {scan.head_hash.hex()[:12]}")
+    if scan.torn:
+        print(f"torn last record at byte {scan.good_end} (an interrupted write; cut off on the next writable open)")
+    if scan.corruption:
+        print(f"DAMAGED: {scan.corruption}")
+        status = 1
+    if status == 0 and not scan.torn:
+        try:
+            with open_curation(args.dir, log_path, readonly=True) as cur:
+                print(f"replay OK: seq {cur.seq}, {cur.n_clusters} clusters")
+        except CuralogError as exc:
+            print(f"replay FAILED: {exc}")
+            status = 1
+    if args.repair and (scan.corruption or scan.torn):
+        kept, side = repair_log(log_path)
+        print(f"repaired: kept {kept} events; the damaged tail is in {side}")
+        status = 0
+    return status
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .synth import synthesize
+
+    info = _with_progress(f"writing {args.spikes:,} spikes", lambda cb: synthesize(
+        args.out, n_spikes=args.spikes, n_templates=args.templates, seed=args.seed,
+        n_channels=args.channels, legacy_quirks=args.legacy, pc_features=args.features, progress=cb))
+    print(f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
+          f"({info.n_units} true units), {info.duration:.1f} s")
+    return 0
+
+
+def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any]) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(label, total=1)
+
+        def cb(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=max(total, 1))
+
+        return run(cb)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.dir), n_spikes=args.spikes, n_templates=args.templates, seed=args.seed)
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from curalog_tui.app import run_app
+    except ImportError as exc:
+        raise CliError(f"the terminal UI is not installed ({exc})") from None
+    return run_app(args.dir, args.log, author=args.author, mouse=not args.no_mouse)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from curalog_tui.serve import serve
+    except ImportError as exc:
+        raise CliError(f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})") from None
+    return serve(args.dir, args.log, host=args.host, port=args.port)
+
+
+# ---------------------------------------------------------------------- parser
+HELP = """\
+curalog: curate Kilosort/phy spike sorting with an append-only, crash-safe history.
+
+Every merge, split and label is an event in DIR/.curalog/main.log (or --log PATH);
+replaying the log over spike_templates.npy rebuilds spike_clusters.npy exactly as phy
+would. Start with `curalog demo` or `curalog info DIR`.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="curalog", description=HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"curalog {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str, *, dataset: bool = True,
+            author: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        if dataset:
+            p.add_argument("dir", metavar="DIR", help="Kilosort/phy output folder")
+            p.add_argument("--log", metavar="PATH", help="curation log (default: DIR/.curalog/main.log)")
+        if author:
+            p.add_argument("--author", help="recorded in the event (default: $CURALOG_AUTHOR or user@host)")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("info", cmd_info, "summarise the dataset and its curation history")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("merge", cmd_merge, "merge clusters; prints the new cluster id", author=True)
+    p.add_argument("clusters", nargs="+", metavar="C", help="two or more cluster ids (3 7, 3,7 or 3-5)")
+
+    p = add("split", cmd_split, "split spikes off their clusters (phy's split); prints the new ids", author=True)
+    p.add_argument("--spikes", required=True, metavar="FILE.npy", help="absolute spike indices")
+    p.add_argument("--labels", metavar="FILE.npy", help="relative labels, one per spike (phy's assign)")
+
+    p = add("label", cmd_label, "label clusters: --group good|mua|noise|unsorted, or --field NAME --value V", author=True)
+    p.add_argument("clusters", nargs="+", metavar="C", help="cluster ids")
+    p.add_argument("--group", choices=["good", "mua", "noise", "unsorted"])
+    p.add_argument("--field", help="a free label field (e.g. comment, quality)")
+    p.add_argument("--value", help="the field's value (numbers are stored as numbers; '' clears)")
+    p.add_argument("--reason", help="why (kept in the log)")
+
+    add("undo", cmd_undo, "undo the latest action (recorded as an event; nothing is erased)", author=True)
+    add("redo", cmd_redo, "redo the latest undone action with the same cluster ids", author=True)
+
+    p = add("log", cmd_log, "show the history, one line per event")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = add("replay", cmd_replay, "write spike_clusters at any point of history")
+    p.add_argument("--upto", type=int, metavar="SEQ", help="replay events up to this sequence number (default: all)")
+    p.add_argument("--out", required=True, metavar="FILE.npy", help="output file (int32, like phy's)")
+
+    p = add("export", cmd_export, "write spike_clusters.npy, cluster_group.tsv, cluster_<field>.tsv, cluster_info.tsv")
+    p.add_argument("--out", metavar="OUTDIR", help="output folder (default: DIR itself, as phy does; an "
+                   "unexplained existing spike_clusters.npy is backed up first)")
+    p.add_argument("--format", choices=["phy", "spikeinterface"], default="phy")
+
+    p = add("fsck", cmd_fsck, "verify the log (checksums, hash chain, replay); --repair cuts a damaged tail")
+    p.add_argument("--repair", action="store_true", help="cut the log after its last valid event (the rest is kept in a side file)")
+
+    p = add("synth", cmd_synth, "write a synthetic Kilosort-style dataset (demo, tests, benchmarks)", dataset=False)
+    p.add_argument("out", metavar="OUT", help="output folder")
+    p.add_argument("--spikes", type=int, default=200_000)
+    p.add_argument("--templates", type=int, default=64)
+    p.add_argument("--channels", type=int, default=96)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--legacy", action="store_true", help="old-Kilosort quirks: (n,1) shapes, unsigned dtypes, templates_ind.npy")
+    p.add_argument("--features", action="store_true", help="also write pc_features and template_features (small datasets)")
+
+    p = add("demo", cmd_demo, "generate a demo dataset and run a scripted curation on it", dataset=False)
+    p.add_argument("dir", metavar="DIR", nargs="?", default="curalog-demo", help="where to put it (default ./curalog-demo)")
+    p.add_argument("--spikes", type=int, default=500_000)
+    p.add_argument("--templates", type=int, default=80)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("tui", cmd_tui, "curate in the terminal (works over SSH)", author=True)
+    p.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (slow links, copy/paste)")
+
+    p = add("serve", cmd_serve, "serve the terminal UI to a browser (binds 127.0.0.1; use an SSH tunnel)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
+    p.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except CuralogError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except PermissionError as exc:
+        _err(f"{exc.filename or ''}: permission denied" + ("" if args.command == "export" else " (use --log PATH for read-only folders)"))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err("interrupted; every acknowledged action is already in the log")
+        return 130
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

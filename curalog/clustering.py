@@ -1,0 +1,344 @@
+"""Cluster state: spike -> cluster and cluster -> spikes, with phy's id rules bit-for-bit.
+
+The state starts from the sorter's ``spike_templates`` (cluster id = template id) and an id
+counter at ``max(spike_templates) + 1`` that only ever grows. Each action is first
+*resolved* into a :class:`Change` (which clusters disappear, which appear with which spikes)
+without touching the state, so invalid input is refused before anything is written; the
+change is then applied, and can later be reverted (undo) and re-applied (redo) with the
+same absolute ids.
+
+Costs follow the spikes touched, never the recording: ``cluster -> spikes`` is an inverted
+index (a counting sort of ``spike_templates`` built once, then one sorted array per new
+cluster), so a merge concatenates and sorts the merged clusters' spike arrays and writes
+those entries of ``spike_clusters``, nothing else.
+
+The id rules (phy-semantics.md sections 2.3-2.5 and 8.1):
+
+* ``merge(C1..Ck)``: all their spikes get ``N = counter``; counter = N + 1.
+* ``split(S)``: S gets N; each touched cluster's remainder gets N+1, N+2, ... in ascending
+  order of the old id; if S covers only whole clusters, it is a merge of them into N.
+* ``split(S, labels)``: label r -> ``r - min(r) + N`` (gaps kept); remainders start at the
+  largest of those + 1.
+* undo never lowers the counter, so ids of undone actions are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from .errors import InvalidActionError
+
+
+@dataclass(frozen=True)
+class Update:
+    """What an action (or its undo / redo) changed, for caches and views.
+
+    Attributes
+    ----------
+    kind : str
+        ``merge``, ``split``, ``assign``, ``label``, or the kind of the action undone/redone.
+    added, deleted : tuple of int
+        Cluster ids that appeared / disappeared.
+    descendants : tuple of (int, int)
+        ``(old, new)`` pairs (parents -> children).
+    largest_old : int or None
+        The parent with the most spikes (ties: the smaller id).
+    n_spikes : int
+        Spikes whose cluster changed.
+    labels_changed : tuple of int
+        Clusters whose labels changed (including labels inherited by new clusters).
+    history : str or None
+        None for a new action, ``"undo"`` or ``"redo"``.
+    seq : int
+        Log sequence number of the event that caused it (0 for none).
+    """
+
+    kind: str
+    added: tuple[int, ...] = ()
+    deleted: tuple[int, ...] = ()
+    descendants: tuple[tuple[int, int], ...] = ()
+    largest_old: int | None = None
+    n_spikes: int = 0
+    labels_changed: tuple[int, ...] = ()
+    history: str | None = None
+    seq: int = 0
+
+
+@dataclass
+class Change:
+    """A resolved structural change: enough to apply, revert and re-apply it exactly."""
+
+    kind: str  # "merge" (incl. whole-cluster splits), "split", "assign"
+    deleted: dict[int, np.ndarray]  # old id -> its spikes (sorted)
+    added: dict[int, np.ndarray]  # new id -> its spikes (sorted)
+    counter_after: int
+    descendants: tuple[tuple[int, int], ...]
+    largest_old: int | None
+    inherited: dict[str, dict[int, object]] = field(default_factory=dict)  # filled by labels
+
+    @property
+    def n_spikes(self) -> int:
+        return int(sum(a.shape[0] for a in self.added.values()))
+
+    @property
+    def added_ids(self) -> list[int]:
+        return sorted(self.added)
+
+    @property
+    def deleted_ids(self) -> list[int]:
+        return sorted(self.deleted)
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_sort(ids: np.ndarray, n_ids: int, order: np.ndarray) -> np.ndarray:
+    """Stable counting sort: ``order`` gets spike indices grouped by id; returns offsets."""
+    counts = np.zeros(n_ids + 1, dtype=np.int64)
+    for i in range(ids.shape[0]):
+        counts[ids[i] + 1] += 1
+    for k in range(n_ids):
+        counts[k + 1] += counts[k]
+    pos = counts[:-1].copy()
+    for i in range(ids.shape[0]):
+        c = ids[i]
+        order[pos[c]] = i
+        pos[c] += 1
+    return counts
+
+
+def _largest(sizes: dict[int, int]) -> int | None:
+    """The id with the most spikes; ties go to the smaller id."""
+    best = None
+    for cid in sorted(sizes):
+        if best is None or sizes[cid] > sizes[best]:
+            best = cid
+    return best
+
+
+class ClusterState:
+    """Live cluster assignment with an inverted index.
+
+    Parameters
+    ----------
+    spike_templates : ndarray of int, shape (n_spikes,)
+        The base assignment (copied into an int32 ``spike_clusters``).
+    """
+
+    def __init__(self, spike_templates: np.ndarray):
+        base = np.ascontiguousarray(spike_templates, dtype=np.int32)
+        self.n_spikes = int(base.shape[0])
+        self.spike_clusters = base.copy()
+        self.index_dtype = np.int32 if self.n_spikes < 2**31 - 1 else np.int64
+        n_ids = int(base.max()) + 1 if self.n_spikes else 0
+        order = np.empty(self.n_spikes, dtype=self.index_dtype)
+        offsets = _counting_sort(base, n_ids, order) if self.n_spikes else np.zeros(1, np.int64)
+        self._order = order
+        self._spikes: dict[int, np.ndarray] = {}
+        for cid in np.flatnonzero(np.diff(offsets)):
+            self._spikes[int(cid)] = order[offsets[cid] : offsets[cid + 1]]
+        self.counter = n_ids
+        self._sorted_ids: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def cluster_ids(self) -> np.ndarray:
+        """Sorted ids of the live (non-empty) clusters."""
+        if self._sorted_ids is None:
+            self._sorted_ids = np.array(sorted(self._spikes), dtype=np.int64)
+        return self._sorted_ids
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self._spikes)
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self._spikes
+
+    def spikes(self, cid: int) -> np.ndarray:
+        """Sorted spike indices of a live cluster (a read-only view; do not modify)."""
+        try:
+            return self._spikes[int(cid)]
+        except KeyError:
+            raise InvalidActionError(f"cluster {cid} does not exist") from None
+
+    def n_spikes_of(self, cid: int) -> int:
+        return int(self.spikes(cid).shape[0])
+
+    def sizes(self) -> dict[int, int]:
+        return {c: int(s.shape[0]) for c, s in self._spikes.items()}
+
+    # ------------------------------------------------------------------ resolve
+    def _check_live(self, ids: list[int], what: str) -> None:
+        missing = [c for c in ids if c not in self._spikes]
+        if missing:
+            raise InvalidActionError(f"{what}: unknown cluster{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}")
+
+    def resolve_merge(self, cluster_ids) -> Change:
+        """A merge of two or more live clusters into the next id."""
+        try:
+            ids = sorted({int(c) for c in cluster_ids})
+        except (TypeError, ValueError):
+            raise InvalidActionError("merge: cluster ids must be integers") from None
+        if len(ids) < 2:
+            raise InvalidActionError(f"merge: needs at least two different clusters, got {ids}")
+        self._check_live(ids, "merge")
+        return self._merge_change(ids)
+
+    def _merge_change(self, ids: list[int]) -> Change:
+        new = self.counter
+        parts = [self._spikes[c] for c in ids]
+        spikes = np.sort(np.concatenate(parts), kind="stable")  # timsort merges the sorted runs
+        return Change(
+            kind="merge",
+            deleted={c: self._spikes[c] for c in ids},
+            added={new: spikes},
+            counter_after=new + 1,
+            descendants=tuple((c, new) for c in ids),
+            largest_old=_largest({c: int(self._spikes[c].shape[0]) for c in ids}),
+        )
+
+    def _validate_selection(self, spike_ids, what: str) -> np.ndarray:
+        try:
+            sel = np.asarray(spike_ids)
+        except (TypeError, ValueError):
+            raise InvalidActionError(f"{what}: spike ids must be integers") from None
+        if sel.ndim != 1:
+            sel = sel.reshape(-1)
+        if sel.size == 0:
+            raise InvalidActionError(f"{what}: empty spike selection")
+        if sel.dtype.kind not in "iu":
+            if sel.dtype.kind == "f" and np.all(np.isfinite(sel)) and np.all(sel == np.floor(sel)):
+                sel = sel.astype(np.int64)
+            else:
+                raise InvalidActionError(f"{what}: spike ids must be integers, got {sel.dtype}")
+        sel = sel.astype(np.int64, copy=False)
+        lo, hi = int(sel.min()), int(sel.max())
+        if lo < 0 or hi >= self.n_spikes:
+            bad = lo if lo < 0 else hi
+            raise InvalidActionError(f"{what}: spike id {bad} out of range (0..{self.n_spikes - 1})")
+        return sel
+
+    def resolve_split(self, spike_ids, labels=None) -> Change:
+        """phy's ``split`` / ``assign``: the selection gets new ids, remainders get their own."""
+        sel = self._validate_selection(spike_ids, "split")
+        if labels is None:
+            rel = np.zeros(sel.shape[0], dtype=np.int64)
+        else:
+            rel = np.asarray(labels).reshape(-1)
+            if rel.shape[0] != sel.shape[0]:
+                raise InvalidActionError(f"split: {rel.shape[0]} labels for {sel.shape[0]} spikes")
+            if rel.dtype.kind not in "iu":
+                raise InvalidActionError(f"split: labels must be integers, got {rel.dtype}")
+            rel = rel.astype(np.int64)
+        order = np.argsort(sel, kind="stable")
+        sel = sel[order]
+        rel = rel[order]
+        if sel.shape[0] > 1 and np.any(sel[1:] == sel[:-1]):
+            dup = int(sel[1:][sel[1:] == sel[:-1]][0])
+            raise InvalidActionError(f"split: spike {dup} appears more than once")
+        n0 = self.counter
+        new_ids = rel - rel.min() + n0
+        old_ids = self.spike_clusters[sel]
+        touched = np.unique(old_ids)
+        rests: dict[int, np.ndarray] = {}
+        for c in touched.tolist():
+            members = self._spikes[c]
+            pos = np.searchsorted(sel, members)
+            pos[pos >= sel.shape[0]] = 0
+            rest = members[sel[pos] != members]
+            if rest.shape[0]:
+                rests[c] = rest
+        deleted = {c: self._spikes[c] for c in touched.tolist()}
+        largest = _largest({c: int(a.shape[0]) for c, a in deleted.items()})
+        distinct = np.unique(new_ids)
+        if not rests and distinct.shape[0] == 1:
+            change = self._merge_change(sorted(deleted))  # whole clusters: phy makes it a merge
+            return change
+        added: dict[int, np.ndarray] = {}
+        if distinct.shape[0] == 1:
+            added[int(distinct[0])] = sel.astype(self.index_dtype)
+        else:
+            by_id = np.argsort(new_ids, kind="stable")  # keeps spikes ascending within an id
+            sorted_ids = new_ids[by_id]
+            bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
+            for chunk in np.split(by_id, bounds):
+                added[int(new_ids[chunk[0]])] = sel[chunk].astype(self.index_dtype)
+        next_id = int(distinct.max()) + 1
+        desc = set(zip(old_ids.tolist(), new_ids.tolist(), strict=True))
+        for c in sorted(rests):
+            added[next_id] = rests[c]
+            desc.add((c, next_id))
+            next_id += 1
+        return Change(
+            kind="split",
+            deleted=deleted,
+            added=added,
+            counter_after=max(self.counter, max(added) + 1),
+            descendants=tuple(sorted(desc)),
+            largest_old=largest,
+        )
+
+    def resolve_assign(self, spike_ids, cluster_ids) -> Change:
+        """An explicit assignment (imports): spikes get the given absolute ids.
+
+        The selection must cover every touched cluster entirely (clusters are replaced,
+        never edited in place), and no target id may be a cluster that stays alive.
+        """
+        sel = self._validate_selection(spike_ids, "assign")
+        targets = np.asarray(cluster_ids).reshape(-1)
+        if targets.shape[0] != sel.shape[0]:
+            raise InvalidActionError(f"assign: {targets.shape[0]} cluster ids for {sel.shape[0]} spikes")
+        if targets.dtype.kind not in "iu" or (targets.size and int(targets.min()) < 0):
+            raise InvalidActionError("assign: cluster ids must be non-negative integers")
+        if targets.size and int(targets.max()) >= 2**31 - 1:
+            raise InvalidActionError("assign: cluster id beyond the int32 range")
+        targets = targets.astype(np.int64)
+        order = np.argsort(sel, kind="stable")
+        sel, targets = sel[order], targets[order]
+        if sel.shape[0] > 1 and np.any(sel[1:] == sel[:-1]):
+            raise InvalidActionError("assign: a spike appears more than once")
+        old_ids = self.spike_clusters[sel]
+        touched = np.unique(old_ids).tolist()
+        covered = sum(int(self._spikes[c].shape[0]) for c in touched)
+        if covered != sel.shape[0]:
+            raise InvalidActionError("assign: the selection must contain every spike of the clusters it touches")
+        distinct = np.unique(targets)
+        live = [int(t) for t in distinct.tolist() if t in self._spikes]
+        if live:
+            raise InvalidActionError(f"assign: target cluster {live[0]} already exists")
+        added: dict[int, np.ndarray] = {}
+        by_id = np.argsort(targets, kind="stable")
+        bounds = np.flatnonzero(np.diff(targets[by_id])) + 1
+        for chunk in np.split(by_id, bounds):
+            added[int(targets[chunk[0]])] = sel[chunk].astype(self.index_dtype)
+        deleted = {c: self._spikes[c] for c in touched}
+        return Change(
+            kind="assign",
+            deleted=deleted,
+            added=added,
+            counter_after=max(self.counter, int(distinct.max()) + 1),
+            descendants=tuple(sorted(set(zip(old_ids.tolist(), targets.tolist(), strict=True)))),
+            largest_old=_largest({c: int(a.shape[0]) for c, a in deleted.items()}),
+        )
+
+    # ------------------------------------------------------------------ apply / revert
+    def apply(self, change: Change) -> None:
+        """Apply a resolved change (also used by redo, with the same absolute ids)."""
+        for cid in change.deleted:
+            del self._spikes[cid]
+        for cid, spikes in change.added.items():
+            self.spike_clusters[spikes] = cid
+            self._spikes[cid] = spikes
+        self.counter = max(self.counter, change.counter_after)
+        self._sorted_ids = None
+
+    def revert(self, change: Change) -> None:
+        """Undo a change; the counter is not lowered (ids are never reused)."""
+        for cid in change.added:
+            del self._spikes[cid]
+        for cid, spikes in change.deleted.items():
+            self.spike_clusters[spikes] = cid
+            self._spikes[cid] = spikes
+        self._sorted_ids = None

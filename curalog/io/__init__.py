@@ -1,0 +1,1 @@
+"""Exports and imports: phy/phylib folders and the SpikeInterface curation format."""

@@ -1,0 +1,190 @@
+"""phy's output files: ``spike_clusters.npy``, ``cluster_<field>.tsv``, ``cluster_info.tsv``.
+
+Formats follow what phy writes on save (phy-semantics.md section 3): int32
+``spike_clusters.npy``; one ``cluster_<field>.tsv`` per label field with a
+``cluster_id<TAB><field>`` header, rows sorted by id, clusters without a value omitted and
+``\\r\\n`` line ends; ``cluster_info.tsv`` with ``cluster_id`` first, the other columns
+sorted, floats as ``%.8f`` and empty cells for missing values.
+
+Unlike phy, every file is written atomically, the sorter's own columns (KSLabel,
+ContamPct, ...) are never rewritten, and an existing ``spike_clusters.npy`` that no log
+state explains is first kept in ``.curalog/backup/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..atomic import save_npy_atomic, write_bytes_atomic
+from ..dataset import GROUP_FIELD
+from ..errors import CuralogError
+
+if TYPE_CHECKING:
+    from ..curation import Curation
+
+EXPORT_RECORD = "exports.json"
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    files: list[Path]
+    backups: list[Path] = field(default_factory=list)
+    seq: int = 0
+    head: str = ""
+
+
+def format_cell(value: Any) -> str:
+    """phy's cluster_info.tsv cell format: floats '%.8f', None empty, the rest str()."""
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return "%.8f" % float(value)
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def tsv_bytes(header: list[str], rows: list[list[str]]) -> bytes:
+    lines = ["\t".join(header)] + ["\t".join(r) for r in rows]
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def label_tsv(field_name: str, values: dict[int, Any], live: np.ndarray) -> bytes:
+    """``cluster_<field>.tsv``: live clusters with a value, sorted by id, phy's ``str(value)``."""
+    rows = [[str(int(c)), str(values[int(c)])] for c in live if values.get(int(c)) is not None]
+    return tsv_bytes(["cluster_id", field_name], rows)
+
+
+def cluster_info_rows(cur: Curation, extra: dict[int, dict[str, Any]] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of cluster_info.tsv for the live clusters."""
+    live = cur.cluster_ids
+    duration = max(1.0, cur.dataset.duration)
+    sorter = cur.dataset.sorter_columns
+    n_templates = cur.dataset.n_templates
+    rows: list[dict[str, Any]] = []
+    for c in live.tolist():
+        n = cur.state.n_spikes_of(c)
+        row: dict[str, Any] = {"n_spikes": n, "fr": float(n / duration)}
+        for name, values in cur.labels.fields.items():
+            row[name] = values.get(c)
+        if c < n_templates:
+            for name, values in sorter.items():
+                row[name] = values.get(c)
+        else:
+            for name in sorter:
+                row[name] = None
+        if extra and c in extra:
+            row.update(extra[c])
+        row["cluster_id"] = c
+        rows.append(row)
+    columns = sorted(({k for r in rows for k in r} | {GROUP_FIELD, "n_spikes", "fr"}) - {"cluster_id"})
+    return ["cluster_id", *columns], rows
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _explained(existing: Path, cur: Curation, record: dict[str, Any]) -> bool:
+    """True if an existing spike_clusters.npy is the sorter's or one of our exports."""
+    digest = _sha256_file(existing)
+    if digest in record.get("spike_clusters_sha256", []):
+        return True
+    try:
+        arr = np.load(existing, mmap_mode="r", allow_pickle=False).reshape(-1)
+    except (ValueError, OSError):
+        return False
+    if arr.shape[0] != cur.dataset.n_spikes:
+        return False
+    return bool(np.array_equal(arr, cur.dataset.spike_templates) or np.array_equal(arr, cur.state.spike_clusters))
+
+
+def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = True,
+               extra_columns: dict[int, dict[str, Any]] | None = None) -> ExportResult:
+    """Write the current state as phy's files into ``out`` (default: the dataset folder).
+
+    Writing into the dataset folder keeps an unexplained ``spike_clusters.npy`` (one that
+    is neither the sorter's assignment nor a previous curalog export) in
+    ``.curalog/backup/`` first.
+    """
+    target = Path(out) if out is not None else Path(cur.dataset.path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CuralogError(f"{target}: cannot create the export folder ({exc.strerror})") from None
+    state_dir = cur.log_path.parent
+    record_path = state_dir / EXPORT_RECORD
+    record: dict[str, Any] = {}
+    if record_path.exists():
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, ValueError):
+            record = {}
+    result = ExportResult(out=target, files=[], seq=cur.seq, head=cur.head_hash.hex())
+    written: list[Path] = []
+    try:
+        sc_path = target / "spike_clusters.npy"
+        if sc_path.exists() and not _explained(sc_path, cur, record):
+            backup_dir = state_dir / "backup"
+            backup_dir.mkdir(parents=True, exist_ok=True)
+            dest = backup_dir / f"spike_clusters-{time.strftime('%Y%m%dT%H%M%S')}.npy"
+            shutil.copy2(sc_path, dest)
+            result.backups.append(dest)
+        for name in ("cluster_group.tsv",):
+            p = target / name
+            if p.exists() and _sha256_file(p) not in record.get("tsv_sha256", []):
+                backup_dir = state_dir / "backup"
+                backup_dir.mkdir(parents=True, exist_ok=True)
+                dest = backup_dir / f"{p.stem}-{time.strftime('%Y%m%dT%H%M%S')}{p.suffix}"
+                shutil.copy2(p, dest)
+                result.backups.append(dest)
+        written.append(save_npy_atomic(sc_path, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32)))
+        live = cur.cluster_ids
+        for name, values in cur.labels.fields.items():
+            written.append(write_bytes_atomic(target / f"cluster_{name}.tsv", label_tsv(name, values, live)))
+        if info:
+            columns, rows = cluster_info_rows(cur, extra_columns)
+            data = tsv_bytes(columns, [[format_cell(r.get(c)) for c in columns] for r in rows])
+            written.append(write_bytes_atomic(target / "cluster_info.tsv", data))
+    except OSError as exc:
+        raise CuralogError(f"{target}: export failed ({exc.strerror}); previous files are intact") from None
+    result.files = written
+    # Remember what we wrote, so a later export knows these files are explained.
+    sc_hashes = list(dict.fromkeys([*record.get("spike_clusters_sha256", []), _sha256_file(written[0])]))[-50:]
+    tsv_hashes = list(dict.fromkeys([*record.get("tsv_sha256", []), *(_sha256_file(p) for p in written[1:])]))[-200:]
+    new_record = {
+        "spike_clusters_sha256": sc_hashes,
+        "tsv_sha256": tsv_hashes,
+        "last": {"out": str(target.resolve()), "seq": cur.seq, "head": cur.head_hash.hex(), "time": time.time()},
+    }
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(record_path, json.dumps(new_record, indent=1).encode())
+    except OSError:
+        pass  # the export itself succeeded; only the up-to-date indicator is lost
+    return result
+
+
+def export_status(cur: Curation) -> str:
+    """'up to date', 'stale (seq N exported)' or 'never exported'."""
+    record_path = cur.log_path.parent / EXPORT_RECORD
+    try:
+        last = json.loads(record_path.read_text())["last"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "never exported"
+    if last.get("head") == cur.head_hash.hex():
+        return "up to date"
+    return f"stale (exported at seq {last.get('seq')})"

@@ -1,0 +1,145 @@
+"""Cluster labels: the ``group`` field and free fields, and how they pass to new clusters.
+
+``group`` is one of good, mua, noise or unsorted (unsorted = no value). Free fields hold
+strings or finite numbers. The sorter's own columns (KSLabel, ContamPct, Amplitude, ...)
+are not labels: they stay attached to the original clusters as read-only metadata.
+
+Propagation on merge and split (phy's ``set_from_descendants``, per field): if the parents'
+non-empty values are one value, the new clusters take it; if several, the value of the
+parent with the most spikes (ties: the smaller id); only new clusters without a value are
+filled. Unlike phy, undo restores exactly the previous values: inherited values are
+recorded with the change that caused them and removed with it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .clustering import Change
+from .dataset import GROUP_FIELD
+from .errors import InvalidActionError
+
+GROUPS = ("good", "mua", "noise", "unsorted")
+#: Groups that the wizard skips, as phy does.
+MASKED_GROUPS = ("noise", "mua")
+
+LabelValue = str | int | float | None
+
+
+def normalize_group(value: Any) -> str | None:
+    """``'good'`` etc.; ``'unsorted'``, ``None`` and ``''`` mean no value."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ("", "unsorted"):
+        return None
+    if text not in GROUPS:
+        raise InvalidActionError(f"group must be one of {', '.join(GROUPS)} (got {value!r})")
+    return text
+
+
+def validate_field_name(name: str, reserved: set[str] | None = None) -> str:
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise InvalidActionError(f"label field name {name!r} is empty or has surrounding spaces")
+    if any(ch in name for ch in "\t\r\n/\\") or name in ("cluster_id", "id", "info"):
+        raise InvalidActionError(f"label field name {name!r} is not allowed")
+    if reserved and name in reserved:
+        raise InvalidActionError(f"{name!r} is a sorter column (read-only); choose another field name")
+    return name
+
+
+def validate_value(value: Any) -> LabelValue:
+    if value is None or isinstance(value, str):
+        if isinstance(value, str) and any(ch in value for ch in "\t\r\n"):
+            raise InvalidActionError("label values cannot contain tabs or line breaks")
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidActionError(f"label value {value} is not finite")
+        return value
+    if hasattr(value, "item"):  # numpy scalar
+        return validate_value(value.item())
+    raise InvalidActionError(f"label values must be strings or numbers (got {type(value).__name__})")
+
+
+class LabelStore:
+    """``{field: {cluster_id: value}}`` with exact undo and phy's propagation rule."""
+
+    def __init__(self, base_groups: dict[int, str] | None = None):
+        self.fields: dict[str, dict[int, LabelValue]] = {GROUP_FIELD: {}}
+        for cid, g in (base_groups or {}).items():
+            try:
+                value = normalize_group(g)
+            except InvalidActionError:
+                value = str(g)  # a custom group from a sorter or phy's ':l group xyz'
+            if value is not None:
+                self.fields[GROUP_FIELD][int(cid)] = value
+
+    def get(self, field: str, cid: int) -> LabelValue:
+        return self.fields.get(field, {}).get(cid)
+
+    def group(self, cid: int) -> str | None:
+        return self.fields[GROUP_FIELD].get(cid)  # type: ignore[return-value]
+
+    @property
+    def field_names(self) -> list[str]:
+        """``group`` first, then free fields in creation order."""
+        return list(self.fields)
+
+    def set(self, field: str, cids: list[int], value: LabelValue) -> dict[int, LabelValue]:
+        """Set a value (None clears) and return the previous values, for undo."""
+        values = self.fields.setdefault(field, {})
+        previous = {c: values.get(c) for c in cids}
+        for c in cids:
+            if value is None:
+                values.pop(c, None)
+            else:
+                values[c] = value
+        return previous
+
+    def restore(self, field: str, previous: dict[int, LabelValue]) -> None:
+        values = self.fields.setdefault(field, {})
+        for c, v in previous.items():
+            if v is None:
+                values.pop(c, None)
+            else:
+                values[c] = v
+
+    def inherit(self, change: Change) -> dict[str, dict[int, LabelValue]]:
+        """Fill the new clusters' empty fields from their parents; return what was filled."""
+        filled: dict[str, dict[int, LabelValue]] = {}
+        parents = sorted({old for old, _ in change.descendants})
+        new_ids = sorted(change.added)
+        for name, values in self.fields.items():
+            found = {values[p] for p in parents if values.get(p) is not None}
+            if not found:
+                continue
+            if len(found) == 1:
+                value = next(iter(found))
+            else:
+                value = values.get(change.largest_old) if change.largest_old is not None else None
+                if value is None:
+                    continue
+            for c in new_ids:
+                if values.get(c) is None:
+                    values[c] = value
+                    filled.setdefault(name, {})[c] = value
+        return filled
+
+    def apply_inherited(self, filled: dict[str, dict[int, LabelValue]]) -> None:
+        for name, values in filled.items():
+            self.fields.setdefault(name, {}).update(values)
+
+    def remove_inherited(self, filled: dict[str, dict[int, LabelValue]]) -> None:
+        for name, values in filled.items():
+            store = self.fields.get(name, {})
+            for c in values:
+                store.pop(c, None)
+
+    def snapshot(self) -> dict[str, dict[int, LabelValue]]:
+        return {k: dict(v) for k, v in self.fields.items()}

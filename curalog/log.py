@@ -1,0 +1,385 @@
+"""The append-only curation log: one crash-safe file per history (branch).
+
+File layout (all integers little-endian)::
+
+    header : b"CURALOG\\0" | u16 format | u32 length | u32 crc32(payload) | msgpack header map
+    record : u32 length | u32 crc32(payload) | u32 crc32(first 8 bytes) | msgpack envelope
+
+The header map holds the dataset fingerprint, creation time, author, curalog version,
+the base labels and, for a branch, its parent's identity. Each record's envelope holds the
+SHA-256 of the previous record's payload (the header's payload for the first record), so
+the head hash identifies the whole history, as a git commit id does.
+
+Rules (DESIGN.md "The log"):
+
+* append = one ``os.write`` of the whole frame + ``fsync`` before the action counts as done;
+  a failed write is rolled back by truncating to the previous size;
+* one writer (``fcntl.flock`` on ``<log>.lock``, which names the holder); readers need no lock;
+* a torn last record (incomplete frame at the end of the file, or trailing zeros) is cut off
+  on the next writable open and its bytes kept in ``<log>.torn-<time>``;
+* a complete record that fails a checksum, or a broken chain, is corruption: the log opens
+  read-only, the error says where, and ``curalog fsck --repair`` is offered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import getpass
+import hashlib
+import os
+import socket
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from .errors import LogCorruptError, LogError, LogLockedError, UnsupportedVersionError
+from .events import Event, decode_envelope, envelope
+
+MAGIC = b"CURALOG\x00"
+FORMAT_VERSION = 1
+_FILE_HEAD = struct.Struct("<8sHII")  # magic, format, length, crc
+_FRAME = struct.Struct("<III")  # length, crc(payload), crc(length+crc)
+MAX_RECORD = 1 << 30  # 1 GiB: far above any real split, far below what breaks memory
+MAX_HEADER = 64 << 20
+CHECKSUM = "crc32-iso-hdlc (zlib)"
+
+
+def _crc(data: bytes) -> int:
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(data: bytes, where: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        raise LogCorruptError(f"{where}: undecodable msgpack ({exc.__class__.__name__})") from None
+
+
+def encode_frame(payload: bytes) -> bytes:
+    head = struct.pack("<II", len(payload), _crc(payload))
+    return head + struct.pack("<I", _crc(head)) + payload
+
+
+def default_author() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return os.environ.get("CURALOG_AUTHOR") or f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class ScanResult:
+    """What a scan of the log bytes found."""
+
+    header: dict[str, Any]
+    header_hash: bytes
+    events: list[Event]
+    offsets: list[int]  # start offset of each record
+    good_end: int  # end offset of the last valid record
+    file_size: int
+    torn: bool = False  # an incomplete record at the end
+    corruption: str | None = None  # description of mid-file damage
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def head_hash(self) -> bytes:
+        return self.events[-1].hash if self.events else self.header_hash
+
+
+def _is_zero(buf: memoryview) -> bool:
+    return not any(buf)
+
+
+def scan_bytes(data: bytes, where: str) -> ScanResult:
+    """Parse a whole log. Stops at the first bad record and classifies it as torn or corrupt."""
+    size = len(data)
+    if size < _FILE_HEAD.size:
+        raise LogCorruptError(f"{where}: too short to be a curalog log ({size} bytes)")
+    magic, fmt, hlen, hcrc = _FILE_HEAD.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise LogCorruptError(f"{where}: not a curalog log (bad magic bytes)")
+    if fmt > FORMAT_VERSION:
+        raise UnsupportedVersionError(f"{where}: log format {fmt} is newer than this curalog ({FORMAT_VERSION})")
+    if hlen > MAX_HEADER or _FILE_HEAD.size + hlen > size:
+        raise LogCorruptError(f"{where}: header length {hlen} is invalid")
+    hpayload = data[_FILE_HEAD.size : _FILE_HEAD.size + hlen]
+    if _crc(hpayload) != hcrc:
+        raise LogCorruptError(f"{where}: header checksum mismatch")
+    header = _unpack(hpayload, f"{where}: header")
+    if not isinstance(header, dict):
+        raise LogCorruptError(f"{where}: header is not a map")
+    header_hash = hashlib.sha256(hpayload).digest()
+    result = ScanResult(header, header_hash, [], [], _FILE_HEAD.size + hlen, size)
+    view = memoryview(data)
+    pos = result.good_end
+    prev = header_hash
+    seq = 0
+    while pos < size:
+        rec_where = f"{where}: record {seq + 1} at byte {pos}"
+        if size - pos < _FRAME.size:
+            result.torn = True
+            break
+        length, pcrc, fcrc = _FRAME.unpack_from(data, pos)
+        if _crc(bytes(view[pos : pos + 8])) != fcrc:
+            if _is_zero(view[pos:]):
+                result.torn = True  # preallocated / zero-filled tail after a crash
+            else:
+                result.corruption = f"{rec_where}: frame header checksum mismatch"
+            break
+        if length > MAX_RECORD:
+            result.corruption = f"{rec_where}: record length {length} exceeds the limit"
+            break
+        end = pos + _FRAME.size + length
+        if end > size:
+            result.torn = True
+            break
+        payload = bytes(view[pos + _FRAME.size : end])
+        if _crc(payload) != pcrc:
+            result.corruption = f"{rec_where}: payload checksum mismatch"
+            break
+        rec_hash = hashlib.sha256(payload).digest()
+        try:
+            event = decode_envelope(_unpack(payload, rec_where), rec_hash, rec_where)
+        except UnsupportedVersionError:
+            raise
+        except LogCorruptError as exc:
+            result.corruption = str(exc)
+            break
+        if event.seq != seq + 1:
+            result.corruption = f"{rec_where}: sequence number {event.seq}, expected {seq + 1}"
+            break
+        if event.prev != prev:
+            result.corruption = f"{rec_where}: hash chain broken (previous-record hash differs)"
+            break
+        result.events.append(event)
+        result.offsets.append(pos)
+        prev = rec_hash
+        seq += 1
+        pos = end
+        result.good_end = pos
+    return result
+
+
+def read_log(path: str | os.PathLike[str]) -> ScanResult:
+    """Read a log without locking or modifying it (a torn tail is ignored, corruption reported)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise LogError(f"{p}: no such log") from None
+    except OSError as exc:
+        raise LogError(f"{p}: cannot be read ({exc.strerror})") from None
+    return scan_bytes(data, str(p))
+
+
+class WriterLock:
+    """An exclusive ``flock`` on ``<log>.lock`` that names its holder."""
+
+    def __init__(self, log_path: Path):
+        self.path = log_path.with_name(log_path.name + ".lock")
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LogError(f"{self.path}: cannot create the lock file ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                who = f" by {holder}" if holder else ""
+                raise LogLockedError(f"{self.path.with_suffix('')}: already open for writing{who}") from None
+            raise LogError(f"{self.path}: cannot lock ({exc.strerror})") from None
+        info = f"{default_author()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
+    """Create a new log holding only ``header`` (atomically: temp file, fsync, rename)."""
+    p = Path(path)
+    if p.exists():
+        raise LogError(f"{p}: already exists")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LogError(f"{p.parent}: cannot create the log folder ({exc.strerror}); pass --log PATH") from None
+    full = {"format": FORMAT_VERSION, "checksum": CHECKSUM, **header}
+    payload = _pack(full)
+    data = _FILE_HEAD.pack(MAGIC, FORMAT_VERSION, len(payload), _crc(payload)) + payload
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, p)  # fails if someone created the log meanwhile
+    except FileExistsError:
+        raise LogError(f"{p}: already exists") from None
+    except OSError as exc:
+        raise LogError(f"{p}: cannot create ({exc.strerror})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    _fsync_dir(p.parent)
+
+
+class LogWriter:
+    """The single writer of a log: verified on open, appends durably.
+
+    Parameters
+    ----------
+    path : path-like
+        The log file (must exist; see :func:`create_log`).
+    recover : bool
+        Cut off a torn tail (keeping its bytes in a side file). Mid-file corruption is
+        never repaired here: it raises :class:`LogCorruptError`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, recover: bool = True):
+        self.path = Path(path)
+        self.lock = WriterLock(self.path)
+        self.lock.acquire()
+        try:
+            self.scan = read_log(self.path)
+            if self.scan.corruption:
+                raise LogCorruptError(
+                    f"{self.scan.corruption}; the log is read-only until repaired (curalog fsck --repair)"
+                )
+            if self.scan.torn:
+                if not recover:
+                    raise LogCorruptError(f"{self.path}: torn record at byte {self.scan.good_end}")
+                self._cut_torn_tail()
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        except BaseException:
+            self.lock.release()
+            raise
+        self.size = self.scan.good_end
+        self.events = self.scan.events
+        self.head_hash = self.scan.head_hash
+
+    def _cut_torn_tail(self) -> None:
+        good = self.scan.good_end
+        side = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        with open(self.path, "rb") as f:
+            f.seek(good)
+            tail = f.read()
+        with open(side, "wb") as f:
+            f.write(tail)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(self.path, "r+b") as f:
+            f.truncate(good)
+            f.flush()
+            os.fsync(f.fileno())
+        self.scan.warnings.append(
+            f"{self.path}: cut off an incomplete last record ({len(tail)} bytes, kept in {side.name})"
+        )
+        self.scan.torn = False
+        self.scan.file_size = good
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return self.scan.header
+
+    @property
+    def next_seq(self) -> int:
+        return len(self.events) + 1
+
+    def append(self, type_: str, body: dict[str, Any], author: str) -> Event:
+        """Write one record and fsync it; on any failure the file is left as it was."""
+        seq = self.next_seq
+        env = envelope(seq, type_, time.time_ns(), author, self.head_hash, body)
+        payload = _pack(env)
+        if len(payload) > MAX_RECORD:
+            raise LogError(f"{self.path}: event too large ({len(payload)} bytes)")
+        frame = encode_frame(payload)
+        try:
+            view = memoryview(frame)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+            os.fsync(self.fd)
+        except OSError as exc:
+            # Roll back a partial write so the log stays exactly as acknowledged.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+                os.fsync(self.fd)
+            raise LogError(f"{self.path}: could not record the action ({exc.strerror}); nothing was changed") from None
+        rec_hash = hashlib.sha256(payload).digest()
+        event = Event(seq=seq, type=type_, time_ns=env["time"], author=author, prev=self.head_hash, body=body, hash=rec_hash)
+        self.events.append(event)
+        self.head_hash = rec_hash
+        self.size += len(frame)
+        return event
+
+    def close(self) -> None:
+        if getattr(self, "fd", None) is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+        self.lock.release()
+
+
+def repair_log(path: str | os.PathLike[str]) -> tuple[int, Path | None]:
+    """Cut a damaged log after its last valid record, keeping the rest in a side file.
+
+    Returns the number of records kept and the side file (None when nothing was cut).
+    """
+    p = Path(path)
+    lock = WriterLock(p)
+    lock.acquire()
+    try:
+        scan = read_log(p)
+        if scan.good_end >= scan.file_size:
+            return len(scan.events), None
+        side = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        data = p.read_bytes()
+        with open(side, "wb") as f:
+            f.write(data[scan.good_end :])
+            f.flush()
+            os.fsync(f.fileno())
+        with open(p, "r+b") as f:
+            f.truncate(scan.good_end)
+            f.flush()
+            os.fsync(f.fileno())
+        return len(scan.events), side
+    finally:
+        lock.release()

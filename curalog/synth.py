@@ -1,0 +1,780 @@
+"""Synthetic Kilosort-style output folders: demo, test and benchmark data for curalog.
+
+:func:`synthesize` writes a complete folder that phy / phylib, SpikeInterface and curalog read
+like a real Kilosort 2/3 output (``params.py``, ``spike_times.npy``, ``spike_templates.npy``,
+``amplitudes.npy``, ``templates.npy``, channel files, ``similar_templates.npy``, whitening
+matrices and the sorter's ``cluster_*.tsv`` columns), plus a ground-truth file
+``synth_truth.json`` that phylib does not pick up.
+
+The generative model
+--------------------
+*Probe.* A Neuropixels-1.0-like layout: two channels per row, 20 µm vertical pitch, the four
+staggered columns x = 43, 11, 59, 27 µm (channel ``i`` sits at ``x = (43, 11, 59, 27)[i % 4]``,
+``y = 20 * (i // 2 + 1)``), one shank, identity whitening.
+
+*Units.* True units sit at a random position along the probe. Each has a log-normal firing
+rate (median 5 Hz, clipped to 0.5–40 Hz), a log-normal mean amplitude scaling (median 25) and a
+waveform: a difference of Gaussians in time (a sharp negative trough followed by a broad
+positive rebound), scaled on every channel by a Gaussian spatial footprint of the distance to
+the unit (σ = 18–30 µm, exactly zero beyond 100 µm, so about a dozen channels carry signal),
+with a small propagation delay and a rebound that grows with distance.
+
+*The "sorter".* About a third of the units are over-split into 2–4 templates. A split unit
+deals its spikes to its templates either by time segment (drift-like: the recording is cut into
+segments of at least 15 % of its length, with a soft, randomly jittered boundary) or by
+amplitude (equal-probability amplitude quantiles). The templates of a split unit are copies of
+the unit's waveform with a few µm of position shift, a few % of width change and (amplitude
+splits) ±6 % amplitude, so their similarity is > 0.9. About 7.5 % of the templates are *noise*:
+low-amplitude, oscillatory waveforms with a broad footprint, firing as Poisson processes
+without refractoriness. Template ids are a random permutation (the sorter's ids carry no
+ground-truth order).
+
+*Spike trains.* Each true unit (and each noise template) is an independent renewal process in
+integer samples: ISI = R + floor(E) with R = ceil(2 ms · sample_rate) (0 for noise) and E
+exponential, its mean chosen so the process has exactly the unit's rate. A unit therefore never
+has an ISI below 2 ms, whichever templates its spikes were dealt to. The amplitude scaling
+factor of every spike is ~ N(mean_u, 0.15 · mean_u), clipped to > 0. The spike trains of all
+sources are merged in time order by a heap (ties in sample ordered by template id), so the
+output is sorted without any sort, is exactly ``n_spikes`` long (the recording duration is the
+time of the last spike, about ``n_spikes / total rate``), and does not depend on how it was
+chunked. Each source has its own counter-based random stream (splitmix64) seeded from ``seed``:
+everything is deterministic for a given seed.
+
+*Sorter columns.* ``cluster_ContamPct.tsv`` is the template's 1.5 ms ISI-violation count
+relative to a Poisson process of the same rate (≈ 0 for real units, ≈ 100 for noise, clipped
+to 100), ``cluster_KSLabel.tsv`` says ``good`` below 10 % and ``mua`` otherwise,
+``cluster_Amplitude.tsv`` is the mean amplitude scaling times the template's peak-to-peak, and
+``cluster_group.tsv`` is a copy of KSLabel, as Kilosort writes it.
+
+Streaming
+---------
+Spikes are produced by a numba kernel in chunks of 2**21 and appended to ``.npy`` files whose
+header is written first, so memory stays bounded (a few tens of MB beyond the templates) even
+for 50 M spikes. ``spike_times.npy`` is written under a temporary name and renamed last, so an
+interrupted run never looks like a complete dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any, BinaryIO
+
+import numpy as np
+from numba import njit
+
+__all__ = ["SynthInfo", "synthesize", "channel_positions_np1"]
+
+TRUTH_FILE = "synth_truth.json"
+TRUTH_FORMAT = "curalog-synth-truth"
+TRUTH_VERSION = 1
+
+_CHUNK = 1 << 21  # spikes per streamed chunk
+_FEATURE_BLOCK = 1 << 16  # spikes per pc/template-feature block (its own random stream)
+_NP1_X = np.array([43.0, 11.0, 59.0, 27.0])
+_REFRACTORY_S = 0.002
+_VIOLATION_S = 0.0015
+_AMP_CV = 0.15
+_NOISE_FRACTION = 0.075
+_SPLIT_FRACTION = 1.0 / 3.0
+_FOOTPRINT_CUTOFF_UM = 100.0
+
+_MODE_SINGLE = 0
+_MODE_DRIFT = 1
+_MODE_AMPLITUDE = 2
+
+
+@dataclass(frozen=True)
+class SynthInfo:
+    """Summary of a synthesized dataset.
+
+    Attributes
+    ----------
+    path : Path
+        The dataset folder.
+    n_spikes, n_templates, n_units, n_channels : int
+        Sizes. ``n_units`` counts true units only (not noise templates).
+    sample_rate : float
+        Samples per second.
+    duration : float
+        Recording duration in seconds: ``(last spike sample + 1) / sample_rate``.
+    unit_of_template : np.ndarray
+        ``(n_templates,)`` int64, the true unit of every template, -1 for noise templates.
+    """
+
+    path: Path
+    n_spikes: int
+    n_templates: int
+    n_units: int
+    n_channels: int
+    sample_rate: float
+    duration: float
+    unit_of_template: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels: per-source random streams, windowed generation, bucket sort
+# --------------------------------------------------------------------------------------------
+
+_SM_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_SM_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_SM_M2 = np.uint64(0x94D049BB133111EB)
+_U30 = np.uint64(30)
+_U27 = np.uint64(27)
+_U31 = np.uint64(31)
+_U11 = np.uint64(11)
+_INV_2_53 = 1.0 / 9007199254740992.0
+
+
+@njit(cache=True, inline="always")
+def _splitmix(state):  # pragma: no cover - numba
+    """One splitmix64 step: ``(new state, double in [0, 1))``."""
+    state = state + _SM_GAMMA
+    z = (state ^ (state >> _U30)) * _SM_M1
+    z = (z ^ (z >> _U27)) * _SM_M2
+    z = z ^ (z >> _U31)
+    return state, float(z >> _U11) * _INV_2_53
+
+
+@njit(cache=True, inline="always")
+def _next_event(st, t, refr, isi_mean, amp_mean, amp_cv, mode, b, k, jitter, cuts,
+                tpl_flat):  # pragma: no cover - numba
+    """The event following time ``t`` of one source: ``(rng state, time, template, amp)``.
+
+    ISI = ``refr + floor(Exp(isi_mean))``; amplitude ``amp_mean * (1 + amp_cv * z)``, z
+    standard normal (Box-Muller); the template is the source's ``j``-th (``tpl_flat[b + j]``)
+    with ``j`` the number of ``cuts[b:b + k - 1]`` below the jittered time (drift mode) or
+    below ``z`` (amplitude mode).
+    """
+    st, u = _splitmix(st)
+    tn = t + refr + np.int64(math.floor(-math.log(1.0 - u) * isi_mean))
+    st, u1 = _splitmix(st)
+    st, u2 = _splitmix(st)
+    z = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+    a = amp_mean * (1.0 + amp_cv * z)
+    if a < 0.01 * amp_mean:
+        a = 0.01 * amp_mean
+    j = 0
+    if mode == 1:  # drift-like: segment of a jittered time
+        st, u = _splitmix(st)
+        tj = tn + (2.0 * u - 1.0) * jitter
+        for i in range(k - 1):
+            if cuts[b + i] < tj:
+                j += 1
+    elif mode == 2:  # amplitude quantile
+        for i in range(k - 1):
+            if cuts[b + i] < z:
+                j += 1
+    return st, tn, tpl_flat[b + j], a
+
+
+@njit(cache=True)
+def _init_sources(rng, refr, isi_mean, mode, start, k, amp_mean, amp_cv, jitter, cuts,
+                  tpl_flat, next_t, next_tpl, next_amp):  # pragma: no cover - numba
+    """Draw the first event of every source, from the stationary renewal process."""
+    for s in range(next_t.shape[0]):
+        # time 0 falls in the refractory part of an ISI with probability R / (R + m), then the
+        # rest of it is uniform; the exponential part is memoryless.
+        r = refr[s]
+        st, u = _splitmix(rng[s])
+        st, u2 = _splitmix(st)
+        rest = np.int64(math.floor(u2 * r)) if u * (r + isi_mean[s]) < r else np.int64(0)
+        st, t, tp, a = _next_event(st, rest - r, r, isi_mean[s], amp_mean[s], amp_cv, mode[s],
+                                   start[s], k[s], jitter[s], cuts, tpl_flat)
+        rng[s] = st
+        next_t[s] = t
+        next_tpl[s] = tp
+        next_amp[s] = a
+
+
+@njit(cache=True, nogil=True)
+def _gen_window(t1, out_t, out_tpl, out_amp, rng, refr, isi_mean, mode, start, k, amp_mean,
+                amp_cv, jitter, cuts, tpl_flat, next_t, next_tpl, next_amp):  # pragma: no cover
+    """Emit every event before sample ``t1`` of every source, source after source.
+
+    Returns the number of events, or -1 if the output buffers are too small (the source
+    states are then partly advanced: the caller restores them).
+    """
+    cap = out_t.shape[0]
+    n = 0
+    for s in range(next_t.shape[0]):
+        st = rng[s]
+        t = next_t[s]
+        tp = next_tpl[s]
+        a = next_amp[s]
+        r = refr[s]
+        im = isi_mean[s]
+        am = amp_mean[s]
+        md = mode[s]
+        b = start[s]
+        ks = k[s]
+        jt = jitter[s]
+        while t < t1:
+            if n == cap:
+                return -1
+            out_t[n] = t
+            out_tpl[n] = tp
+            out_amp[n] = a
+            n += 1
+            st, t, tp, a = _next_event(st, t, r, im, am, amp_cv, md, b, ks, jt, cuts, tpl_flat)
+        rng[s] = st
+        next_t[s] = t
+        next_tpl[s] = tp
+        next_amp[s] = a
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _sort_window(n, t0, t1, in_t, in_tpl, in_amp, out_t, out_tpl, out_amp,
+                 hist):  # pragma: no cover - numba
+    """Sort ``n`` events of ``[t0, t1)`` by (time, template): bucket sort, O(n).
+
+    Buckets of ``2**shift`` samples, about one event per bucket (``hist`` holds at least
+    ``n + 1`` counters), then an insertion sort inside every bucket.
+    """
+    nb = hist.shape[0] - 1
+    span = t1 - t0
+    shift = 0
+    while (span >> shift) >= nb:
+        shift += 1
+    n_buckets = ((span - 1) >> shift) + 1
+    for i in range(n_buckets + 1):
+        hist[i] = 0
+    for i in range(n):
+        hist[((in_t[i] - t0) >> shift) + 1] += 1
+    for i in range(n_buckets):
+        hist[i + 1] += hist[i]
+    for i in range(n):
+        bk = (in_t[i] - t0) >> shift
+        j = hist[bk]
+        hist[bk] = j + 1
+        out_t[j] = in_t[i]
+        out_tpl[j] = in_tpl[i]
+        out_amp[j] = in_amp[i]
+    # after the scatter, hist[b] is the end of bucket b (= start of bucket b + 1)
+    lo = 0
+    for bk in range(n_buckets):
+        hi = hist[bk]
+        for i in range(lo + 1, hi):
+            t = out_t[i]
+            tp = out_tpl[i]
+            a = out_amp[i]
+            j = i - 1
+            while j >= lo and (out_t[j] > t or (out_t[j] == t and out_tpl[j] > tp)):
+                out_t[j + 1] = out_t[j]
+                out_tpl[j + 1] = out_tpl[j]
+                out_amp[j + 1] = out_amp[j]
+                j -= 1
+            out_t[j + 1] = t
+            out_tpl[j + 1] = tp
+            out_amp[j + 1] = a
+        lo = hi
+
+
+@njit(cache=True, nogil=True)
+def _accumulate(n, t, tpl, amp, count, amp_sum, last_t, viol,
+                viol_win):  # pragma: no cover - numba
+    """Per-template spike counts, amplitude sums and ISI violations (ISI < ``viol_win``)."""
+    for i in range(n):
+        tp = tpl[i]
+        count[tp] += 1
+        amp_sum[tp] += amp[i]
+        lt = last_t[tp]
+        if lt >= 0 and t[i] - lt < viol_win:
+            viol[tp] += 1
+        last_t[tp] = t[i]
+
+
+# --------------------------------------------------------------------------------------------
+# model construction (small, vectorised numpy)
+# --------------------------------------------------------------------------------------------
+
+
+def channel_positions_np1(n_channels: int) -> np.ndarray:
+    """Neuropixels-1.0-like staggered positions ``(n_channels, 2)`` float64, in µm."""
+    i = np.arange(n_channels)
+    return np.column_stack([_NP1_X[i % 4], 20.0 * (i // 2 + 1)]).astype(np.float64)
+
+
+@dataclass
+class _Model:
+    """Everything drawn before the spikes: units, templates, sources."""
+
+    unit_of_template: np.ndarray  # (n_t,) int64
+    templates: np.ndarray  # (n_t, ns, nc) float32
+    units: list[dict[str, Any]]
+    noise_templates: list[int]
+    # sources = true units then noise templates
+    refr: np.ndarray
+    isi_mean: np.ndarray
+    mode: np.ndarray
+    start: np.ndarray
+    k: np.ndarray
+    amp_mean: np.ndarray
+    jitter: np.ndarray
+    cuts: np.ndarray
+    tpl_flat: np.ndarray
+    total_rate: float  # spikes per second, all sources
+
+
+def _isi_mean_for_rate(rate: np.ndarray, refr: np.ndarray, sample_rate: float) -> np.ndarray:
+    """Mean ``m`` of E so that ISI = refr + floor(E), E ~ Exp(m), has mean ``sample_rate/rate``.
+
+    E[floor(E)] = 1 / (exp(1/m) - 1) =: K, hence m = 1 / log1p(1 / K).
+    """
+    kk = sample_rate / rate - refr
+    kk = np.maximum(kk, 1e-3)
+    return 1.0 / np.log1p(1.0 / kk)
+
+
+def _waveform(ns: int, trough: float, sr_scale: float, s1: float, s2: float, d: float,
+              r: np.ndarray, delay: np.ndarray) -> np.ndarray:
+    """Difference-of-Gaussians spike waveform on several channels, ``(ns, n_ch)``.
+
+    Trough of depth 1 at ``trough + delay`` (σ ``s1``), rebound ``r`` at ``+d`` (σ ``s2``);
+    all times in 30 kHz samples, scaled by ``sr_scale``.
+    """
+    t = (np.arange(ns, dtype=np.float64)[:, None] - trough - delay[None, :]) / sr_scale
+    return -np.exp(-0.5 * (t / s1) ** 2) + r[None, :] * np.exp(-0.5 * ((t - d) / s2) ** 2)
+
+
+def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
+                 sample_rate: float, n_samples: int) -> tuple[_Model, np.ndarray]:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
+    pos = channel_positions_np1(n_channels)
+    y_top = float(pos[:, 1].max()) + 20.0
+    sr_scale = sample_rate / 30_000.0
+    trough = round(n_samples * 40 / 82)
+
+    # -- how many noise templates, how templates are dealt to units
+    n_noise = int(round(_NOISE_FRACTION * n_templates))
+    if n_templates >= 4:
+        n_noise = max(1, n_noise)
+    n_real = n_templates - n_noise
+    ks: list[int] = []
+    left = n_real
+    while left > 0:
+        if left >= 2 and rng.random() < _SPLIT_FRACTION:
+            k = int(rng.integers(2, min(4, left) + 1))
+        else:
+            k = 1
+        ks.append(k)
+        left -= k
+    n_units = len(ks)
+    ids = rng.permutation(n_templates)  # sorter's template ids carry no ground-truth order
+    unit_of_template = np.full(n_templates, -1, dtype=np.int64)
+
+    rates = np.clip(np.exp(rng.normal(math.log(5.0), 0.85, n_units)), 0.5, 40.0)
+    amps = np.clip(np.exp(rng.normal(math.log(25.0), 0.35, n_units)), 8.0, 80.0)
+    noise_rates = np.clip(np.exp(rng.normal(math.log(8.0), 0.6, n_noise)), 1.0, 60.0)
+    noise_amps = rng.uniform(6.0, 14.0, n_noise)
+    total_rate = float(rates.sum() + noise_rates.sum())
+    t_nominal = n_spikes / total_rate * sample_rate  # expected duration, samples
+
+    templates = np.zeros((n_templates, n_samples, n_channels), dtype=np.float32)
+    n_src = n_units + n_noise
+    refr_samples = int(math.ceil(_REFRACTORY_S * sample_rate - 1e-9))
+    refr = np.zeros(n_src, dtype=np.int64)
+    refr[:n_units] = refr_samples
+    mode = np.zeros(n_src, dtype=np.int64)
+    start = np.zeros(n_src, dtype=np.int64)
+    kk = np.ones(n_src, dtype=np.int64)
+    jitter = np.zeros(n_src, dtype=np.float64)
+    cuts = np.zeros(n_templates, dtype=np.float64)
+    tpl_flat = np.zeros(n_templates, dtype=np.int32)
+    units: list[dict[str, Any]] = []
+
+    slot = 0
+    for u, k in enumerate(ks):
+        x = rng.uniform(0.0, 70.0)
+        y = rng.uniform(0.0, y_top)
+        sig_space = rng.uniform(18.0, 30.0)
+        s1 = rng.uniform(2.5, 4.5)
+        s2 = rng.uniform(5.0, 9.0)
+        d = rng.uniform(8.0, 14.0)
+        reb = rng.uniform(0.25, 0.55)
+        speed = rng.uniform(30.0, 60.0)  # µm per sample
+        peak = rng.uniform(0.08, 0.3)
+        m = _MODE_SINGLE if k == 1 else int(rng.choice([_MODE_DRIFT, _MODE_AMPLITUDE]))
+        if m == _MODE_DRIFT:
+            seg = 0.15 + (1.0 - 0.15 * k) * rng.dirichlet(np.ones(k))
+            cuts[slot:slot + k - 1] = np.cumsum(seg)[:-1] * t_nominal
+            jitter[u] = rng.uniform(0.01, 0.04) * t_nominal
+            step = rng.uniform(1.5, 2.5) * (1 if rng.random() < 0.5 else -1)
+            dys = (np.arange(k) - (k - 1) / 2) * step
+            dxs = np.zeros(k)
+            gains = np.ones(k)
+        elif m == _MODE_AMPLITUDE:
+            nd = NormalDist()
+            cuts[slot:slot + k - 1] = [nd.inv_cdf(j / k) for j in range(1, k)]
+            dys = rng.uniform(-1.5, 1.5, k)
+            dxs = rng.uniform(-1.0, 1.0, k)
+            gains = 1.0 + 0.06 * (np.arange(k) - (k - 1) / 2)
+        else:
+            dys = dxs = np.zeros(1)
+            gains = np.ones(1)
+        tids = ids[slot:slot + k]
+        for j, t in enumerate(tids):
+            dist = np.hypot(pos[:, 0] - (x + dxs[j]), pos[:, 1] - (y + dys[j]))
+            near = dist <= _FOOTPRINT_CUTOFF_UM
+            if not near.any():  # unit beyond the probe's ends: use the nearest channel
+                near = dist == dist.min()
+            dn = dist[near]
+            wj = 1.0 + (rng.uniform(-0.03, 0.03) if k > 1 else 0.0)
+            w = _waveform(n_samples, trough, sr_scale, s1 * wj, s2 * wj, d,
+                          reb * (1.0 + 0.5 * dn / 100.0), dn / speed)
+            templates[t][:, near] = (peak * gains[j]) * w * np.exp(-0.5 * (dn / sig_space) ** 2)
+            unit_of_template[t] = u
+        tpl_flat[slot:slot + k] = tids
+        mode[u] = m
+        start[u] = slot
+        kk[u] = k
+        units.append({
+            "unit": u,
+            "templates": [int(t) for t in tids],
+            "rate_hz": float(rates[u]),
+            "depth_um": float(y),
+            "x_um": float(x),
+            "amplitude_mean": float(amps[u]),
+            "split": ["none", "drift", "amplitude"][m],
+        })
+        slot += k
+
+    noise_templates: list[int] = []
+    for i in range(n_noise):
+        t = int(ids[slot])
+        x = rng.uniform(0.0, 70.0)
+        y = rng.uniform(0.0, y_top)
+        sig_space = rng.uniform(60.0, 150.0)
+        dist = np.hypot(pos[:, 0] - x, pos[:, 1] - y)
+        near = dist <= 3.0 * sig_space
+        if not near.any():
+            near = dist == dist.min()
+        f = rng.uniform(0.02, 0.08)
+        phase = rng.uniform(0.0, 2 * math.pi)
+        sw = rng.uniform(6.0, 14.0)
+        tt = (np.arange(n_samples) - trough) / sr_scale
+        w = np.exp(-0.5 * (tt / sw) ** 2) * np.sin(2 * math.pi * f * tt + phase)
+        w /= max(np.abs(w).max(), 1e-12)
+        fp = np.exp(-0.5 * (dist[near] / sig_space) ** 2)
+        templates[t][:, near] = rng.uniform(0.02, 0.05) * w[:, None] * fp[None, :]
+        src = n_units + i
+        tpl_flat[slot] = t
+        start[src] = slot
+        noise_templates.append(t)
+        slot += 1
+
+    amp_mean = np.concatenate([amps, noise_amps]).astype(np.float64)
+    isi_mean = _isi_mean_for_rate(np.concatenate([rates, noise_rates]), refr, sample_rate)
+    model = _Model(unit_of_template, templates, units, sorted(noise_templates), refr, isi_mean,
+                   mode, start, kk, amp_mean, jitter, cuts, tpl_flat, total_rate)
+    return model, pos
+
+
+def _similarity(templates: np.ndarray) -> np.ndarray:
+    """Cosine similarity of flattened templates, clipped to [0, 1], unit diagonal (float32)."""
+    x = templates.reshape(templates.shape[0], -1)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64)).astype(np.float32)
+    xn = x / np.maximum(norms, 1e-12)[:, None]
+    sim = xn @ xn.T
+    np.clip(sim, 0.0, 1.0, out=sim)
+    np.fill_diagonal(sim, 1.0)
+    return sim.astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+
+class _NpyWriter:
+    """Append rows to a ``.npy`` file whose header (final shape) is written up front."""
+
+    def __init__(self, path: Path, dtype: np.dtype | type, shape: tuple[int, ...]):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.shape = shape
+        self.rows = 0
+        self._f: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": shape}
+        np.lib.format.write_array_header_1_0(self._f, header)
+
+    def write(self, rows: np.ndarray) -> None:
+        a = np.ascontiguousarray(rows, dtype=self.dtype)
+        self._f.write(memoryview(a).cast("B"))
+        self.rows += a.shape[0]
+
+    def close(self) -> None:
+        self._f.close()
+        if self.rows != self.shape[0]:
+            raise RuntimeError(f"{self.path}: wrote {self.rows} rows, expected {self.shape[0]}")
+
+    def abort(self) -> None:
+        self._f.close()
+
+
+def _write_tsv(path: Path, field: str, values: list[str]) -> None:
+    lines = [f"cluster_id\t{field}"] + [f"{i}\t{v}" for i, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _pc_setup(templates: np.ndarray, pos: np.ndarray, sim: np.ndarray, n_pc_ch: int,
+              n_tf: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Feature channel sets, mean PC projections and template-feature neighbours."""
+    n_t = templates.shape[0]
+    ptp = templates.max(axis=1) - templates.min(axis=1)  # (n_t, nc)
+    peak = ptp.argmax(axis=1)
+    d = np.hypot(pos[peak, 0][:, None] - pos[None, :, 0], pos[peak, 1][:, None] - pos[None, :, 1])
+    pc_ind = np.argsort(d, axis=1, kind="stable")[:, :n_pc_ch]
+    wav = np.take_along_axis(templates, pc_ind[:, None, :], axis=2)  # (n_t, ns, n_pc_ch)
+    flat = wav.transpose(0, 2, 1).reshape(-1, templates.shape[1]).astype(np.float64)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    pcs = vt[:3]  # (3, ns) temporal principal components
+    proj = np.einsum("ps,tsc->tpc", pcs, wav.astype(np.float64))  # (n_t, 3, n_pc_ch)
+    s = sim.astype(np.float64).copy()
+    np.fill_diagonal(s, 2.0)  # itself first
+    tf_ind = np.argsort(-s, axis=1, kind="stable")[:, :n_tf]
+    tf_mean = np.take_along_axis(sim, tf_ind, axis=1).astype(np.float64)  # (n_t, n_tf)
+    assert tf_ind.shape == (n_t, n_tf)
+    return pc_ind, proj, tf_ind, tf_mean
+
+
+def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, seed: int = 0,
+               *, n_channels: int = 96, sample_rate: float = 30_000.0, n_samples: int = 82,
+               legacy_quirks: bool = False, pc_features: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> SynthInfo:
+    """Write a synthetic Kilosort-style output folder (see the module docstring for the model).
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder to write into; created if missing.
+    n_spikes : int
+        Exact number of spikes.
+    n_templates : int
+        Number of templates (true units' templates plus ~7.5 % noise templates).
+    seed : int
+        Seed: the whole dataset is a deterministic function of the arguments.
+    n_channels : int
+        Channels of the Neuropixels-1.0-like probe.
+    sample_rate : float
+        Samples per second.
+    n_samples : int
+        Samples per template (82 as Kilosort 2/3, 61 as Kilosort 4).
+    legacy_quirks : bool
+        Write old-Kilosort shapes and dtypes: ``(n, 1)`` uint64 spike times, uint32 spike
+        templates, float64 amplitudes, ``(n_ch, 1)`` channel map, and ``templates_ind.npy``
+        (float64, ``arange(n_channels)`` on every row, ignored by phylib like Kilosort's).
+    pc_features : bool
+        Also write ``pc_features.npy`` ``(n, 3, 12)``, ``pc_feature_ind.npy``,
+        ``template_features.npy`` ``(n, 8)`` and ``template_feature_ind.npy`` (only sensible
+        for small datasets: 148 bytes per spike).
+    progress : callable, optional
+        Called as ``progress(done_spikes, n_spikes)`` after every written chunk.
+
+    Returns
+    -------
+    SynthInfo
+
+    Raises
+    ------
+    FileExistsError
+        If ``out`` already contains ``spike_times.npy``.
+    ValueError
+        For non-positive sizes.
+
+    Notes
+    -----
+    With few spikes per template (below a few hundred on average) a low-rate template can end
+    up with no spike at all; a warning is issued then.
+    """
+    n_spikes = int(n_spikes)
+    n_templates = int(n_templates)
+    n_channels = int(n_channels)
+    n_samples = int(n_samples)
+    sample_rate = float(sample_rate)
+    if n_spikes < 1 or n_templates < 1 or n_channels < 1 or n_samples < 8 or sample_rate <= 0:
+        raise ValueError("n_spikes, n_templates, n_channels >= 1, n_samples >= 8, "
+                         "sample_rate > 0 required")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "spike_times.npy").exists():
+        raise FileExistsError(f"{out} already contains a dataset (spike_times.npy)")
+
+    model, pos = _build_model(n_spikes, n_templates, seed, n_channels, sample_rate, n_samples)
+    templates = model.templates
+    sim = _similarity(templates)
+
+    # -- static files
+    (out / "params.py").write_text(
+        "dat_path = 'raw.dat'\n"
+        f"n_channels_dat = {n_channels}\n"
+        "dtype = 'int16'\n"
+        "offset = 0\n"
+        f"sample_rate = {sample_rate!r}\n"
+        "hp_filtered = False\n"
+    )
+    np.save(out / "templates.npy", templates)
+    cmap = np.arange(n_channels, dtype=np.int32)
+    np.save(out / "channel_map.npy", cmap[:, None] if legacy_quirks else cmap)
+    np.save(out / "channel_positions.npy", pos)
+    np.save(out / "channel_shanks.npy", np.zeros(n_channels, dtype=np.int32))
+    np.save(out / "similar_templates.npy", sim)
+    np.save(out / "whitening_mat.npy", np.eye(n_channels, dtype=np.float64))
+    np.save(out / "whitening_mat_inv.npy", np.eye(n_channels, dtype=np.float64))
+    if legacy_quirks:
+        np.save(out / "templates_ind.npy",
+                np.tile(np.arange(n_channels, dtype=np.float64), (n_templates, 1)))
+
+    # -- streamed per-spike files
+    col = (n_spikes, 1) if legacy_quirks else (n_spikes,)
+    tmp_times = out / ".spike_times.npy.partial"
+    writers = [
+        _NpyWriter(tmp_times, np.uint64 if legacy_quirks else np.int64, col),
+        _NpyWriter(out / "spike_templates.npy", np.uint32 if legacy_quirks else np.int32, col),
+        _NpyWriter(out / "amplitudes.npy", np.float64 if legacy_quirks else np.float32, col),
+    ]
+    n_pc_ch = min(12, n_channels)
+    n_tf = min(8, n_templates)
+    if pc_features:
+        pc_ind, proj, tf_ind, tf_mean = _pc_setup(templates, pos, sim, n_pc_ch, n_tf)
+        np.save(out / "pc_feature_ind.npy", pc_ind.astype(np.uint32))
+        np.save(out / "template_feature_ind.npy", tf_ind.astype(np.uint32))
+        # mean amplitude scaling of every template's source sets the feature noise scale
+        amp_t = np.repeat(model.amp_mean, model.k)[np.argsort(model.tpl_flat)]
+        pc_sd = 0.08 * amp_t * np.abs(proj).max(axis=(1, 2)) + 1e-3
+        tf_sd = 0.05 * amp_t + 1e-3
+        writers.append(_NpyWriter(out / "pc_features.npy", np.float32, (n_spikes, 3, n_pc_ch)))
+        writers.append(_NpyWriter(out / "template_features.npy", np.float32, (n_spikes, n_tf)))
+
+    n_src = model.refr.shape[0]
+    rng_state = np.random.SeedSequence([seed, 0x591C3]).generate_state(n_src, dtype=np.uint64)
+    next_t = np.zeros(n_src, dtype=np.int64)
+    next_tpl = np.zeros(n_src, dtype=np.int32)
+    next_amp = np.zeros(n_src, dtype=np.float64)
+    count = np.zeros(n_templates, dtype=np.int64)
+    amp_sum = np.zeros(n_templates, dtype=np.float64)
+    last_t = np.full(n_templates, -1, dtype=np.int64)
+    viol = np.zeros(n_templates, dtype=np.int64)
+    viol_win = int(round(_VIOLATION_S * sample_rate))
+    src = (rng_state, model.refr, model.isi_mean, model.mode, model.start, model.k,
+           model.amp_mean, _AMP_CV, model.jitter, model.cuts, model.tpl_flat)
+    state = (next_t, next_tpl, next_amp)
+    _init_sources(*src, *state)
+
+    # time windows expected to hold `target` spikes; buffers with ample headroom (a window
+    # that overflows them is retried at half its length)
+    target = min(_CHUNK, n_spikes)
+    window = max(1, int(math.ceil((1.02 * target + 64) / model.total_rate * sample_rate)))
+    cap = int(1.3 * target) + 4096
+    gen = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.float64))
+    srt = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.float64))
+    hist = np.empty(cap + 1, dtype=np.int64)
+    done = 0
+    t0 = 0
+    i_chunk = 0
+    last_sample = 0
+    shape1 = (lambda m: (m, 1)) if legacy_quirks else (lambda m: (m,))
+    try:
+        while done < n_spikes:
+            saved = (rng_state.copy(), *(a.copy() for a in state))
+            while True:
+                n = _gen_window(t0 + window, *gen, *src, *state)
+                if n >= 0:
+                    break
+                for dst, val in zip((rng_state, *state), saved, strict=True):
+                    dst[:] = val
+                window = max(1, window // 2)
+            t1 = t0 + window
+            _sort_window(n, t0, t1, *gen, *srt, hist)
+            m = min(n, n_spikes - done)
+            st, stpl, samp = srt[0][:m], srt[1][:m], srt[2][:m]
+            _accumulate(m, st, stpl, samp, count, amp_sum, last_t, viol, viol_win)
+            writers[0].write(st.reshape(shape1(m)))
+            writers[1].write(stpl.reshape(shape1(m)))
+            writers[2].write(samp.reshape(shape1(m)))
+            if pc_features:
+                _write_features(writers[3], writers[4], i_chunk, stpl, samp, proj, pc_sd,
+                                tf_mean, tf_sd, seed)
+            if m:
+                last_sample = int(st[m - 1])
+                done += m
+            t0 = t1
+            i_chunk += 1
+            if progress is not None and m:
+                progress(done, n_spikes)
+        for w in writers:
+            w.close()
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    os.replace(tmp_times, out / "spike_times.npy")
+
+    # -- sorter columns
+    duration_samples = last_sample + 1
+    ptp_max = (templates.max(axis=1) - templates.min(axis=1)).max(axis=1).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_amp = np.where(count > 0, amp_sum / np.maximum(count, 1), 0.0)
+        contam = np.where(count > 1,
+                          100.0 * viol * duration_samples / (count.astype(np.float64) ** 2 * viol_win),
+                          100.0)
+    contam = np.minimum(contam, 100.0)
+    ks_label = ["good" if c < 10.0 else "mua" for c in contam]
+    _write_tsv(out / "cluster_KSLabel.tsv", "KSLabel", ks_label)
+    _write_tsv(out / "cluster_group.tsv", "group", ks_label)
+    _write_tsv(out / "cluster_ContamPct.tsv", "ContamPct", [f"{c:.1f}" for c in contam])
+    _write_tsv(out / "cluster_Amplitude.tsv", "Amplitude",
+               [f"{a:.1f}" for a in mean_amp * ptp_max])
+
+    truth = {
+        "format": TRUTH_FORMAT,
+        "version": TRUTH_VERSION,
+        "seed": int(seed),
+        "n_spikes": n_spikes,
+        "sample_rate": sample_rate,
+        "refractory_ms": _REFRACTORY_S * 1e3,
+        "unit_of_template": [int(u) for u in model.unit_of_template],
+        "noise_templates": model.noise_templates,
+        "units": model.units,
+    }
+    (out / TRUTH_FILE).write_text(json.dumps(truth, indent=1) + "\n")
+
+    empty = np.flatnonzero(count == 0)
+    if empty.size:
+        warnings.warn(f"{empty.size} template(s) got no spike (too few spikes per template)",
+                      RuntimeWarning, stacklevel=2)
+    return SynthInfo(path=out, n_spikes=n_spikes, n_templates=n_templates,
+                     n_units=len(model.units), n_channels=n_channels, sample_rate=sample_rate,
+                     duration=duration_samples / sample_rate,
+                     unit_of_template=model.unit_of_template.copy())
+
+
+def _write_features(pc_writer: _NpyWriter, tf_writer: _NpyWriter, i_chunk: int,
+                    tpl: np.ndarray, amp: np.ndarray, proj: np.ndarray, pc_sd: np.ndarray,
+                    tf_mean: np.ndarray, tf_sd: np.ndarray, seed: int) -> None:
+    """PC and template features of one chunk of spikes, appended to the writers.
+
+    A spike's features are its template's mean features scaled by its amplitude, plus
+    Gaussian noise (``pc_sd`` / ``tf_sd`` per template), from a stream seeded by
+    ``(seed, chunk, block)``; blocks of ``_FEATURE_BLOCK`` spikes bound the temporaries.
+    """
+    n = tpl.shape[0]
+    for i in range(0, n, _FEATURE_BLOCK):
+        end = min(n, i + _FEATURE_BLOCK)
+        r = np.random.default_rng(np.random.SeedSequence([seed, 0xFEA7, i_chunk, i]))
+        t = tpl[i:end]
+        a = amp[i:end]
+        pcn = r.standard_normal((end - i,) + proj.shape[1:], dtype=np.float32)
+        pc = proj[t] * a[:, None, None] + pcn * pc_sd[t][:, None, None]
+        tfn = r.standard_normal((end - i, tf_mean.shape[1]), dtype=np.float32)
+        tf = tf_mean[t] * a[:, None] + tfn * tf_sd[t][:, None]
+        pc_writer.write(pc.astype(np.float32))
+        tf_writer.write(tf.astype(np.float32))

@@ -400,6 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "serve the terminal UI to a browser (binds 127.0.0.1; use an SSH tunnel)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
     p.add_argument("--port", type=int, default=8000)
+
+    for module in ("history_cli", "autolabel_cli"):
+        try:
+            register = __import__(f"curalog.{module}", fromlist=["register"]).register
+        except (ImportError, AttributeError):
+            continue
+        register(add)
     return parser
 
 

@@ -47,7 +47,7 @@ def format_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (float, np.floating)):
-        return "%.8f" % float(value)
+        return f"{float(value):.8f}"
     if isinstance(value, np.integer):
         return str(int(value))
     return str(value)

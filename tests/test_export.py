@@ -1,0 +1,90 @@
+"""phy's output files: formats, atomicity, backups, and that phylib reads them."""
+
+import os
+
+import numpy as np
+import pytest
+
+import curalog
+from conftest import write_folder
+from curalog.io.phy import export_status, format_cell
+
+
+@pytest.fixture
+def curated(tmp_path):
+    d = write_folder(tmp_path / "d", [3, 3, 3, 4, 4, 4, 4, 8, 8], n_templates=9, groups={8: "noise"})
+    with curalog.open(d) as cur:
+        new = cur.merge([3, 4])
+        cur.label([new], group="good")
+        cur.label([8], field="comment", value="edge")
+    return d
+
+
+def test_files_and_formats(curated, tmp_path):
+    out = tmp_path / "out"
+    with curalog.open(curated) as cur:
+        res = cur.export(out)
+        assert export_status(cur) == "up to date"
+    assert {p.name for p in res.files} >= {"spike_clusters.npy", "cluster_group.tsv", "cluster_comment.tsv", "cluster_info.tsv"}
+    sc = np.load(out / "spike_clusters.npy")
+    assert sc.dtype == np.int32 and sc.tolist() == [9] * 7 + [8, 8]
+    assert (out / "cluster_group.tsv").read_bytes() == b"cluster_id\tgroup\r\n8\tnoise\r\n9\tgood\r\n"
+    assert (out / "cluster_comment.tsv").read_bytes() == b"cluster_id\tcomment\r\n8\tedge\r\n"
+    info = (out / "cluster_info.tsv").read_bytes().decode().split("\r\n")
+    header = info[0].split("\t")
+    assert header[0] == "cluster_id" and header[1:] == sorted(header[1:])
+    rows = {r.split("\t")[0]: dict(zip(header, r.split("\t"), strict=True)) for r in info[1:] if r}
+    assert rows["9"]["n_spikes"] == "7" and rows["9"]["group"] == "good"
+    assert rows["8"]["comment"] == "edge" and rows["9"]["comment"] == ""
+    assert format_cell(np.float32(20.1)) == "20.10000038" and format_cell(2000.0) == "2000.00000000"
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_export_in_place_backs_up_unexplained_spike_clusters(curated):
+    foreign = np.array([1, 1, 1, 1, 2, 2, 2, 2, 2], dtype=np.int32)
+    np.save(curated / "spike_clusters.npy", foreign)  # e.g. an older phy session
+    with curalog.open(curated) as cur:
+        res = cur.export()
+        assert len(res.backups) >= 1
+        backup = [b for b in res.backups if b.name.startswith("spike_clusters")][0]
+        assert np.array_equal(np.load(backup), foreign)
+        res2 = cur.export()  # our own export is explained: no new backup
+        assert not [b for b in res2.backups if b.name.startswith("spike_clusters")]
+        cur.label([8], group="mua")
+        assert export_status(cur).startswith("stale")
+
+
+def test_export_failure_leaves_previous_files(curated, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    with curalog.open(curated) as cur:
+        cur.export(out)
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        cur.merge([8, 9])
+
+        def boom(fd):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "fsync", boom)
+        with pytest.raises(curalog.CuralogError, match="export failed"):
+            cur.export(out)
+        monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_phylib_reads_the_export(phy_template):
+    pytest.importorskip("phylib")
+    from phylib.io.model import load_model
+
+    with curalog.open(phy_template) as cur:
+        new = cur.merge([1, 2])
+        cur.split(cur.spikes(new)[:4])
+        cur.label(cur.cluster_ids[:3].tolist(), group="good")
+        cur.export()
+        expected = cur.spike_clusters.copy()
+        groups = {c: g for c, g in cur.groups().items() if g}
+    model = load_model(phy_template / "params.py")
+    try:
+        assert np.array_equal(model.spike_clusters, expected)
+        assert {int(k): v for k, v in model.metadata["group"].items()} == groups
+    finally:
+        model.close()

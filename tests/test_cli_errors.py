@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import snapshot_dir, write_folder
 
 import curalog
-from conftest import snapshot_dir, write_folder
 from curalog.cli import main
 
 

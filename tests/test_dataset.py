@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import snapshot_dir, write_folder
 
 import curalog
-from conftest import snapshot_dir, write_folder
 from curalog.dataset import load_dataset, read_metadata_tsv, read_params
 from curalog.errors import DatasetError
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import curalog
 from curalog.cli import main as cli_main
-
-from conftest import write_folder
 
 N_SPIKES = 60
 
@@ -78,9 +77,8 @@ def run_api(folder: Path, ops) -> tuple[np.ndarray, list[tuple]]:
             elif kind == "undo":
                 if cur.undo() is not None:
                     concrete.append(("undo", None))
-            elif kind == "redo":
-                if cur.redo() is not None:
-                    concrete.append(("redo", None))
+            elif kind == "redo" and cur.redo() is not None:
+                concrete.append(("redo", None))
         return cur.spike_clusters.copy(), concrete
 
 

@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import write_folder
 
 import curalog
-from conftest import write_folder
 from curalog.io.phy import export_status, format_cell
 
 

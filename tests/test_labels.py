@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import write_folder
 
 import curalog
-from conftest import write_folder
 from curalog.errors import InvalidActionError
 
 

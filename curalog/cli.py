@@ -259,8 +259,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         status = 1
     if status == 0 and not scan.torn:
         try:
-            with open_curation(args.dir, log_path, readonly=True) as cur:
-                print(f"replay OK: seq {cur.seq}, {cur.n_clusters} clusters")
+            with open_curation(args.dir, log_path, readonly=True, verify=True) as cur:
+                print(f"replay OK (every event re-resolved and checked): seq {cur.seq}, {cur.n_clusters} clusters")
         except CuralogError as exc:
             print(f"replay FAILED: {exc}")
             status = 1

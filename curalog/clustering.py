@@ -78,10 +78,24 @@ class Change:
     descendants: tuple[tuple[int, int], ...]
     largest_old: int | None
     inherited: dict[str, dict[int, object]] = field(default_factory=dict)  # filled by labels
+    n_spikes: int = -1  # spikes whose cluster changed (computed on creation)
+    evicted: bool = False  # arrays dropped to bound memory; undo must rebuild by replay
+
+    def __post_init__(self) -> None:
+        if self.n_spikes < 0:
+            self.n_spikes = int(sum(a.shape[0] for a in self.added.values()))
 
     @property
-    def n_spikes(self) -> int:
-        return int(sum(a.shape[0] for a in self.added.values()))
+    def nbytes(self) -> int:
+        if self.evicted:
+            return 0
+        return int(sum(a.nbytes for a in self.added.values()) + sum(a.nbytes for a in self.deleted.values()))
+
+    def evict(self) -> None:
+        """Drop the spike arrays (keeping ids and counts) to bound the memory of history."""
+        self.added = dict.fromkeys(self.added)  # type: ignore[arg-type]
+        self.deleted = dict.fromkeys(self.deleted)  # type: ignore[arg-type]
+        self.evicted = True
 
     @property
     def added_ids(self) -> list[int]:
@@ -108,6 +122,27 @@ def _counting_sort(ids: np.ndarray, n_ids: int, order: np.ndarray) -> np.ndarray
     return counts
 
 
+@numba.njit(cache=True, nogil=True)
+def _scatter(spike_clusters: np.ndarray, spikes: np.ndarray, cid: int) -> None:
+    for i in range(spikes.shape[0]):
+        spike_clusters[spikes[i]] = cid
+
+
+@numba.njit(cache=True, nogil=True)
+def _remainder(members: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """``members`` minus ``subset`` (both sorted, subset included in members): a merge walk."""
+    out = np.empty(members.shape[0] - subset.shape[0], dtype=members.dtype)
+    j = 0
+    k = 0
+    for i in range(members.shape[0]):
+        if j < subset.shape[0] and subset[j] == members[i]:
+            j += 1
+        else:
+            out[k] = members[i]
+            k += 1
+    return out
+
+
 def _largest(sizes: dict[int, int]) -> int | None:
     """The id with the most spikes; ties go to the smaller id."""
     best = None
@@ -129,7 +164,8 @@ class ClusterState:
     def __init__(self, spike_templates: np.ndarray):
         base = np.ascontiguousarray(spike_templates, dtype=np.int32)
         self.n_spikes = int(base.shape[0])
-        self.spike_clusters = base.copy()
+        self._spike_clusters = base.copy()
+        self._pending: list[tuple[int, np.ndarray]] = []
         self.index_dtype = np.int32 if self.n_spikes < 2**31 - 1 else np.int64
         n_ids = int(base.max()) + 1 if self.n_spikes else 0
         order = np.empty(self.n_spikes, dtype=self.index_dtype)
@@ -142,6 +178,63 @@ class ClusterState:
         self._sorted_ids: np.ndarray | None = None
 
     # ------------------------------------------------------------------ queries
+    @property
+    def spike_clusters(self) -> np.ndarray:
+        """Cluster of every spike (int32). Do not modify it; use the actions.
+
+        Writes into this array are deferred until it is read: a chain of merges writes each
+        spike once, for the cluster it ends up in, instead of once per merge.
+        """
+        if self._pending:
+            self._flush()
+        return self._spike_clusters
+
+    def _flush(self) -> None:
+        # Every spike whose cluster changed since the last flush belongs to a live cluster
+        # added (or restored) since then, so writing only the still-live ones is exact.
+        seen: set[int] = set()
+        for cid, spikes in self._pending:
+            if self._spikes.get(cid) is spikes and cid not in seen:
+                seen.add(cid)
+                _scatter(self._spike_clusters, spikes, cid)
+        self._pending.clear()
+
+    def _clusters_of_hinted(self, spikes: np.ndarray, hint: list[int]) -> np.ndarray:
+        """Clusters of ``spikes`` when the touched clusters are known (replay of a logged
+        split): search only those clusters, and check they are exactly the touched ones."""
+        out = np.full(spikes.shape[0], -1, dtype=np.int64)
+        for c in hint:
+            arr = self._spikes.get(int(c))
+            if arr is None:
+                raise InvalidActionError(f"cluster {c} does not exist")
+            pos = np.searchsorted(arr, spikes)
+            pos[pos >= arr.shape[0]] = 0
+            hit = arr[pos] == spikes
+            if not hit.any():
+                raise InvalidActionError(f"cluster {c} is not touched by the selection")
+            out[hit] = c
+        if out.shape[0] and out.min() < 0:
+            raise InvalidActionError("the selection has spikes outside the recorded clusters")
+        return out
+
+    def clusters_of(self, spikes: np.ndarray) -> np.ndarray:
+        """Current cluster of the given (sorted) spikes, without flushing deferred writes
+        when only a few clusters changed since the last flush."""
+        live = []
+        seen: set[int] = set()
+        for cid, arr in reversed(self._pending):
+            if cid not in seen and self._spikes.get(cid) is arr:
+                seen.add(cid)
+                live.append((cid, arr))
+        if len(live) > 8:
+            return self.spike_clusters[spikes]
+        out = self._spike_clusters[spikes]
+        for cid, arr in live:
+            pos = np.searchsorted(arr, spikes)
+            pos[pos >= arr.shape[0]] = 0
+            out[arr[pos] == spikes] = cid
+        return out
+
     @property
     def cluster_ids(self) -> np.ndarray:
         """Sorted ids of the live (non-empty) clusters."""
@@ -220,8 +313,12 @@ class ClusterState:
             raise InvalidActionError(f"{what}: spike id {bad} out of range (0..{self.n_spikes - 1})")
         return sel
 
-    def resolve_split(self, spike_ids, labels=None) -> Change:
-        """phy's ``split`` / ``assign``: the selection gets new ids, remainders get their own."""
+    def resolve_split(self, spike_ids, labels=None, *, touched: list[int] | None = None) -> Change:
+        """phy's ``split`` / ``assign``: the selection gets new ids, remainders get their own.
+
+        ``touched`` (replay only) names the clusters the selection is recorded to touch, which
+        spares reading ``spike_clusters``; a wrong claim raises :class:`InvalidActionError`.
+        """
         sel = self._validate_selection(spike_ids, "split")
         if labels is None:
             rel = np.zeros(sel.shape[0], dtype=np.int64)
@@ -240,33 +337,41 @@ class ClusterState:
             raise InvalidActionError(f"split: spike {dup} appears more than once")
         n0 = self.counter
         new_ids = rel - rel.min() + n0
-        old_ids = self.spike_clusters[sel]
-        touched = np.unique(old_ids)
+        if touched is not None and len(touched) <= 16:
+            old_ids = self._clusters_of_hinted(sel, touched)
+        else:
+            old_ids = self.clusters_of(sel)
+        touched, inverse = np.unique(old_ids, return_inverse=True)
+        # Group the selection by old cluster (each group stays sorted), then take each
+        # touched cluster's remainder with a linear merge walk.
+        by_old = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[by_old], np.arange(touched.shape[0] + 1))
         rests: dict[int, np.ndarray] = {}
-        for c in touched.tolist():
+        deleted: dict[int, np.ndarray] = {}
+        for k, c in enumerate(touched.tolist()):
             members = self._spikes[c]
-            pos = np.searchsorted(sel, members)
-            pos[pos >= sel.shape[0]] = 0
-            rest = members[sel[pos] != members]
-            if rest.shape[0]:
-                rests[c] = rest
-        deleted = {c: self._spikes[c] for c in touched.tolist()}
+            deleted[c] = members
+            n_sel = int(bounds[k + 1] - bounds[k])
+            if n_sel < members.shape[0]:
+                subset = sel[by_old[bounds[k] : bounds[k + 1]]].astype(members.dtype)
+                rests[c] = _remainder(members, subset)
         largest = _largest({c: int(a.shape[0]) for c, a in deleted.items()})
-        distinct = np.unique(new_ids)
+        distinct = np.array([n0]) if labels is None else np.unique(new_ids)
         if not rests and distinct.shape[0] == 1:
-            change = self._merge_change(sorted(deleted))  # whole clusters: phy makes it a merge
-            return change
+            return self._merge_change(sorted(deleted))  # whole clusters: phy makes it a merge
         added: dict[int, np.ndarray] = {}
         if distinct.shape[0] == 1:
             added[int(distinct[0])] = sel.astype(self.index_dtype)
+            desc = {(c, int(distinct[0])) for c in touched.tolist()}
         else:
             by_id = np.argsort(new_ids, kind="stable")  # keeps spikes ascending within an id
             sorted_ids = new_ids[by_id]
-            bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
-            for chunk in np.split(by_id, bounds):
+            id_bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
+            for chunk in np.split(by_id, id_bounds):
                 added[int(new_ids[chunk[0]])] = sel[chunk].astype(self.index_dtype)
+            pairs = np.unique(old_ids.astype(np.int64) * (1 << 32) + new_ids)
+            desc = {(int(p >> 32), int(p & 0xFFFFFFFF)) for p in pairs.tolist()}
         next_id = int(distinct.max()) + 1
-        desc = set(zip(old_ids.tolist(), new_ids.tolist(), strict=True))
         for c in sorted(rests):
             added[next_id] = rests[c]
             desc.add((c, next_id))
@@ -299,7 +404,7 @@ class ClusterState:
         sel, targets = sel[order], targets[order]
         if sel.shape[0] > 1 and np.any(sel[1:] == sel[:-1]):
             raise InvalidActionError("assign: a spike appears more than once")
-        old_ids = self.spike_clusters[sel]
+        old_ids = self.clusters_of(sel)
         touched = np.unique(old_ids).tolist()
         covered = sum(int(self._spikes[c].shape[0]) for c in touched)
         if covered != sel.shape[0]:
@@ -326,19 +431,25 @@ class ClusterState:
     # ------------------------------------------------------------------ apply / revert
     def apply(self, change: Change) -> None:
         """Apply a resolved change (also used by redo, with the same absolute ids)."""
+        if change.evicted:
+            raise InvalidActionError("internal: this change was evicted from memory and must be re-resolved")
         for cid in change.deleted:
             del self._spikes[cid]
         for cid, spikes in change.added.items():
-            self.spike_clusters[spikes] = cid
+            self._pending.append((cid, spikes))
             self._spikes[cid] = spikes
         self.counter = max(self.counter, change.counter_after)
         self._sorted_ids = None
+        if len(self._pending) > 4096:
+            self._flush()
 
     def revert(self, change: Change) -> None:
         """Undo a change; the counter is not lowered (ids are never reused)."""
+        if change.evicted:
+            raise InvalidActionError("internal: this change was evicted from memory; rebuild by replay")
         for cid in change.added:
             del self._spikes[cid]
         for cid, spikes in change.deleted.items():
-            self.spike_clusters[spikes] = cid
+            self._pending.append((cid, spikes))
             self._spikes[cid] = spikes
         self._sorted_ids = None

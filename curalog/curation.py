@@ -64,14 +64,38 @@ def default_log_path(folder: str | os.PathLike[str], branch: str = DEFAULT_BRANC
 
 @dataclass
 class _Action:
-    """An applied user action on the undo stack."""
+    """A user action on the undo stack: its event, and once applied, how to revert it."""
 
-    seq: int
-    type: str
-    change: Change | None = None  # structural actions
-    field: str | None = None  # label actions
-    value: LabelValue = None
-    previous: dict[int, LabelValue] | None = None
+    event: Event
+    change: Change | None = None  # structural actions, once resolved
+    previous: dict[int, LabelValue] | None = None  # label actions, once applied
+    counter_before: int = -1  # the id counter when the action was first made
+
+    @property
+    def seq(self) -> int:
+        return self.event.seq
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+
+#: Undo history kept in memory with its spike arrays (older actions are undone by replay).
+HOT_ACTIONS = 1000
+HOT_BYTES_MIN = 32 << 20
+
+
+def _logged_counter_after(event: Event) -> int:
+    """The id counter after a logged action, from the ids recorded in its body."""
+    body = event.body
+    try:
+        if event.type == MERGE:
+            return int(body["new"]) + 1
+        if event.type in (SPLIT, ASSIGN) and body.get("added"):
+            return max(int(c) for c in body["added"]) + 1
+    except (KeyError, TypeError, ValueError):
+        raise LogCorruptError(f"event {event.seq}: malformed {event.type} body") from None
+    return 0
 
 
 def make_header(ds: Dataset, author: str, branch: str = DEFAULT_BRANCH, parent: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -111,8 +135,11 @@ class Curation:
         readonly: bool = False,
         upto: int | None = None,
         create: bool = True,
+        sync: bool = True,
+        verify: bool = False,
     ):
         self.dataset = dataset
+        self._verify = verify
         self.log_path = Path(log_path)
         self.author = author or default_author()
         self.readonly = readonly or upto is not None
@@ -136,28 +163,30 @@ class Curation:
                 scan = read_log(self.log_path)
                 self.corruption = scan.corruption
             else:
-                self._writer = LogWriter(self.log_path)
+                self._writer = LogWriter(self.log_path, sync=sync)
                 scan = self._writer.scan
                 self.warnings.extend(scan.warnings)
             header = scan.header
             events = scan.events
             self.head_hash = scan.head_hash
+            header_hash = scan.header_hash
         else:
-            self.head_hash = b""
+            self.head_hash = header_hash = b""
         self.header = header
         try:
             self._check_fingerprint(header)
-            self.state = ClusterState(dataset.spike_templates)
-            self.labels = LabelStore({int(c): g for c, g in header.get("base_groups", [])})
-            self._stack: list[_Action] = []
-            self._pos = 0
+            self._hot_budget = max(HOT_BYTES_MIN, 2 * dataset.n_spikes)
+            if upto is not None:
+                events = [e for e in events if e.seq <= upto]
+            self._reset_state()
             self.events: list[Event] = []
-            for event in events:
-                if upto is not None and event.seq > upto:
-                    break
-                self._replay(event)
-            if upto is not None and self.events:
-                self.head_hash = self.events[-1].hash
+            if verify:
+                for event in events:
+                    self._replay_sequential(event)
+            else:
+                self._replay_fast(events)
+            if upto is not None:
+                self.head_hash = self.events[-1].hash if self.events else header_hash
         except BaseException:
             self.close()
             raise
@@ -363,7 +392,7 @@ class Curation:
         if reason:
             body["reason"] = str(reason)
         event = self._append(LABEL, body)
-        return self._do_label(event, name, ids, val)
+        return self._do_label(event)
 
     def undo(self) -> Update | None:
         """Revert the latest effective action; None when there is nothing to undo."""
@@ -372,7 +401,8 @@ class Curation:
             return None
         action = self._stack[self._pos - 1]
         event = self._append(UNDO, {"target": action.seq, "kind": action.type})
-        return self._do_undo(event)
+        self._pos -= 1
+        return self._emit(self._revert(action, event.seq))
 
     def redo(self) -> Update | None:
         """Re-apply the last undone action with the same ids; None when there is none."""
@@ -381,7 +411,8 @@ class Curation:
             return None
         action = self._stack[self._pos]
         event = self._append(REDO, {"target": action.seq, "kind": action.type})
-        return self._do_redo(event)
+        self._pos += 1
+        return self._emit(self._apply(action, event.seq, REDO))
 
     def note(self, kind: str, text: str = "", data: dict[str, Any] | None = None) -> Event:
         """Record a decision that changes nothing (e.g. a rejected merge proposal)."""
@@ -391,58 +422,103 @@ class Curation:
         return self._append(NOTE, body)
 
     # ------------------------------------------------------------------ internals
+    def _reset_state(self) -> None:
+        self.state = ClusterState(self.dataset.spike_templates)
+        self.labels = LabelStore({int(c): g for c, g in self.header.get("base_groups", [])})
+        self._stack: list[_Action] = []
+        self._pos = 0
+        self._floor = 0  # structural actions below this stack index have evicted arrays
+        self._hot_bytes = 0
+
     def _push(self, action: _Action) -> None:
-        del self._stack[self._pos :]  # a new action discards the redo branch
+        for dropped in self._stack[self._pos :]:  # a new action discards the redo branch
+            if dropped.change is not None:
+                self._hot_bytes -= dropped.change.nbytes
+        del self._stack[self._pos :]
         self._stack.append(action)
         self._pos += 1
 
+    def _evict(self) -> None:
+        """Bound the memory of the undo history: keep the spike arrays of the latest
+        actions; older ones are undone by replaying the log instead."""
+        if self._verify:
+            return
+        hot = self._pos - self._floor
+        while (hot > HOT_ACTIONS or self._hot_bytes > self._hot_budget) and self._floor < self._pos - 1:
+            change = self._stack[self._floor].change
+            if change is not None and not change.evicted:
+                self._hot_bytes -= change.nbytes
+                change.evict()
+            self._floor += 1
+            hot -= 1
+
     def _do_change(self, event: Event, change: Change) -> Update:
+        """A new structural action: push it, apply it, tell the listeners."""
+        action = _Action(event, change=change, counter_before=self.state.counter)
+        self._push(action)
+        return self._emit(self._apply(action, event.seq, None))
+
+    def _do_label(self, event: Event) -> Update:
+        action = _Action(event)
+        self._push(action)
+        return self._emit(self._apply(action, event.seq, None))
+
+    def _apply(self, action: _Action, seq: int, history: str | None) -> Update:
+        """Apply an action (new, replayed or redone), resolving it from its event if needed."""
+        if action.type == LABEL:
+            body = action.event.body
+            ids = [int(c) for c in body["clusters"]]
+            missing = [c for c in ids if c not in self.state]
+            if missing:
+                raise self._diverged(action.event, f"label of missing cluster {missing[0]}")
+            action.previous = self.labels.set(str(body["field"]), ids, body["value"])
+            return Update(kind=LABEL, labels_changed=tuple(ids), history=history, seq=seq)
+        if action.change is None or action.change.evicted:
+            # Resolve with the counter the action originally saw, so ids come out as logged.
+            counter = self.state.counter
+            self.state.counter = action.counter_before
+            try:
+                action.change = self._resolve(action.event)
+            finally:
+                self.state.counter = counter
+        change = action.change
         self.state.apply(change)
         change.inherited = self.labels.inherit(change)
-        self._push(_Action(event.seq, event.type, change=change))
-        return self._emit(self._change_update(change, event.seq, None))
+        self._hot_bytes += change.nbytes
+        self._evict()
+        return self._change_update(change, seq, history)
 
-    def _do_label(self, event: Event, name: str, ids: list[int], value: LabelValue) -> Update:
-        previous = self.labels.set(name, ids, value)
-        self._push(_Action(event.seq, LABEL, field=name, value=value, previous=previous))
-        return self._emit(Update(kind=LABEL, labels_changed=tuple(ids), seq=event.seq))
+    def _revert(self, action: _Action, seq: int) -> Update:
+        if action.type == LABEL:
+            assert action.previous is not None
+            self.labels.restore(str(action.event.body["field"]), action.previous)
+            return Update(kind=LABEL, labels_changed=tuple(action.previous), history=UNDO, seq=seq)
+        ch = action.change
+        if ch is None or ch.evicted:
+            return self._rebuild(seq)
+        self.labels.remove_inherited(ch.inherited)
+        self.state.revert(ch)
+        return Update(
+            kind=action.type,
+            added=tuple(ch.deleted_ids),
+            deleted=tuple(ch.added_ids),
+            descendants=tuple((new, old) for old, new in ch.descendants),
+            n_spikes=ch.n_spikes,
+            labels_changed=tuple(ch.deleted_ids),
+            history=UNDO,
+            seq=seq,
+        )
 
-    def _do_undo(self, event: Event) -> Update:
-        action = self._stack[self._pos - 1]
-        self._pos -= 1
-        if action.change is not None:
-            self.labels.remove_inherited(action.change.inherited)
-            self.state.revert(action.change)
-            ch = action.change
-            update = Update(
-                kind=action.type,
-                added=tuple(ch.deleted_ids),
-                deleted=tuple(ch.added_ids),
-                descendants=tuple((new, old) for old, new in ch.descendants),
-                largest_old=None,
-                n_spikes=ch.n_spikes,
-                labels_changed=tuple(ch.deleted_ids),
-                history=UNDO,
-                seq=event.seq,
-            )
-        else:
-            assert action.field is not None and action.previous is not None
-            self.labels.restore(action.field, action.previous)
-            update = Update(kind=LABEL, labels_changed=tuple(action.previous), history=UNDO, seq=event.seq)
-        return self._emit(update)
-
-    def _do_redo(self, event: Event) -> Update:
-        action = self._stack[self._pos]
-        self._pos += 1
-        if action.change is not None:
-            self.state.apply(action.change)
-            self.labels.apply_inherited(action.change.inherited)
-            update = self._change_update(action.change, event.seq, REDO)
-        else:
-            assert action.field is not None and action.previous is not None
-            self.labels.set(action.field, list(action.previous), action.value)
-            update = Update(kind=LABEL, labels_changed=tuple(action.previous), history=REDO, seq=event.seq)
-        return self._emit(update)
+    def _rebuild(self, seq: int) -> Update:
+        """Undo of an action older than the in-memory history: replay the log from scratch."""
+        before = set(self.state.cluster_ids.tolist())
+        events = self.events
+        self._reset_state()
+        self.events = []
+        self._replay_fast(events)
+        after = set(self.state.cluster_ids.tolist())
+        return Update(kind="rebuild", added=tuple(sorted(after - before)), deleted=tuple(sorted(before - after)),
+                      labels_changed=tuple(sorted(after)), history=UNDO, seq=seq)
 
     @staticmethod
     def _change_update(change: Change, seq: int, history: str | None) -> Update:
@@ -467,45 +543,92 @@ class Curation:
     def _diverged(self, event: Event, what: str) -> LogCorruptError:
         return LogCorruptError(f"{self.log_path}: replay of event {event.seq} ({event.type}) diverged: {what}")
 
-    def _replay(self, event: Event) -> None:
-        """Apply a logged event, checking its recorded result."""
+    def _resolve(self, event: Event) -> Change:
+        """Resolve a logged merge/split/assign against the current state, checking its result."""
         body = event.body
         where = f"{self.log_path}: event {event.seq}"
-        self.events.append(event)
         try:
             if event.type == MERGE:
                 change = self.state.resolve_merge(body["clusters"])
                 if change.added_ids != [body["new"]]:
                     raise self._diverged(event, f"new id {change.added_ids} != logged {body['new']}")
-                self._do_change(event, change)
-            elif event.type in (SPLIT, ASSIGN):
-                spikes = unpack_array(body["spikes"], where)
-                if event.type == SPLIT:
-                    labels = unpack_array(body["labels"], where) if body.get("labels") is not None else None
-                    change = self.state.resolve_split(spikes, labels)
-                else:
-                    change = self.state.resolve_assign(spikes, unpack_array(body["clusters"], where))
-                if change.added_ids != list(body["added"]) or change.deleted_ids != list(body["deleted"]):
-                    raise self._diverged(event, f"ids {change.deleted_ids}->{change.added_ids} != logged {body['deleted']}->{body['added']}")
-                self._do_change(event, change)
-            elif event.type == LABEL:
-                ids = [int(c) for c in body["clusters"]]
-                missing = [c for c in ids if c not in self.state]
-                if missing:
-                    raise self._diverged(event, f"label of missing cluster {missing[0]}")
-                self._do_label(event, str(body["field"]), ids, body["value"])
-            elif event.type == UNDO:
-                if not self.can_undo or self._stack[self._pos - 1].seq != body["target"]:
-                    raise self._diverged(event, f"undo target #{body['target']} is not the latest action")
-                self._do_undo(event)
-            elif event.type == REDO:
-                if not self.can_redo or self._stack[self._pos].seq != body["target"]:
-                    raise self._diverged(event, f"redo target #{body['target']} is not the next undone action")
-                self._do_redo(event)
+                return change
+            spikes = unpack_array(body["spikes"], where)
+            if event.type == SPLIT:
+                labels = unpack_array(body["labels"], where) if body.get("labels") is not None else None
+                change = self.state.resolve_split(spikes, labels, touched=list(body["deleted"]))
+            elif event.type == ASSIGN:
+                change = self.state.resolve_assign(spikes, unpack_array(body["clusters"], where))
+            else:
+                raise self._diverged(event, "not a clustering event")
+            if change.added_ids != list(body["added"]) or change.deleted_ids != list(body["deleted"]):
+                raise self._diverged(event, f"ids {change.deleted_ids}->{change.added_ids} != logged "
+                                            f"{body['deleted']}->{body['added']}")
+            return change
         except InvalidActionError as exc:
             raise self._diverged(event, str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise LogCorruptError(f"{where}: malformed {event.type} body ({exc.__class__.__name__}: {exc})") from None
+
+    def _replay_fast(self, events: list[Event]) -> None:
+        """Replay a log: first work out which actions are in effect at the end (undo and
+        redo only move a position on the action stack), then apply only those, in order.
+
+        Each effective action was resolved against exactly the state its stack prefix
+        produces, so this gives the same state, ids and labels as replaying every event,
+        while undone actions cost nothing. Undone-but-redoable actions are kept unresolved
+        and resolved (and checked against the log) if they are redone.
+        """
+        stack: list[_Action] = []
+        pos = 0
+        counter = self.state.counter  # ids burned by every logged action, undone ones too
+        for event in events:
+            if event.type in (MERGE, SPLIT, ASSIGN, LABEL):
+                del stack[pos:]
+                stack.append(_Action(event, counter_before=counter))
+                pos += 1
+                counter = max(counter, _logged_counter_after(event))
+                if event.type == LABEL and isinstance(event.body.get("field"), str):
+                    # fields exist from their first event on, even if it was undone
+                    self.labels.fields.setdefault(event.body["field"], {})
+            elif event.type in (UNDO, REDO):
+                target = event.body.get("target") if isinstance(event.body, dict) else None
+                if event.type == UNDO:
+                    if pos == 0 or stack[pos - 1].seq != target:
+                        raise self._diverged(event, f"undo target #{target} is not the latest action")
+                    pos -= 1
+                else:
+                    if pos >= len(stack) or stack[pos].seq != target:
+                        raise self._diverged(event, f"redo target #{target} is not the next undone action")
+                    pos += 1
+        self.events.extend(events)
+        self._stack = stack
+        self._pos = 0
+        for action in stack[:pos]:
+            self._pos += 1
+            self._apply(action, action.seq, None)
+        self.state.counter = max(self.state.counter, counter)
+
+    def _replay_sequential(self, event: Event) -> None:
+        """Replay one event exactly as it happened (``verify=True``: checks every event,
+        including undone ones; used by ``curalog fsck``)."""
+        self.events.append(event)
+        if event.type in (MERGE, SPLIT, ASSIGN):
+            self._do_change(event, self._resolve(event))
+        elif event.type == LABEL:
+            self._do_label(event)
+        elif event.type in (UNDO, REDO):
+            target = event.body.get("target")
+            if event.type == UNDO:
+                if not self.can_undo or self._stack[self._pos - 1].seq != target:
+                    raise self._diverged(event, f"undo target #{target} is not the latest action")
+                self._pos -= 1
+                self._revert(self._stack[self._pos], event.seq)
+            else:
+                if not self.can_redo or self._stack[self._pos].seq != target:
+                    raise self._diverged(event, f"redo target #{target} is not the next undone action")
+                self._pos += 1
+                self._apply(self._stack[self._pos - 1], event.seq, REDO)
 
     # ------------------------------------------------------------------ export
     def export(self, out: str | os.PathLike[str] | None = None, *, info: bool = True):
@@ -523,6 +646,8 @@ def open_curation(
     readonly: bool = False,
     upto: int | None = None,
     create: bool = True,
+    sync: bool = True,
+    verify: bool = False,
 ) -> Curation:
     """Open (and by default create) the curation log of a Kilosort/phy folder.
 
@@ -538,10 +663,17 @@ def open_curation(
         Do not lock or write the log.
     upto : int, optional
         Replay only events with ``seq <= upto`` (implies read-only).
+    sync : bool
+        fsync every event before the action returns (default). ``False`` is for scripted
+        bulk work only: events become durable when the curation is closed.
+    verify : bool
+        Replay every event as it happened, including undone ones, checking each recorded
+        result (slower; ``curalog fsck``). The default replays only the actions in effect.
     """
     ds = load_dataset(folder)
     log_path = Path(log) if log is not None else default_log_path(folder)
-    return Curation(ds, log_path, author=author, readonly=readonly, upto=upto, create=create)
+    return Curation(ds, log_path, author=author, readonly=readonly, upto=upto, create=create, sync=sync,
+                    verify=verify)
 
 
 def replay(folder: str | os.PathLike[str], log: str | os.PathLike[str] | None = None, upto: int | None = None) -> np.ndarray:

@@ -13,6 +13,7 @@ Nothing here ever writes into the dataset folder.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import hashlib
 import json
@@ -141,6 +142,9 @@ def _spike_times_samples(arr: np.ndarray, path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: expected integer sample times, got dtype {vec.dtype}")
     if vec.dtype != np.int64 or not vec.dtype.isnative:
         vec = np.ascontiguousarray(vec, dtype=np.int64)
+    marker = _validation_marker(path)
+    if marker is not None and marker.exists():
+        return vec  # this exact file was checked before (same path, size, inode, times)
     bad = _first_decrease(vec) if vec.size else -1
     if bad >= 0:
         raise DatasetError(
@@ -148,7 +152,25 @@ def _spike_times_samples(arr: np.ndarray, path: Path) -> np.ndarray:
         )
     if vec.size and vec[0] < 0:
         raise DatasetError(f"{path}: negative spike time {vec[0]}")
+    if marker is not None:
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
     return vec
+
+
+def _file_key(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+
+def _validation_marker(path: Path) -> Path | None:
+    """A cache entry proving that this exact spike_times file was found sorted."""
+    try:
+        key = hashlib.sha256(("sorted|" + _file_key(path)).encode()).hexdigest()
+    except OSError:
+        return None
+    return _fingerprint_cache_dir() / "validated" / key
 
 
 def read_metadata_tsv(path: Path) -> dict[str, dict[int, Any]]:
@@ -520,10 +542,7 @@ def _fingerprint_cache_dir() -> Path:
 
 
 def _stat_key(ds: Dataset) -> str:
-    parts = []
-    for name in ("spike_templates.npy", "spike_times.npy"):
-        st = (ds.path / name).stat()
-        parts.append(f"{(ds.path / name).resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}")
+    parts = [_file_key(ds.path / name) for name in ("spike_templates.npy", "spike_times.npy")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

@@ -271,10 +271,14 @@ class LogWriter:
     recover : bool
         Cut off a torn tail (keeping its bytes in a side file). Mid-file corruption is
         never repaired here: it raises :class:`LogCorruptError`.
+    sync : bool
+        fsync after every record (default). ``False`` is for scripted bulk imports and
+        benchmarks only: records are then made durable by :meth:`flush` or :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, recover: bool = True):
+    def __init__(self, path: str | os.PathLike[str], *, recover: bool = True, sync: bool = True):
         self.path = Path(path)
+        self.sync = sync
         self.lock = WriterLock(self.path)
         self.lock.acquire()
         try:
@@ -336,7 +340,8 @@ class LogWriter:
             while view:
                 n = os.write(self.fd, view)
                 view = view[n:]
-            os.fsync(self.fd)
+            if self.sync:
+                os.fsync(self.fd)
         except OSError as exc:
             # Roll back a partial write so the log stays exactly as acknowledged.
             with contextlib.suppress(OSError):
@@ -350,8 +355,15 @@ class LogWriter:
         self.size += len(frame)
         return event
 
+    def flush(self) -> None:
+        """Make every appended record durable (only needed with ``sync=False``)."""
+        if getattr(self, "fd", None) is not None:
+            os.fsync(self.fd)
+
     def close(self) -> None:
         if getattr(self, "fd", None) is not None:
+            with contextlib.suppress(OSError):
+                os.fsync(self.fd)
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None

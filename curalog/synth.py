@@ -87,7 +87,7 @@ TRUTH_VERSION = 1
 _CHUNK = 1 << 19  # spikes per streamed chunk (buffers stay cache-resident)
 _CAP_HEADROOM = 1.3  # window buffers: capacity = headroom * expected spikes + extra
 _CAP_EXTRA = 4096
-_FEATURE_BLOCK = 1 << 16  # spikes per pc/template-feature block (its own random stream)
+_FEATURE_BLOCK = 1 << 16  # spikes per feature block (bounds the temporaries)
 _NP1_X = np.array([43.0, 11.0, 59.0, 27.0])
 _REFRACTORY_S = 0.002
 _VIOLATION_S = 0.0015
@@ -520,6 +520,8 @@ class _NpyWriter:
 
     def write(self, rows: np.ndarray) -> None:
         a = np.ascontiguousarray(rows, dtype=self.dtype)
+        if a.shape[1:] != self.shape[1:]:
+            raise ValueError(f"{self.path}: rows of shape {a.shape[1:]}, expected {self.shape[1:]}")
         self._f.write(memoryview(a).cast("B"))
         self.rows += a.shape[0]
 
@@ -548,7 +550,8 @@ def _pc_setup(templates: np.ndarray, pos: np.ndarray, sim: np.ndarray, n_pc_ch: 
     wav = np.take_along_axis(templates, pc_ind[:, None, :], axis=2)  # (n_t, ns, n_pc_ch)
     flat = wav.transpose(0, 2, 1).reshape(-1, templates.shape[1]).astype(np.float64)
     _, _, vt = np.linalg.svd(flat, full_matrices=False)
-    pcs = vt[:3]  # (3, ns) temporal principal components
+    pcs = np.zeros((3, templates.shape[1]))  # (3, ns) temporal principal components
+    pcs[:min(3, vt.shape[0])] = vt[:3]  # (zero-padded if there are fewer than 3)
     proj = np.einsum("ps,tsc->tpc", pcs, wav.astype(np.float64))  # (n_t, 3, n_pc_ch)
     s = sim.astype(np.float64).copy()
     np.fill_diagonal(s, 2.0)  # itself first
@@ -585,9 +588,11 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
         templates, float64 amplitudes, ``(n_ch, 1)`` channel map, and ``templates_ind.npy``
         (float64, ``arange(n_channels)`` on every row, ignored by phylib like Kilosort's).
     pc_features : bool
-        Also write ``pc_features.npy`` ``(n, 3, 12)``, ``pc_feature_ind.npy``,
-        ``template_features.npy`` ``(n, 8)`` and ``template_feature_ind.npy`` (only sensible
-        for small datasets: 148 bytes per spike).
+        Also write ``pc_features.npy`` float32 ``(n, 3, 12)``, ``pc_feature_ind.npy`` uint32
+        ``(n_templates, 12)``, ``template_features.npy`` float32 ``(n, 8)`` and
+        ``template_feature_ind.npy`` uint32 ``(n_templates, 8)`` (12 and 8 become
+        ``n_channels`` / ``n_templates`` when smaller). Only sensible for small datasets:
+        176 bytes per spike.
     progress : callable, optional
         Called as ``progress(done_spikes, n_spikes)`` after every written chunk.
 
@@ -604,6 +609,8 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
 
     Notes
     -----
+    ``spike_times`` are sorted by (time, template id): ties in time are allowed (different
+    templates) and ordered by template id. No template has two spikes in one sample.
     With few spikes per template (below a few hundred on average) a low-rate template can end
     up with no spike at all; a warning is issued then.
     """

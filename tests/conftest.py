@@ -71,3 +71,17 @@ def snapshot_dir(path: Path) -> dict[str, tuple[int, int, bytes]]:
             st = p.stat()
             out[str(p.relative_to(path))] = (st.st_size, st.st_mtime_ns, p.read_bytes())
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    """Keep fingerprint/validation caches out of the user's ~/.cache during tests."""
+    import os
+
+    old = os.environ.get("CURALOG_CACHE_DIR")
+    os.environ["CURALOG_CACHE_DIR"] = str(tmp_path_factory.mktemp("curalog-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CURALOG_CACHE_DIR", None)
+    else:
+        os.environ["CURALOG_CACHE_DIR"] = old

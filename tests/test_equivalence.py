@@ -126,6 +126,12 @@ def test_api_replay_and_cli_agree(tmp_path_factory, session):
     folder = write_folder(tmp / "api", base)
     state, concrete = run_api(folder, ops)
     assert np.array_equal(curalog.replay(folder), state)
+    # the fast replay (effective actions only) equals the event-by-event replay
+    with curalog.open(folder, readonly=True) as fast, curalog.open(folder, readonly=True, verify=True) as slow:
+        assert np.array_equal(fast.spike_clusters, slow.spike_clusters)
+        assert fast.state.counter == slow.state.counter
+        assert fast.labels.snapshot() == slow.labels.snapshot()
+        assert (fast.can_undo, fast.can_redo, fast.undo_depth) == (slow.can_undo, slow.can_redo, slow.undo_depth)
     # every prefix of the log replays to a consistent state
     with curalog.open(folder, readonly=True) as cur:
         n = cur.seq
@@ -169,3 +175,39 @@ def test_phy_comparison_on_real_folder(phy_template, tmp_path):
     if _phy_clustering() is not None:
         base = np.load(phy_template / "spike_templates.npy").reshape(-1).astype(np.int32)
         assert np.array_equal(run_phy(base, concrete), state)
+
+
+def test_undo_beyond_the_in_memory_history_rebuilds_by_replay(tmp_path, monkeypatch):
+    """Only the latest actions keep their spike arrays; older undos replay the log."""
+    import curalog.curation as curation_mod
+
+    monkeypatch.setattr(curation_mod, "HOT_ACTIONS", 3)
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 12, 400).astype(np.int32)
+    folder = write_folder(tmp_path / "d", base)
+    states = []
+    updates = []
+    with curalog.open(folder) as cur:
+        cur.subscribe(updates.append)
+        for i in range(10):
+            states.append(cur.spike_clusters.copy())
+            if i % 2:
+                cur.merge(cur.cluster_ids[:2].tolist())
+            else:
+                cur.split(rng.choice(400, 30, replace=False))
+            cur.label([int(cur.cluster_ids[0])], group="good")
+        assert any(a.change is not None and a.change.evicted for a in cur._stack)
+        for i in range(9, -1, -1):
+            cur.undo()  # the label
+            cur.undo()  # the structural action
+            assert np.array_equal(cur.spike_clusters, states[i])
+        assert any(u.kind == "rebuild" for u in updates)
+        for _ in range(6):
+            cur.redo()
+        expected = cur.spike_clusters.copy()
+        counter = cur.state.counter
+        new = cur.merge(cur.cluster_ids[:2].tolist())
+        assert new == counter  # ids burned by undone actions are never reused
+    with curalog.open(folder, readonly=True, verify=True) as slow:
+        assert np.array_equal(slow.spike_clusters, curalog.replay(folder))
+    assert not np.array_equal(expected, curalog.replay(folder))

@@ -44,6 +44,17 @@ def _truth(folder: Path) -> np.ndarray | None:
         return None
 
 
+def _refractory_dip(engine: StatsEngine, cur, a: int, b: int) -> bool:
+    """True when the cross-correlogram is (nearly) empty within +-2 ms: the two clusters
+    never fire together inside a refractory period, as two pieces of one neuron."""
+    ccg = engine.ccg(a, b)
+    lags = engine.bins.lags_ms()
+    centre = np.abs(lags) <= 1.0  # the bins covering -2 ms .. +2 ms (floor-based lags)
+    bin_s = float(lags[1] - lags[0]) / 1000.0
+    expected = cur.state.n_spikes_of(a) * cur.state.n_spikes_of(b) * bin_s * int(centre.sum()) / cur.dataset.duration
+    return float(ccg[centre].sum()) <= 0.2 * expected
+
+
 def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, seed: int = 0) -> int:
     con = Console(highlight=False)
     folder = Path(folder)
@@ -68,7 +79,8 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
         engine = StatsEngine(cur.dataset, cur.state)
         cur.subscribe(engine.on_update)
         con.print(f"\n[bold]curating[/bold] {cur.n_clusters} clusters (log: {log})")
-        # 1. The wizard: largest cluster first, merge its best match while similarity is high.
+        # 1. The wizard: largest cluster first, merge its best match while the templates are
+        #    alike and the cross-correlogram shows a shared refractory period.
         merges = 0
         done: set[int] = set()
         while True:
@@ -78,7 +90,7 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
                 break
             c = todo[0]
             best = engine.similar(c, limit=1)
-            if best and best[0][1] >= MERGE_SIMILARITY:
+            if best and best[0][1] >= MERGE_SIMILARITY and _refractory_dip(engine, cur, c, best[0][0]):
                 new = timed("merge", cur.merge, [c, best[0][0]],
                             meta={"source": "demo", "similarity": round(best[0][1], 4)})
                 merges += 1
@@ -87,12 +99,12 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
                 done.add(c)
         # 2. Labels from the statistics: tiny amplitudes are noise, many refractory
         #    violations are multi-unit activity, the rest is good.
-        rows = {r["cluster_id"]: r for r in engine.table_rows(list(cur.cluster_ids))}
-        amps = np.array([r.get("amplitude") or 0.0 for r in rows.values()])
+        rows = {r["id"]: r for r in engine.table_rows(list(cur.cluster_ids))}
+        amps = np.array([r.get("template_amplitude") or 0.0 for r in rows.values()])
         noise_cut = 0.35 * float(np.median(amps)) if amps.size else 0.0
         groups: dict[str, list[int]] = {"noise": [], "mua": [], "good": []}
         for cid, r in rows.items():
-            if (r.get("amplitude") or 0.0) < noise_cut:
+            if (r.get("template_amplitude") or 0.0) < noise_cut:
                 groups["noise"].append(cid)
             elif (r.get("isi_violations_ratio") or 0.0) > 0.5:
                 groups["mua"].append(cid)

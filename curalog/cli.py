@@ -274,6 +274,11 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from .synth import synthesize
 
+    out = Path(args.out)
+    if (out / "spike_times.npy").exists():
+        raise CliError(f"{out}: already holds a dataset (spike_times.npy); choose another folder")
+    if args.spikes <= 0 or args.templates <= 0:
+        raise CliError("--spikes and --templates must be positive")
     info = _with_progress(f"writing {args.spikes:,} spikes", lambda cb: synthesize(
         args.out, n_spikes=args.spikes, n_templates=args.templates, seed=args.seed,
         n_channels=args.channels, legacy_quirks=args.legacy, pc_features=args.features, progress=cb))

@@ -56,7 +56,7 @@ def _refractory_dip(engine: StatsEngine, cur, a: int, b: int) -> bool:
 
 
 def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, seed: int = 0) -> int:
-    con = Console(highlight=False)
+    con = Console(highlight=False, soft_wrap=True)
     folder = Path(folder)
     if not (folder / "spike_times.npy").exists():
         _synthesize(folder, n_spikes, n_templates, seed, con)

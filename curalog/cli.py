@@ -220,7 +220,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if fmt == "phy":
             from .io.phy import export_phy
 
-            res = export_phy(cur, args.out, extra_columns=_template_columns(cur))
+            res = export_phy(cur, args.out)
             for b in res.backups:
                 print(f"kept the previous {b.name.split('-')[0]} in {b}")
             print(f"exported seq {res.seq} ({cur.n_clusters} clusters) to {res.out}: " + ", ".join(p.name for p in res.files))
@@ -234,15 +234,6 @@ def cmd_export(args: argparse.Namespace) -> int:
             path = export_curation(cur, args.out)
             print(f"wrote {path}")
     return 0
-
-
-def _template_columns(cur: Curation) -> dict[int, dict[str, Any]] | None:
-    """amp / ch / depth / sh columns from the statistics package, when available."""
-    try:
-        from .stats.export_columns import phy_template_columns
-    except ImportError:
-        return None
-    return phy_template_columns(cur)
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:

@@ -88,3 +88,25 @@ def test_phylib_reads_the_export(phy_template):
         assert {int(k): v for k, v in model.metadata["group"].items()} == groups
     finally:
         model.close()
+
+
+def test_template_columns_match_phylib(phy_template):
+    """amp / ch / depth of cluster_info.tsv as phy's Template GUI derives them."""
+    pytest.importorskip("phylib")
+    from phylib.io.model import load_model
+
+    from curalog.io.phy import phy_template_columns
+
+    with curalog.open(phy_template, readonly=True) as cur:
+        cols = phy_template_columns(cur)
+    model = load_model(phy_template / "params.py")
+    try:
+        for c in (0, 3, 4, 8, 20, 40):
+            t = model.get_template(c)
+            best = int(t.channel_ids[0])
+            assert cols[c]["ch"] == str(int(model.channel_mapping[best]))
+            assert cols[c]["depth"] == pytest.approx(float(model.channel_positions[best, 1]))
+            ptp = t.template.max(axis=0) - t.template.min(axis=0)
+            assert cols[c]["amp"] == pytest.approx(float(ptp.max()), rel=1e-4)
+    finally:
+        model.close()

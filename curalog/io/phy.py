@@ -90,6 +90,38 @@ def cluster_info_rows(cur: Curation, extra: dict[int, dict[str, Any]] | None = N
     return ["cluster_id", *columns], rows
 
 
+def phy_template_columns(cur: Curation) -> dict[int, dict[str, Any]]:
+    """phy's template-derived columns for every live cluster: ``amp``, ``ch``, ``depth``, ``sh``.
+
+    As phy's Template GUI: the cluster's dominant template (most spikes; ties to the smaller
+    id), its best channel (largest peak-to-peak of the unwhitened template), ``ch`` = the raw
+    channel label ``channel_map[best]``, ``depth`` = ``channel_positions[best, 1]``, ``sh`` =
+    ``channel_shanks[best]`` and ``amp`` = peak-to-peak amplitude on the best channel.
+    Empty when the folder has no templates.npy.
+    """
+    from ..stats.metrics import TemplateGeometry
+
+    ds = cur.dataset
+    geom = TemplateGeometry(ds)
+    if not geom.available:
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    templates = ds.spike_templates
+    for c in cur.cluster_ids.tolist():
+        counts = np.bincount(templates[cur.spikes(c)], minlength=ds.n_templates)
+        info = geom.get(int(np.argmax(counts)))
+        if info is None:
+            continue
+        best = int(info.best_channel)
+        out[c] = {
+            "amp": float(info.amplitude),
+            "ch": str(int(ds.channel_map[best])),
+            "depth": float(ds.channel_positions[best, 1]),
+            "sh": int(ds.channel_shanks[best]),
+        }
+    return out
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -156,6 +188,8 @@ def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = Tru
         for name, values in cur.labels.fields.items():
             written.append(write_bytes_atomic(target / f"cluster_{name}.tsv", label_tsv(name, values, live)))
         if info:
+            if extra_columns is None:
+                extra_columns = phy_template_columns(cur)
             columns, rows = cluster_info_rows(cur, extra_columns)
             data = tsv_bytes(columns, [[format_cell(r.get(c)) for c in columns] for r in rows])
             written.append(write_bytes_atomic(target / "cluster_info.tsv", data))

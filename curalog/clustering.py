@@ -143,6 +143,27 @@ def _remainder(members: np.ndarray, subset: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _subset_remainder(members: np.ndarray, subset: np.ndarray):
+    """If sorted ``subset`` is included in sorted ``members``, (True, members - subset)."""
+    out = np.empty(max(members.shape[0] - subset.shape[0], 0), dtype=members.dtype)
+    j = 0
+    k = 0
+    n_sub = subset.shape[0]
+    for i in range(members.shape[0]):
+        m = members[i]
+        if j < n_sub and subset[j] < m:
+            return False, out  # a selected spike that is not a member
+        if j < n_sub and subset[j] == m:
+            j += 1
+        elif k < out.shape[0]:
+            out[k] = m
+            k += 1
+        else:
+            return False, out
+    return j == n_sub, out
+
+
 def _largest(sizes: dict[int, int]) -> int | None:
     """The id with the most spikes; ties go to the smaller id."""
     best = None
@@ -282,7 +303,8 @@ class ClusterState:
     def _merge_change(self, ids: list[int]) -> Change:
         new = self.counter
         parts = [self._spikes[c] for c in ids]
-        spikes = np.sort(np.concatenate(parts), kind="stable")  # timsort merges the sorted runs
+        spikes = np.concatenate(parts)
+        spikes.sort(kind="stable")  # timsort merges the sorted runs, in place
         return Change(
             kind="merge",
             deleted={c: self._spikes[c] for c in ids},
@@ -337,6 +359,17 @@ class ClusterState:
             raise InvalidActionError(f"split: spike {dup} appears more than once")
         n0 = self.counter
         new_ids = rel - rel.min() + n0
+        if touched is not None and len(touched) == 1 and int(touched[0]) in self._spikes:
+            # Replay of a split recorded as touching one cluster: one linear pass checks the
+            # claim and yields the remainder.
+            c = int(touched[0])
+            members = self._spikes[c]
+            ok, rest = _subset_remainder(members, sel.astype(members.dtype))
+            if not ok:
+                raise InvalidActionError(f"the selection is not inside cluster {c}")
+            return self._split_from_parts(sel, new_ids, labels is None, {c: members},
+                                          {c: rest} if rest.shape[0] else {},
+                                          np.full(sel.shape[0], c, dtype=np.int64), np.array([c]))
         if touched is not None and len(touched) <= 16:
             old_ids = self._clusters_of_hinted(sel, touched)
         else:
@@ -355,8 +388,14 @@ class ClusterState:
             if n_sel < members.shape[0]:
                 subset = sel[by_old[bounds[k] : bounds[k + 1]]].astype(members.dtype)
                 rests[c] = _remainder(members, subset)
+        return self._split_from_parts(sel, new_ids, labels is None, deleted, rests, old_ids, touched)
+
+    def _split_from_parts(self, sel: np.ndarray, new_ids: np.ndarray, unlabelled: bool,
+                          deleted: dict[int, np.ndarray], rests: dict[int, np.ndarray],
+                          old_ids: np.ndarray, touched: np.ndarray) -> Change:
+        n0 = self.counter
         largest = _largest({c: int(a.shape[0]) for c, a in deleted.items()})
-        distinct = np.array([n0]) if labels is None else np.unique(new_ids)
+        distinct = np.array([n0]) if unlabelled else np.unique(new_ids)
         if not rests and distinct.shape[0] == 1:
             return self._merge_change(sorted(deleted))  # whole clusters: phy makes it a merge
         added: dict[int, np.ndarray] = {}

@@ -187,6 +187,7 @@ class ClusterState:
         self.n_spikes = int(base.shape[0])
         self._spike_clusters = base.copy()
         self._pending: list[tuple[int, np.ndarray]] = []
+        self._prune_at = 64
         self.index_dtype = np.int32 if self.n_spikes < 2**31 - 1 else np.int64
         n_ids = int(base.max()) + 1 if self.n_spikes else 0
         order = np.empty(self.n_spikes, dtype=self.index_dtype)
@@ -219,6 +220,7 @@ class ClusterState:
                 seen.add(cid)
                 _scatter(self._spike_clusters, spikes, cid)
         self._pending.clear()
+        self._prune_at = 64
 
     def _clusters_of_hinted(self, spikes: np.ndarray, hint: list[int]) -> np.ndarray:
         """Clusters of ``spikes`` when the touched clusters are known (replay of a logged
@@ -255,6 +257,16 @@ class ClusterState:
             pos[pos >= arr.shape[0]] = 0
             out[arr[pos] == spikes] = cid
         return out
+
+    def _prune_pending(self) -> None:
+        """Forget deferred writes of clusters that no longer exist, so their arrays can be
+        freed. The rest reference live clusters only: at most one entry per live cluster."""
+        live: dict[int, np.ndarray] = {}
+        for cid, spikes in self._pending:
+            if self._spikes.get(cid) is spikes:
+                live[cid] = spikes
+        self._pending = list(live.items())
+        self._prune_at = len(self._pending) + 64
 
     @property
     def cluster_ids(self) -> np.ndarray:
@@ -479,8 +491,8 @@ class ClusterState:
             self._spikes[cid] = spikes
         self.counter = max(self.counter, change.counter_after)
         self._sorted_ids = None
-        if len(self._pending) > 4096:
-            self._flush()
+        if len(self._pending) > self._prune_at:
+            self._prune_pending()
 
     def revert(self, change: Change) -> None:
         """Undo a change; the counter is not lowered (ids are never reused)."""

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import __version__
 from .clustering import Change, ClusterState, Update
-from .dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset
+from .dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset, release_pages
 from .errors import (
     CuralogError,
     FingerprintMismatchError,
@@ -424,6 +424,7 @@ class Curation:
     # ------------------------------------------------------------------ internals
     def _reset_state(self) -> None:
         self.state = ClusterState(self.dataset.spike_templates)
+        release_pages(self.dataset.spike_templates)  # the state holds its own copy now
         self.labels = LabelStore({int(c): g for c, g in self.header.get("base_groups", [])})
         self._stack: list[_Action] = []
         self._pos = 0

@@ -17,6 +17,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import mmap as mmap_module
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -265,6 +266,15 @@ class Fingerprint:
         if self.spike_times_sha256 != other.spike_times_sha256:
             out.append("spike_times.npy content")
         return out
+
+
+def release_pages(arr: np.ndarray) -> None:
+    """Tell the kernel we are done reading a memory-mapped array for now (its pages drop
+    out of our resident memory; reading it again just maps them back in)."""
+    mm = getattr(arr, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap_module, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError, ValueError):
+            mm.madvise(mmap_module.MADV_DONTNEED)
 
 
 def _sha256_of(arr: np.ndarray) -> str:

@@ -197,7 +197,7 @@ def cmd_log(args: argparse.Namespace) -> int:
         con = _console()
         for e in events:
             when = dt.datetime.fromtimestamp(e.time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-            con.print(f"{e.seq:>5}  {when}  {e.short_hash}  {e.author:<18}  {e.summary()}")
+            con.print(f"{e.seq:>5}  {when}  {e.short_hash}  {e.author:<18}  {e.summary()}", markup=False)
         if not events:
             con.print("(no events)")
     return 0

@@ -1,9 +1,10 @@
 """`curalog autolabel`: rules become label events whose reason is the rule."""
 
 import curalog
-from conftest import snapshot_dir
 from curalog.cli import main
 from curalog.synth import synthesize
+
+from conftest import snapshot_dir
 
 
 def test_autolabel_appends_label_events_with_the_rule(tmp_path, capsys):

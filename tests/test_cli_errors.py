@@ -6,10 +6,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import snapshot_dir, write_folder
 
 import curalog
 from curalog.cli import main
+
+from conftest import snapshot_dir, write_folder
 
 
 @pytest.fixture

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import snapshot_dir, write_folder
 
 import curalog
 from curalog.dataset import load_dataset, read_metadata_tsv, read_params
 from curalog.errors import DatasetError
+
+from conftest import snapshot_dir, write_folder
 
 
 def test_real_phy_test_folder(phy_template):

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import curalog
 from curalog.cli import main as cli_main
+
+from conftest import write_folder
 
 N_SPIKES = 60
 

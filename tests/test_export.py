@@ -4,10 +4,11 @@ import os
 
 import numpy as np
 import pytest
-from conftest import write_folder
 
 import curalog
 from curalog.io.phy import export_status, format_cell
+
+from conftest import write_folder
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import write_folder
 
 import curalog
 from curalog.errors import InvalidActionError
+
+from conftest import write_folder
 
 
 @pytest.fixture

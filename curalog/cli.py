@@ -397,12 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
     p.add_argument("--port", type=int, default=8000)
 
-    for module in ("history_cli", "autolabel_cli"):
-        try:
-            register = __import__(f"curalog.{module}", fromlist=["register"]).register
-        except (ImportError, AttributeError):
-            continue
-        register(add)
+    from . import autolabel_cli, history_cli
+
+    for module in (history_cli, autolabel_cli):
+        module.register(add)
     return parser
 
 

@@ -108,6 +108,10 @@ def make_header(ds: Dataset, author: str, branch: str = DEFAULT_BRANCH, parent: 
         "dataset": ds.fingerprint.to_dict(),
         "dataset_path": str(Path(ds.path).resolve()),
         "base_groups": [[int(c), str(g)] for c, g in sorted(ds.base_groups.items())],
+        # The sorter's columns as they were when curation started: later exports write
+        # cluster_<field>.tsv files into the folder, which must not become sorter columns.
+        "sorter_columns": {name: [[int(c), v] for c, v in sorted(values.items())]
+                           for name, values in ds.sorter_columns.items()},
         "branch": {"name": branch, "parent": parent},
     }
 
@@ -154,7 +158,12 @@ class Curation:
                 events = []
                 self._has_log = False
             else:
-                create_log(self.log_path, make_header(dataset, self.author))
+                try:
+                    create_log(self.log_path, make_header(dataset, self.author))
+                except LogError:
+                    if not self.log_path.exists():
+                        raise
+                    # another writer created it first: open it (and meet its lock) below
                 self._has_log = True
         else:
             self._has_log = True
@@ -175,6 +184,8 @@ class Curation:
         self.header = header
         try:
             self._check_fingerprint(header)
+            if "sorter_columns" in header:
+                dataset.pin_sorter_metadata(header)
             self._hot_budget = max(HOT_BYTES_MIN, 2 * dataset.n_spikes)
             if upto is not None:
                 events = [e for e in events if e.seq <= upto]

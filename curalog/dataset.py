@@ -502,6 +502,19 @@ class Dataset:
 
         return self._optional("sorter_metadata", load)
 
+    def pin_sorter_metadata(self, header: dict[str, Any]) -> None:
+        """Use the sorter's columns recorded in a log header instead of the folder's files.
+
+        A curation log records ``cluster_group.tsv`` and the other ``cluster_*.tsv`` columns
+        when it is created; files written into the folder afterwards (our own exports, or
+        phy rewriting cluster_KSLabel.tsv) then change nothing.
+        """
+        pinned: dict[str, dict[int, Any]] = {
+            name: {int(c): v for c, v in pairs} for name, pairs in header.get("sorter_columns", {}).items()
+        }
+        pinned[GROUP_FIELD] = {int(c): g for c, g in header.get("base_groups", [])}
+        self._cache["sorter_metadata"] = pinned
+
     @property
     def base_groups(self) -> dict[int, str]:
         """Initial ``group`` labels (``cluster_group.tsv``, as Kilosort writes it), ids < n_templates."""

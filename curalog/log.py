@@ -31,6 +31,7 @@ import hashlib
 import os
 import socket
 import struct
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -244,9 +245,13 @@ def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
     full = {"format": FORMAT_VERSION, "checksum": CHECKSUM, **header}
     payload = _pack(full)
     data = _FILE_HEAD.pack(MAGIC, FORMAT_VERSION, len(payload), _crc(payload)) + payload
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "xb") as f:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise LogError(f"{p}: cannot create ({exc.strerror})") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

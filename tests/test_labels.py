@@ -112,3 +112,16 @@ def test_base_groups_come_from_the_log_header_not_the_current_file(folder):
     with curalog.open(folder, readonly=True) as cur:
         assert cur.group(0) == "good" and cur.group(2) == "mua" and cur.group(3) is None
     assert np.array_equal(curalog.replay(folder), np.load(folder / "spike_templates.npy"))
+
+
+def test_free_fields_stay_labels_after_export(phy_template):
+    """An exported cluster_comment.tsv must not turn 'comment' into a read-only sorter column."""
+    with curalog.open(phy_template) as cur:
+        cur.label([1], field="comment", value="noisy")
+        cur.export()
+    assert (phy_template / "cluster_comment.tsv").exists()
+    (phy_template / "cluster_KSLabel.tsv").write_text("cluster_id\tKSLabel\n1\tgood\n")  # appears later
+    with curalog.open(phy_template) as cur:
+        cur.label([1], field="comment", value="fine")  # still a label field
+        assert cur.labels.get("comment", 1) == "fine"
+        assert "KSLabel" not in cur.dataset.sorter_columns  # not there when curation started

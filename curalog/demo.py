@@ -37,6 +37,17 @@ def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: C
               f"{info.n_units} true units, {info.duration:.0f} s  ->  {folder}")
 
 
+def _command_name() -> str:
+    """``curalog`` when it is on PATH, else the path of the one in this environment."""
+    import shutil
+    import sys
+
+    if shutil.which("curalog"):
+        return "curalog"
+    candidate = Path(sys.executable).parent / "curalog"
+    return str(candidate) if candidate.exists() else "curalog"
+
+
 def _truth(folder: Path) -> np.ndarray | None:
     try:
         return np.asarray(json.loads((folder / "synth_truth.json").read_text())["unit_of_template"])
@@ -166,5 +177,6 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
         n_units = int(len(np.unique(truth[truth >= 0])))
         con.print(f"ground truth: {n_units} true units; after {merges} merges {n_clusters} clusters "
                   f"({dict(final_groups)}), {impure} clusters mixing true units")
-    con.print(f"\nnext: [bold]curalog tui {folder}[/bold]   (or: curalog log {folder}, curalog info {folder})")
+    exe = _command_name()
+    con.print(f"\nnext: [bold]{exe} tui {folder}[/bold]   (or: {exe} log {folder}, {exe} info {folder})")
     return 0 if ok else 1

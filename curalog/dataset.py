@@ -55,8 +55,12 @@ def read_params(path: Path) -> dict[str, Any]:
         tree = ast.parse(source, filename=str(path))
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing (every Kilosort/phy folder has a params.py)") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except (SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{path}: not valid Python ({exc.__class__.__name__}: {exc})") from None
+        raise DatasetError(f"{path}: not valid Python ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    except (MemoryError, RecursionError):
+        raise DatasetError(f"{path}: too deeply nested to read") from None
     params: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -75,16 +79,20 @@ def _load_npy(path: Path, *, required: bool, mmap: bool = True) -> np.ndarray | 
             raise DatasetError(f"{path}: missing (required)")
         return None
     try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except ValueError as exc:
-        # Zero-length files and object arrays cannot be memory-mapped; report, don't crash.
-        raise DatasetError(f"{path}: not a readable .npy array ({exc})") from None
+        # Always map first: a header declaring more data than the file holds is refused
+        # here instead of being allocated.
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc})") from None
+        raise DatasetError(f"{path}: cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+    except Exception as exc:  # malformed headers raise ValueError, SyntaxError, TokenError, ...
+        first = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise DatasetError(f"{path}: not a readable .npy array ({exc.__class__.__name__}: {first})") from None
     if not isinstance(arr, np.ndarray):
         raise DatasetError(f"{path}: not a single .npy array")
     if arr.dtype.hasobject or arr.dtype.fields is not None:
         raise DatasetError(f"{path}: unsupported dtype {arr.dtype}")
+    if not mmap:
+        arr = np.array(arr)
     return arr
 
 
@@ -184,7 +192,14 @@ def read_metadata_tsv(path: Path) -> dict[str, dict[int, Any]]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc})") from None
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return _parse_metadata(text)
+    except csv.Error as exc:
+        raise DatasetError(f"{path}: malformed table ({exc})") from None
+
+
+def _parse_metadata(text: str) -> dict[str, dict[int, Any]]:
     lines = text.splitlines()
     if not lines:
         return {}
@@ -201,7 +216,9 @@ def read_metadata_tsv(path: Path) -> dict[str, dict[int, Any]]:
             continue
         try:
             cid = int(float(row[idx]))
-        except ValueError:
+        except (ValueError, OverflowError):
+            continue
+        if not 0 <= cid < 2**31 - 1:
             continue
         for i, name in enumerate(header):
             if i == idx or not name or i >= len(row):
@@ -629,7 +646,7 @@ def load_dataset(folder: str | os.PathLike[str]) -> Dataset:
         raise DatasetError(f"{params_path}: no sample_rate")
     try:
         sample_rate = float(sr)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DatasetError(f"{params_path}: sample_rate is not a number ({sr!r})") from None
     if not np.isfinite(sample_rate) or sample_rate <= 0:
         raise DatasetError(f"{params_path}: sample_rate must be positive ({sr!r})")

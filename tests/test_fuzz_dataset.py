@@ -39,7 +39,6 @@ def _spec(**kw):
     return {**_OK, **kw}
 
 
-@pytest.mark.xfail(strict=True, raises=faultlib.Escaped, reason="defect: see test_loader_defect for each trigger")
 @example(spec=_spec(params="DIR"))
 @faultlib.fuzz_settings(150, report_multiple_bugs=False)
 @given(spec=faultlib.dataset_specs(wide=True))
@@ -69,12 +68,10 @@ DEFECTS = {
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_loader_defect(name, request):
     spec, fix = DEFECTS[name]
-    request.applymarker(pytest.mark.xfail(strict=True, raises=faultlib.Escaped, reason=f"defect: {fix}"))
+    # Each was a defect (the fix is in the table); now a regression test.
     faultlib.fuzz_dataset(spec)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: _load_npy(mmap=False) allocates what a .npy header declares before "
-                   "reading: a 128-byte channel_map.npy declaring 2**27 int64 makes np.load allocate 1 GiB")
 def test_loader_memory_is_bounded_by_the_file(tmp_path):
     folder = faultlib.build_dataset(tmp_path / "ds", _spec(npy_damage=(
         "header", "channel_map.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (134217728,), }")))

@@ -284,3 +284,90 @@ def test_phylib_reads_it(legacy: SynthInfo, ds: SynthInfo) -> None:
             assert len(model.get_template(0).channel_ids) <= 12
         finally:
             model.close()
+
+
+# ---------------------------------------------------------------------- drift=True
+@pytest.fixture(scope="module")
+def drift(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
+    out = tmp_path_factory.mktemp("synth_drift") / "ks"
+    return synthesize(out, 400_000, 100, seed=3, n_channels=64, drift=True)
+
+
+def test_default_model_unchanged_bit_for_bit(tmp_path: Path) -> None:
+    """The drift model left the original one alone: a digest of a dataset written before
+    drift=True existed."""
+    import hashlib
+
+    synthesize(tmp_path, 20_000, 16, seed=1, n_channels=32, legacy_quirks=True, pc_features=True)
+    h = hashlib.sha256()
+    for f in sorted(tmp_path.iterdir()):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    assert h.hexdigest()[:16] == "1aed8af213b46d01"
+
+
+def test_drift_truth(drift: SynthInfo) -> None:
+    truth = _truth(drift)
+    assert truth["format"] == "curalog-synth-truth" and truth["version"] == 1
+    uot = np.asarray(truth["unit_of_template"])
+    assert np.array_equal(uot, drift.unit_of_template)
+    units = truth["units"]
+    seen = sorted(t for u in units for t in u["templates"]) + truth["noise_templates"]
+    assert sorted(seen) == list(range(100))
+    kinds = {u["split"] for u in units}
+    assert kinds == {"none", "drift", "amplitude"}
+    assert max(len(u["templates"]) for u in units) >= 8  # many pieces for some units
+    assert 25.0 <= truth["drift"]["range_um"] <= 50.0
+    assert len(truth["drift"]["motion_um"]) == truth["drift"]["knots"]
+    twins = truth["near_duplicates"]
+    assert twins and all(units[v]["twin_of"] == u for u, v in twins)
+    for u, v in twins:
+        dy = abs(units[u]["depth_um"] - units[v]["depth_um"])
+        assert dy <= 30.0 + 1e-9 and units[u]["unit"] != units[v]["unit"]
+    for u in units:
+        if u["split"] == "drift":
+            assert u["drift_um"] > 10 and 0.5 <= u["jitter_um"] <= 2.0
+
+
+def test_drift_pieces_follow_the_motion(drift: SynthInfo) -> None:
+    """Pieces are cut along the drift: piece j fires where the probe motion puts the unit in
+    its range, so the mean motion at its spikes grows with j (positions are in order)."""
+    truth = _truth(drift)
+    st = _load(drift, "spike_times.npy")
+    tp = _load(drift, "spike_templates.npy")
+    motion = np.asarray(truth["drift"]["motion_um"])
+    knot = truth["drift"]["knot_s"] * drift.sample_rate
+    checked = 0
+    for u in truth["units"]:
+        if u["split"] != "drift" or len(u["templates"]) < 3:
+            continue
+        means = [np.interp(st[tp == t] / knot, np.arange(motion.size), motion).mean()
+                 for t in u["templates"]]
+        assert np.all(np.diff(means) > 0), u["unit"]
+        checked += 1
+    assert checked >= 3
+
+
+def test_drift_units_refractory_and_pieces_similar(drift: SynthInfo) -> None:
+    st = _load(drift, "spike_times.npy")
+    unit = drift.unit_of_template[_load(drift, "spike_templates.npy")]
+    for u in range(drift.n_units):
+        t = st[unit == u]
+        if t.size > 1:
+            assert np.diff(t).min() >= 0.002 * drift.sample_rate, u
+    sim = _load(drift, "similar_templates.npy")
+    for u in _truth(drift)["units"]:
+        ts = u["templates"]
+        if u["split"] == "drift":  # neighbouring pieces look alike
+            assert all(sim[a, b] > 0.7 for a, b in zip(ts, ts[1:], strict=False)), u["unit"]
+
+
+def test_drift_determinism(tmp_path: Path) -> None:
+    a = synthesize(tmp_path / "a", 30_000, 24, seed=8, n_channels=32, drift=True)
+    b = synthesize(tmp_path / "b", 30_000, 24, seed=8, n_channels=32, drift=True)
+    c = synthesize(tmp_path / "c", 30_000, 24, seed=9, n_channels=32, drift=True)
+    for name in (*PER_SPIKE, "templates.npy", synth.TRUTH_FILE):
+        assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
+    assert (a.path / "spike_times.npy").read_bytes() != (c.path / "spike_times.npy").read_bytes()
+    plain = synthesize(tmp_path / "d", 30_000, 24, seed=8, n_channels=32)
+    assert (a.path / "spike_templates.npy").read_bytes() != (plain.path / "spike_templates.npy").read_bytes()

@@ -51,6 +51,7 @@ class CuralogApp(BackgroundMixin, App[int]):
     BINDINGS = [
         Binding("g", "merge", "merge"),
         Binding("k", "split", "split"),
+        Binding("v", "views", "views"),
         Binding("1", "label('good')", "good"),
         Binding("2", "label('mua')", "mua"),
         Binding("3", "label('noise')", "noise"),
@@ -504,6 +505,16 @@ class CuralogApp(BackgroundMixin, App[int]):
         if added:
             self.table.select(added[0])
             self.say(f"split {plan.cluster_id} -> {', '.join(map(str, added))} ({plan.rule})")
+
+    def action_views(self) -> None:
+        from .screens.views import ViewsScreen
+
+        targets = self.selection()
+        if not targets:
+            self.say("views: no cluster selected", error=True)
+            return
+        similar = self.similar if self.sim_table.reference == self.best else None
+        self.push_screen(ViewsScreen(targets, similar if similar not in targets else None))
 
     def action_history(self) -> None:
         from .screens.history import HistoryScreen

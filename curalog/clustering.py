@@ -305,7 +305,7 @@ class ClusterState:
         """A merge of two or more live clusters into the next id."""
         try:
             ids = sorted({int(c) for c in cluster_ids})
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidActionError("merge: cluster ids must be integers") from None
         if len(ids) < 2:
             raise InvalidActionError(f"merge: needs at least two different clusters, got {ids}")
@@ -370,6 +370,9 @@ class ClusterState:
             dup = int(sel[1:][sel[1:] == sel[:-1]][0])
             raise InvalidActionError(f"split: spike {dup} appears more than once")
         n0 = self.counter
+        span = int(rel.max()) - int(rel.min())  # Python ints: no int64 wrap-around
+        if n0 + span + sel.shape[0] >= 2**31 - 1:  # new ids and remainders must fit in int32
+            raise InvalidActionError(f"split: labels span {span:,} ids; the new cluster ids would exceed the int32 range")
         new_ids = rel - rel.min() + n0
         if touched is not None and len(touched) == 1 and int(touched[0]) in self._spikes:
             # Replay of a split recorded as touching one cluster: one linear pass checks the

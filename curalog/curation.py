@@ -85,6 +85,13 @@ HOT_ACTIONS = 1000
 HOT_BYTES_MIN = 32 << 20
 
 
+def _int_list(values: Any) -> list[int]:
+    """A list of cluster ids from a log body (ints only; anything else is malformed)."""
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise TypeError("expected a list of integer cluster ids")
+    return [int(v) for v in values]
+
+
 def _logged_counter_after(event: Event) -> int:
     """The id counter after a logged action, from the ids recorded in its body."""
     body = event.body
@@ -93,7 +100,7 @@ def _logged_counter_after(event: Event) -> int:
             return int(body["new"]) + 1
         if event.type in (SPLIT, ASSIGN) and body.get("added"):
             return max(int(c) for c in body["added"]) + 1
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise LogCorruptError(f"event {event.seq}: malformed {event.type} body") from None
     return 0
 
@@ -203,10 +210,31 @@ class Curation:
             raise
 
     # ------------------------------------------------------------------ lifecycle
+    def _check_header(self, header: dict[str, Any]) -> None:
+        """Refuse a header whose fields are not what curalog writes (a clear error, not a crash)."""
+        where = f"{self.log_path}: header"
+        try:
+            for pair in header.get("base_groups", []):
+                cid, group = pair
+                if not isinstance(cid, int) or not isinstance(group, str) or not 0 <= cid < 2**31 - 1:
+                    raise TypeError("base_groups")
+            columns = header.get("sorter_columns", {})
+            if not isinstance(columns, dict):
+                raise TypeError("sorter_columns")
+            for name, pairs in columns.items():
+                if not isinstance(name, str):
+                    raise TypeError("sorter_columns")
+                for cid, value in pairs:
+                    if not isinstance(cid, int) or not isinstance(value, (int, float, str)) or isinstance(value, bool):
+                        raise TypeError(f"sorter column {name}")
+        except (TypeError, ValueError) as exc:
+            raise LogCorruptError(f"{where}: malformed {str(exc) or 'field'}") from None
+
     def _check_fingerprint(self, header: dict[str, Any]) -> None:
+        self._check_header(header)
         try:
             logged = Fingerprint.from_dict(header["dataset"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
             raise LogCorruptError(f"{self.log_path}: header has no valid dataset fingerprint") from None
         current = self.dataset.fingerprint
         if logged != current:
@@ -382,7 +410,10 @@ class Curation:
         ``group="unsorted"`` (or ``value=None`` for a field) clears the value.
         """
         self._require_writer()
-        ids = sorted({int(c) for c in cluster_ids})
+        try:
+            ids = sorted({int(c) for c in cluster_ids})
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidActionError("label: cluster ids must be integers") from None
         if not ids:
             raise InvalidActionError("label: no clusters given")
         missing = [c for c in ids if c not in self.state]
@@ -478,12 +509,8 @@ class Curation:
     def _apply(self, action: _Action, seq: int, history: str | None) -> Update:
         """Apply an action (new, replayed or redone), resolving it from its event if needed."""
         if action.type == LABEL:
-            body = action.event.body
-            ids = [int(c) for c in body["clusters"]]
-            missing = [c for c in ids if c not in self.state]
-            if missing:
-                raise self._diverged(action.event, f"label of missing cluster {missing[0]}")
-            action.previous = self.labels.set(str(body["field"]), ids, body["value"])
+            ids, name, value = self._label_body(action.event)
+            action.previous = self.labels.set(name, ids, value)
             return Update(kind=LABEL, labels_changed=tuple(ids), history=history, seq=seq)
         if action.change is None or action.change.evicted:
             # Resolve with the counter the action originally saw, so ids come out as logged.
@@ -503,7 +530,7 @@ class Curation:
     def _revert(self, action: _Action, seq: int) -> Update:
         if action.type == LABEL:
             assert action.previous is not None
-            self.labels.restore(str(action.event.body["field"]), action.previous)
+            self.labels.restore(self._label_body(action.event)[1], action.previous)
             return Update(kind=LABEL, labels_changed=tuple(action.previous), history=UNDO, seq=seq)
         ch = action.change
         if ch is None or ch.evicted:
@@ -565,12 +592,13 @@ class Curation:
                 if change.added_ids != [body["new"]]:
                     raise self._diverged(event, f"new id {change.added_ids} != logged {body['new']}")
                 return change
-            spikes = unpack_array(body["spikes"], where)
+            n = self.dataset.n_spikes
+            spikes = unpack_array(body["spikes"], where, n)
             if event.type == SPLIT:
-                labels = unpack_array(body["labels"], where) if body.get("labels") is not None else None
-                change = self.state.resolve_split(spikes, labels, touched=list(body["deleted"]))
+                labels = unpack_array(body["labels"], where, n) if body.get("labels") is not None else None
+                change = self.state.resolve_split(spikes, labels, touched=_int_list(body["deleted"]))
             elif event.type == ASSIGN:
-                change = self.state.resolve_assign(spikes, unpack_array(body["clusters"], where))
+                change = self.state.resolve_assign(spikes, unpack_array(body["clusters"], where, n))
             else:
                 raise self._diverged(event, "not a clustering event")
             if change.added_ids != list(body["added"]) or change.deleted_ids != list(body["deleted"]):
@@ -579,8 +607,31 @@ class Curation:
             return change
         except InvalidActionError as exc:
             raise self._diverged(event, str(exc)) from None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LogCorruptError(f"{where}: malformed {event.type} body ({exc.__class__.__name__}: {exc})") from None
+
+    def _label_body(self, event: Event) -> tuple[list[int], str, LabelValue]:
+        """A logged label event, validated exactly as the live API validates its input."""
+        body = event.body
+        try:
+            ids = _int_list(body["clusters"])
+            name = body["field"]
+            if not isinstance(name, str):
+                raise TypeError("field is not a string")
+            if name == GROUP_FIELD:
+                value: LabelValue = normalize_group(body["value"])
+            else:
+                name = validate_field_name(name)
+                value = validate_value(body["value"])
+        except InvalidActionError as exc:
+            raise self._diverged(event, str(exc)) from None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise LogCorruptError(f"{self.log_path}: event {event.seq}: malformed label body "
+                                  f"({exc.__class__.__name__}: {exc})") from None
+        missing = [c for c in ids if c not in self.state]
+        if missing:
+            raise self._diverged(event, f"label of missing cluster {missing[0]}")
+        return ids, name, value
 
     def _replay_fast(self, events: list[Event]) -> None:
         """Replay a log: first work out which actions are in effect at the end (undo and

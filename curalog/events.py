@@ -146,8 +146,12 @@ def pack_values(values: np.ndarray) -> dict[str, Any]:
     return {"enc": "zlib", "dtype": "<i8", "n": int(arr.size), "data": zlib.compress(arr.tobytes(), 1)}
 
 
-def unpack_array(obj: Any, where: str) -> np.ndarray:
-    """Inverse of :func:`pack_indices` / :func:`pack_values`, validating everything."""
+def unpack_array(obj: Any, where: str, max_items: int | None = None) -> np.ndarray:
+    """Inverse of :func:`pack_indices` / :func:`pack_values`, validating everything.
+
+    ``max_items`` bounds the declared length before anything is decompressed (a selection
+    never has more items than the dataset has spikes).
+    """
     if not isinstance(obj, dict):
         raise LogCorruptError(f"{where}: packed array is not a map")
     enc, dtype, n, data = obj.get("enc"), obj.get("dtype"), obj.get("n"), obj.get("data")
@@ -155,6 +159,8 @@ def unpack_array(obj: Any, where: str) -> np.ndarray:
         raise LogCorruptError(f"{where}: unknown array encoding {enc!r}/{dtype!r}")
     if not isinstance(n, int) or n < 0 or not isinstance(data, bytes):
         raise LogCorruptError(f"{where}: malformed packed array")
+    if max_items is not None and n > max_items:
+        raise LogCorruptError(f"{where}: packed array declares {n} items, more than the {max_items} possible")
     itemsize = np.dtype(dtype).itemsize
     expected = n * itemsize
     if expected > _MAX_DECODED:

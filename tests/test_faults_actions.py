@@ -106,8 +106,6 @@ def test_acknowledged_actions_replay_refused_ones_leave_no_trace(tmp_path_factor
     _run(tmp_path_factory, ops)
 
 
-@pytest.mark.xfail(strict=True, raises=faultlib.Escaped, reason="defect: see test_split_with_wide_labels_*; and "
-                   "resolve_merge/label let OverflowError escape for float('inf') ids (catch OverflowError too)")
 @example(ops=[("split", ([0, 1], [0, 2**31]))])
 @example(ops=[("merge", [float("inf"), 1])])
 @faultlib.fuzz_settings(60, report_multiple_bugs=False)
@@ -116,11 +114,6 @@ def test_acknowledged_actions_replay_wide(tmp_path_factory, ops):
     _run(tmp_path_factory, ops)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: split(spikes, labels) whose label range pushes new ids past int32 "
-                   "is logged and acknowledged, then the int32 spike_clusters wraps (id 2147483669 stored as "
-                   "-2147483627, exported as is; before the deferred scatter, apply raised OverflowError and the log "
-                   "never reopened). resolve_split must refuse (InvalidActionError) when max new id >= 2**31 - 1, "
-                   "as resolve_assign does")
 def test_split_with_wide_labels_is_refused_before_logging(tmp_path):
     folder = faultlib.make_dataset(tmp_path / "ds", 2000, 20)
     with curalog.open(folder) as cur:

@@ -77,12 +77,6 @@ def test_hostile_headers(ctx, data):
     faultlib.fuzz_replay(ctx.folder, ctx.crafted, faultlib.craft_log(None, header, []))
 
 
-@pytest.mark.xfail(strict=True, raises=faultlib.Escaped, reason="defect: replay trusts CRC-valid bodies: label "
-                   "bodies without 'clusters' or with non-int ids (KeyError/TypeError/ValueError from "
-                   "Curation._apply, which has no error wrapper), non-finite ids "
-                   "(OverflowError in resolve_merge), label fields/values with tabs or line breaks (replayed, then "
-                   "exported as forged TSV rows). Validate label events on replay like the live API does "
-                   "(validate_field_name, normalize_group/validate_value, list of int ids) and raise LogCorruptError")
 @example(records=[("label", {"clusters": None, "field": "group", "value": "good", "previous": []})])
 @example(records=[("merge", {"clusters": [float("inf"), 1.0], "new": 8, "n_spikes": 5})])
 @example(records=[("label", {"clusters": [1], "field": "group", "value": "good\r\n7\tgood", "previous": []})])
@@ -92,10 +86,6 @@ def test_replay_of_hostile_records_wide(ctx, records):
     faultlib.fuzz_replay(ctx.folder, ctx.crafted, faultlib.craft_log(None, ctx.header, records))
 
 
-@pytest.mark.xfail(strict=True, raises=faultlib.Escaped, reason="defect: a CRC-valid header with base_groups "
-                   "not a list of [id, group] pairs (TypeError/ValueError in Curation._reset_state), sorter_columns "
-                   "not a map of [id, value] lists (AttributeError in Dataset.pin_sorter_metadata) or a fingerprint "
-                   "with inf (OverflowError in Fingerprint.from_dict) escapes; validate them and raise LogCorruptError")
 @example(overrides={"sorter_columns": None})
 @example(overrides={"base_groups": 5})
 @example(overrides={"base_groups": [[1]]})
@@ -115,9 +105,6 @@ def _split_declaring(n: int) -> dict:
             "added": [8, 9], "deleted": [0], "n_spikes": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="defect: unpack_array bounds a packed selection only by 16 GiB; a small "
-                   "record (32 KiB here) declaring 4 M spikes for a 500-spike dataset is decompressed (3 x 32 MiB) "
-                   "before being refused. Pass max_items=n_spikes from Curation._resolve and check n first")
 def test_replay_memory_is_bounded_by_the_dataset(ctx):
     data = faultlib.craft_log(None, ctx.header, [("split", _split_declaring(1 << 22))])
     assert len(data) < 64 << 10

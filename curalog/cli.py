@@ -207,6 +207,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .atomic import save_npy_atomic
 
     with _open(args, readonly=True, upto=args.upto) as cur:
+        cur.require_intact(args.upto)
         if args.upto is not None and args.upto > len(cur.events) and args.upto > cur.seq:
             raise CliError(f"--upto {args.upto}: the log has only {cur.seq} events")
         save_npy_atomic(args.out, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32))
@@ -272,7 +273,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise CliError("--spikes and --templates must be positive")
     info = _with_progress(f"writing {args.spikes:,} spikes", lambda cb: synthesize(
         args.out, n_spikes=args.spikes, n_templates=args.templates, seed=args.seed,
-        n_channels=args.channels, legacy_quirks=args.legacy, pc_features=args.features, progress=cb))
+        n_channels=args.channels, legacy_quirks=args.legacy, pc_features=args.features, drift=args.drift,
+        progress=cb))
     print(f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
           f"({info.n_units} true units), {info.duration:.1f} s")
     return 0
@@ -323,9 +325,17 @@ would. Start with `curalog demo` or `curalog info DIR`.
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with curalog's error convention: one line on stderr, exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        hint = f" (see {self.prog} --help)"
+        _err(message.replace("\n", " ") + hint)
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="curalog", description=HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="curalog", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"curalog {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -383,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--legacy", action="store_true", help="old-Kilosort quirks: (n,1) shapes, unsigned dtypes, templates_ind.npy")
     p.add_argument("--features", action="store_true", help="also write pc_features and template_features (small datasets)")
+    p.add_argument("--drift", action="store_true", help="realistic over-splitting: units drift and are split along "
+                   "the drift, with near-duplicate neighbours (ground truth in synth_truth.json)")
 
     p = add("demo", cmd_demo, "generate a demo dataset and run a scripted curation on it", dataset=False)
     p.add_argument("dir", metavar="DIR", nargs="?", default="curalog-demo", help="where to put it (default ./curalog-demo)")
@@ -397,9 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
     p.add_argument("--port", type=int, default=8000)
 
-    from . import autolabel_cli, history_cli
+    from . import autolabel_cli, history_cli, proposals_cli
 
-    for module in (history_cli, autolabel_cli):
+    for module in (history_cli, autolabel_cli, proposals_cli):
         module.register(add)
     return parser
 

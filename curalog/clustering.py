@@ -183,6 +183,10 @@ class ClusterState:
     """
 
     def __init__(self, spike_templates: np.ndarray):
+        self.reset(spike_templates)
+
+    def reset(self, spike_templates: np.ndarray) -> None:
+        """Back to the sorter's assignment, in place (holders of this object stay valid)."""
         base = np.ascontiguousarray(spike_templates, dtype=np.int32)
         self.n_spikes = int(base.shape[0])
         self._spike_clusters = base.copy()

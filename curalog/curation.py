@@ -17,6 +17,7 @@ is the only source of truth and everything else is rebuilt by replay.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -159,18 +160,23 @@ class Curation:
         self.warnings: list[str] = []
         self.corruption: str | None = None
         events: list[Event]
+        # A log this session creates and never writes to is removed again on close, so that
+        # a refused first action (or just looking) leaves nothing in the dataset folder.
+        self._created: list[Path] = []
         if not self.log_path.exists():
             if self.readonly or not create:
                 header: dict[str, Any] = make_header(dataset, self.author)
                 events = []
                 self._has_log = False
             else:
+                self._created = [p for p in (self.log_path.parent, *self.log_path.parents) if not p.exists()]
                 try:
                     create_log(self.log_path, make_header(dataset, self.author))
+                    self._created.insert(0, self.log_path)
                 except LogError:
                     if not self.log_path.exists():
                         raise
-                    # another writer created it first: open it (and meet its lock) below
+                    self._created = []  # another writer created it first: meet its lock below
                 self._has_log = True
         else:
             self._has_log = True
@@ -246,8 +252,19 @@ class Curation:
     def close(self) -> None:
         """Release the writer lock. The log is always complete on disk already."""
         if self._writer is not None:
+            if self._created and not self._writer.events:
+                self._remove_unused_log()
             self._writer.close()
             self._writer = None
+
+    def _remove_unused_log(self) -> None:
+        """Remove the empty log this session created (still holding its lock), its lock file
+        and the folders created for it."""
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+            self._writer.lock.path.unlink()  # type: ignore[union-attr]
+            for folder in self._created[1:]:
+                folder.rmdir()
 
     def __enter__(self) -> Curation:
         return self
@@ -258,6 +275,12 @@ class Curation:
     def __repr__(self) -> str:
         mode = "read-only" if self.readonly else "writable"
         return f"<Curation {self.dataset.path} seq={self.seq} clusters={self.n_clusters} {mode}>"
+
+    def require_intact(self, upto: int | None = None) -> None:
+        """Refuse to use a damaged log's state, unless ``upto`` stops before the damage."""
+        if self.corruption and (upto is None or upto > len(self.events)):
+            raise LogCorruptError(f"{self.log_path}: damaged ({self.corruption}); its state is not the "
+                                  "curation's (curalog fsck --repair, or --upto an earlier event)")
 
     # ------------------------------------------------------------------ queries
     @property
@@ -323,6 +346,7 @@ class Curation:
     def _append(self, type_: str, body: dict[str, Any]) -> Event:
         writer = self._require_writer()
         event = writer.append(type_, body, self.author)
+        self._created = []  # the log now holds work: it stays
         self.events.append(event)
         self.head_hash = event.hash
         return event
@@ -465,9 +489,15 @@ class Curation:
 
     # ------------------------------------------------------------------ internals
     def _reset_state(self) -> None:
-        self.state = ClusterState(self.dataset.spike_templates)
+        # Reset in place on a rebuild: statistics engines and views hold these objects.
+        base_groups = {int(c): g for c, g in self.header.get("base_groups", [])}
+        if getattr(self, "state", None) is None:
+            self.state = ClusterState(self.dataset.spike_templates)
+            self.labels = LabelStore(base_groups)
+        else:
+            self.state.reset(self.dataset.spike_templates)
+            self.labels.reset(base_groups)
         release_pages(self.dataset.spike_templates)  # the state holds its own copy now
-        self.labels = LabelStore({int(c): g for c, g in self.header.get("base_groups", [])})
         self._stack: list[_Action] = []
         self._pos = 0
         self._floor = 0  # structural actions below this stack index have evicted arrays
@@ -743,6 +773,7 @@ def replay(folder: str | os.PathLike[str], log: str | os.PathLike[str] | None = 
     """The ``spike_clusters`` array after replaying ``log`` up to ``upto`` (default: all)."""
     cur = open_curation(folder, log, readonly=True, upto=upto)
     try:
+        cur.require_intact(upto)
         return cur.state.spike_clusters.copy()
     finally:
         cur.close()

@@ -19,6 +19,7 @@ import hashlib
 import json
 import mmap as mmap_module
 import os
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -612,8 +613,9 @@ def compute_fingerprint(ds: Dataset, use_cache: bool = True) -> Fingerprint:
     if cache_file is not None:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(fp.to_dict()))
+            fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(fp.to_dict()))
             os.replace(tmp, cache_file)
         except OSError:
             pass  # a read-only home directory only costs a re-hash next time

@@ -71,6 +71,10 @@ class LabelStore:
     """``{field: {cluster_id: value}}`` with exact undo and phy's propagation rule."""
 
     def __init__(self, base_groups: dict[int, str] | None = None):
+        self.reset(base_groups)
+
+    def reset(self, base_groups: dict[int, str] | None = None) -> None:
+        """Back to the base labels, in place."""
         self.fields: dict[str, dict[int, LabelValue]] = {GROUP_FIELD: {}}
         for cid, g in (base_groups or {}).items():
             try:

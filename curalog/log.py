@@ -113,6 +113,8 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
         raise LogCorruptError(f"{where}: not a curalog log (bad magic bytes)")
     if fmt > FORMAT_VERSION:
         raise UnsupportedVersionError(f"{where}: log format {fmt} is newer than this curalog ({FORMAT_VERSION})")
+    if fmt < 1:
+        raise LogCorruptError(f"{where}: invalid log format number {fmt}")
     if hlen > MAX_HEADER or _FILE_HEAD.size + hlen > size:
         raise LogCorruptError(f"{where}: header length {hlen} is invalid")
     hpayload = data[_FILE_HEAD.size : _FILE_HEAD.size + hlen]
@@ -121,6 +123,8 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
     header = _unpack(hpayload, f"{where}: header")
     if not isinstance(header, dict):
         raise LogCorruptError(f"{where}: header is not a map")
+    if header.get("format", fmt) != fmt:  # the head's format field is outside the header CRC
+        raise LogCorruptError(f"{where}: format field {fmt} disagrees with the header ({header.get('format')!r})")
     header_hash = hashlib.sha256(hpayload).digest()
     result = ScanResult(header, header_hash, [], [], _FILE_HEAD.size + hlen, size)
     view = memoryview(data)
@@ -284,6 +288,7 @@ class LogWriter:
     def __init__(self, path: str | os.PathLike[str], *, recover: bool = True, sync: bool = True):
         self.path = Path(path)
         self.sync = sync
+        self.broken: str | None = None
         self.lock = WriterLock(self.path)
         self.lock.acquire()
         try:
@@ -307,17 +312,26 @@ class LogWriter:
     def _cut_torn_tail(self) -> None:
         good = self.scan.good_end
         side = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-        with open(self.path, "rb") as f:
-            f.seek(good)
-            tail = f.read()
-        with open(side, "wb") as f:
-            f.write(tail)
-            f.flush()
-            os.fsync(f.fileno())
-        with open(self.path, "r+b") as f:
-            f.truncate(good)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(good)
+                tail = f.read()
+            with open(side, "xb") as f:
+                f.write(tail)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                side.unlink()
+            raise LogError(f"{self.path}: cannot keep the torn last record aside ({exc.strerror}); "
+                           "the log is unchanged") from None
+        try:
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise LogError(f"{self.path}: cannot cut the torn last record ({exc.strerror})") from None
         self.scan.warnings.append(
             f"{self.path}: cut off an incomplete last record ({len(tail)} bytes, kept in {side.name})"
         )
@@ -334,6 +348,8 @@ class LogWriter:
 
     def append(self, type_: str, body: dict[str, Any], author: str) -> Event:
         """Write one record and fsync it; on any failure the file is left as it was."""
+        if self.broken:
+            raise LogError(f"{self.path}: {self.broken}; reopen the log before recording anything else")
         seq = self.next_seq
         env = envelope(seq, type_, time.time_ns(), author, self.head_hash, body)
         payload = _pack(env)
@@ -349,9 +365,15 @@ class LogWriter:
                 os.fsync(self.fd)
         except OSError as exc:
             # Roll back a partial write so the log stays exactly as acknowledged.
+            rolled_back = False
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self.size)
                 os.fsync(self.fd)
+                rolled_back = os.fstat(self.fd).st_size == self.size
+            if not rolled_back:
+                self.broken = f"a failed write could not be rolled back ({exc.strerror})"
+                raise LogError(f"{self.path}: could not record the action ({exc.strerror}) nor undo the partial "
+                               "write; reopen the log (its torn end will be cut)") from None
             raise LogError(f"{self.path}: could not record the action ({exc.strerror}); nothing was changed") from None
         rec_hash = hashlib.sha256(payload).digest()
         event = Event(seq=seq, type=type_, time_ns=env["time"], author=author, prev=self.head_hash, body=body, hash=rec_hash)

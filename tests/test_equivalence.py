@@ -190,6 +190,7 @@ def test_undo_beyond_the_in_memory_history_rebuilds_by_replay(tmp_path, monkeypa
     updates = []
     with curalog.open(folder) as cur:
         cur.subscribe(updates.append)
+        state_object, labels_object = cur.state, cur.labels
         for i in range(10):
             states.append(cur.spike_clusters.copy())
             if i % 2:
@@ -203,6 +204,7 @@ def test_undo_beyond_the_in_memory_history_rebuilds_by_replay(tmp_path, monkeypa
             cur.undo()  # the structural action
             assert np.array_equal(cur.spike_clusters, states[i])
         assert any(u.kind == "rebuild" for u in updates)
+        assert cur.state is state_object and cur.labels is labels_object  # holders stay valid
         for _ in range(6):
             cur.redo()
         expected = cur.spike_clusters.copy()

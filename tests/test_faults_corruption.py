@@ -50,8 +50,6 @@ def test_every_single_byte_flip_is_detected_by_the_reader(small):
     assert undetected == [], undetected[:10]
 
 
-@pytest.mark.xfail(strict=True, reason="defect: the u16 format field of the file head is covered by no checksum; "
-                   "format 1 -> 0 is accepted (log.scan_bytes should reject fmt < 1 and check it against header['format'])")
 def test_flip_of_the_format_field_is_detected(small):
     _, _, data, _ = small
     stats = faultlib.flip_scan(data, range(256), mode="set", positions=list(FORMAT_FIELD))
@@ -148,9 +146,6 @@ def _damaged_after_export(tmp_path):
     return folder, log, exported
 
 
-@pytest.mark.xfail(strict=True, reason="defect: on a damaged log, export/replay silently use the valid prefix "
-                   "(state at seq 1 of 4) and overwrite the good export without a backup; they must refuse "
-                   "(export_phy / replay() / cli cmd_export, cmd_replay: raise when cur.corruption is set)")
 def test_export_and_replay_refuse_a_damaged_log(tmp_path):
     folder, log, exported = _damaged_after_export(tmp_path)
     with pytest.raises(LogCorruptError):

@@ -101,10 +101,6 @@ def test_eio_in_fsync_rolls_back(tmp_path, monkeypatch):
     cur.close()
 
 
-@pytest.mark.xfail(strict=True, reason="defect: when the rollback ftruncate also fails, LogWriter.append keeps "
-                   "appending after the partial frame (O_APPEND), so the next acknowledged event sits behind a bad "
-                   "record and the log reopens as corrupt; append must poison the writer (refuse further appends "
-                   "until reopened) or write with pwrite at self.size")
 def test_failed_rollback_never_hides_a_later_acknowledged_event(tmp_path, monkeypatch):
     folder, cur = _session(tmp_path)
 
@@ -188,9 +184,6 @@ def test_full_tmpfs_export_keeps_the_previous_files(tmp_path, tmpfs):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.xfail(strict=True, reason="defect: LogWriter._cut_torn_tail lets OSError (ENOSPC writing the side "
-                   "file) escape as a raw traceback and leaves an empty side file; wrap it: remove the partial side "
-                   "file and raise LogError('cannot keep the torn tail: No space left on device; log unchanged')")
 def test_full_tmpfs_with_a_torn_tail_is_refused_cleanly(tmp_path, tmpfs):
     folder = faultlib.make_dataset(tmp_path / "ds", 2000, 20)
     log = tmpfs / "main.log"

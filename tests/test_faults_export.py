@@ -36,10 +36,6 @@ def test_unexplained_spike_clusters_is_backed_up_before_export(tmp_path):
     assert [_sha(p) for p in res.backups if p.suffix == ".npy"] == [digest]
 
 
-@pytest.mark.xfail(strict=True, reason="defect: export_phy names backups by the second "
-                   "(spike_clusters-YYYYmmddTHHMMSS.npy) and shutil.copy2 overwrites: two unexplained files backed "
-                   "up in the same second (e.g. after a crash between the rename and exports.json) lose the first. "
-                   "Use a unique name (content hash or O_EXCL + counter) and copy through a temp file + rename")
 def test_backups_in_the_same_second_never_overwrite_each_other(tmp_path, monkeypatch):
     folder = faultlib.make_dataset(tmp_path / "ds", 3000, 10)
     edited = np.load(folder / "spike_templates.npy")
@@ -83,10 +79,6 @@ def test_export_record_is_valid_json_after_every_export(tmp_path):
             assert rec["last"]["seq"] == cur.seq
 
 
-@pytest.mark.xfail(strict=True, reason="defect: atomic.write_atomic names its temp file '.<name>.<pid>.tmp' (per "
-                   "process): two writes of one file in one process (two export workers of the TUI) share it, the "
-                   "second truncates the first's, and the final file ends up a mix of both. Use tempfile.mkstemp "
-                   "in the target folder, as log.create_log now does")
 def test_two_atomic_writes_of_one_file_in_one_process_never_mix(tmp_path):
     from curalog.atomic import write_atomic
 

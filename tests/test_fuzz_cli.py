@@ -91,8 +91,6 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-@pytest.mark.xfail(strict=True, reason="defect: hostile but CRC-valid logs reach replay unvalidated and the CLI "
-                   "prints a traceback (see test_fuzz_log *_wide for the fixes)")
 def test_hostile_logs_get_one_line(tmp_path, monkeypatch, env, capsys, name):
     monkeypatch.setenv("CURALOG_CACHE_DIR", env["CURALOG_CACHE_DIR"])
     kind, content = HOSTILE[name]
@@ -105,8 +103,6 @@ def test_hostile_logs_get_one_line(tmp_path, monkeypatch, env, capsys, name):
     faultlib.assert_one_line_error(_main(("info", str(ctx.folder), "--log", str(log)), capsys))
 
 
-@pytest.mark.xfail(strict=True, reason="defect: params.py being a folder raises IsADirectoryError through the CLI "
-                   "(read_params catches only FileNotFoundError)")
 def test_params_folder_gets_one_line(tmp_path, capsys):
     folder = faultlib.make_dataset(tmp_path / "ds", 100, 5)
     (folder / "params.py").unlink()
@@ -177,9 +173,6 @@ def test_serve_on_another_host_warns(tmp_path, monkeypatch, capsys):
     assert "no authentication" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a refused first action on a fresh folder still creates "
-                   "DIR/.curalog/main.log (+ .lock): Curation.__init__ creates the log before the action is "
-                   "validated. Create it lazily, on the first append (DESIGN 'Errors': nothing written)")
 def test_refused_first_action_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CURALOG_CACHE_DIR", str(tmp_path / "fp-cache"))
     folder = faultlib.make_dataset(tmp_path / "ds", 100, 5)
@@ -189,10 +182,6 @@ def test_refused_first_action_writes_nothing(tmp_path, monkeypatch, capsys):
     assert not (folder / ".curalog").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, SystemExit), reason="defect: argparse errors (an invalid "
-                   "--group, a missing argument) print the usage block and the error: 5 lines, not one. Give "
-                   "build_parser an ArgumentParser subclass (also as add_subparsers(parser_class=...)) whose "
-                   "error() prints 'curalog: error: ...' on one line and exits 2")
 def test_invalid_group_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CURALOG_CACHE_DIR", str(tmp_path / "fp-cache"))
     folder = faultlib.make_dataset(tmp_path / "ds", 100, 5)

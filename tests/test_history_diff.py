@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 import curalog.history as history
 from curalog.cli import main
-from curalog.curation import default_log_path, open_curation
+from curalog.curation import default_log_path, make_header, open_curation
+from curalog.dataset import load_dataset
 from curalog.history import (
     DIFF_SCHEMA,
     HistoryError,
@@ -24,6 +25,7 @@ from curalog.history import (
     diff_histories,
     outcome_diff,
 )
+from curalog.log import create_log
 
 from conftest import write_folder
 
@@ -138,8 +140,8 @@ def test_outcome_diff_on_arrays() -> None:
 @pytest.fixture
 def ds(tmp_path: Path) -> Path:
     folder = write_folder(tmp_path / "ds", TEMPLATES, n_templates=6)
-    with open_curation(folder, author="base"):
-        pass
+    # an empty main log (a session that writes nothing leaves no log behind)
+    create_log(default_log_path(folder), make_header(load_dataset(folder), "base"))
     return folder
 
 
@@ -260,8 +262,8 @@ def test_diff_errors(ds: Path, tmp_path: Path) -> None:
     with pytest.raises(HistoryError, match="no such log file"):
         diff_histories(ds, "main", str(tmp_path / "missing.log"))
     other = write_folder(tmp_path / "other", np.tile(np.arange(6), 4), n_templates=6)
-    with open_curation(other):
-        pass
+    with open_curation(other) as cur:
+        cur.note("test", "a log for another dataset")  # an empty log is not kept
     with pytest.raises(HistoryError, match="another dataset"):
         diff_histories(ds, "main", str(default_log_path(other)))
 

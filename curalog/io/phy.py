@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..atomic import save_npy_atomic, write_bytes_atomic
+from ..atomic import save_npy_atomic, write_atomic, write_bytes_atomic
 from ..dataset import GROUP_FIELD
-from ..errors import CuralogError
+from ..errors import CuralogError, LogCorruptError
 
 if TYPE_CHECKING:
     from ..curation import Curation
@@ -144,6 +143,18 @@ def _explained(existing: Path, cur: Curation, record: dict[str, Any]) -> bool:
     return bool(np.array_equal(arr, cur.dataset.spike_templates) or np.array_equal(arr, cur.state.spike_clusters))
 
 
+def _backup(path: Path, backup_dir: Path) -> Path:
+    """Keep a copy of ``path`` named by time and content (never overwriting another backup)."""
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    digest = _sha256_file(path)
+    dest = backup_dir / f"{path.stem}-{time.strftime('%Y%m%dT%H%M%S')}-{digest[:12]}{path.suffix}"
+    existing = list(backup_dir.glob(f"{path.stem}-*-{digest[:12]}{path.suffix}"))
+    if existing:
+        return existing[0]  # this very content is already kept
+    write_atomic(dest, lambda f: f.write(path.read_bytes()))
+    return dest
+
+
 def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = True,
                extra_columns: dict[int, dict[str, Any]] | None = None) -> ExportResult:
     """Write the current state as phy's files into ``out`` (default: the dataset folder).
@@ -152,6 +163,9 @@ def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = Tru
     is neither the sorter's assignment nor a previous curalog export) in
     ``.curalog/backup/`` first.
     """
+    if cur.corruption:
+        raise LogCorruptError(f"{cur.log_path}: damaged ({cur.corruption}); refusing to export a partial "
+                              "history (curalog fsck --repair, or replay --upto an earlier event)")
     target = Path(out) if out is not None else Path(cur.dataset.path)
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -170,19 +184,10 @@ def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = Tru
     try:
         sc_path = target / "spike_clusters.npy"
         if sc_path.exists() and not _explained(sc_path, cur, record):
-            backup_dir = state_dir / "backup"
-            backup_dir.mkdir(parents=True, exist_ok=True)
-            dest = backup_dir / f"spike_clusters-{time.strftime('%Y%m%dT%H%M%S')}.npy"
-            shutil.copy2(sc_path, dest)
-            result.backups.append(dest)
-        for name in ("cluster_group.tsv",):
-            p = target / name
-            if p.exists() and _sha256_file(p) not in record.get("tsv_sha256", []):
-                backup_dir = state_dir / "backup"
-                backup_dir.mkdir(parents=True, exist_ok=True)
-                dest = backup_dir / f"{p.stem}-{time.strftime('%Y%m%dT%H%M%S')}{p.suffix}"
-                shutil.copy2(p, dest)
-                result.backups.append(dest)
+            result.backups.append(_backup(sc_path, state_dir / "backup"))
+        group_path = target / "cluster_group.tsv"
+        if group_path.exists() and _sha256_file(group_path) not in record.get("tsv_sha256", []):
+            result.backups.append(_backup(group_path, state_dir / "backup"))
         written.append(save_npy_atomic(sc_path, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32)))
         live = cur.cluster_ids
         for name, values in cur.labels.fields.items():

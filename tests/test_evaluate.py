@@ -1,0 +1,89 @@
+"""Tests of curalog.evaluate: proposals measured against the synthetic ground truth."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curalog.curation import open_curation
+from curalog.evaluate import Truth, TruthError, _Tracker, evaluate, load_truth, phy_top1
+from curalog.proposals import DEFAULT_MIN_SCORE, ProposalEngine
+from curalog.synth import synthesize
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "ks"
+    synthesize(out, 600_000, 120, seed=5, n_channels=64, drift=True)
+    return out
+
+
+def test_done_means_on_realistic_data(ds: Path) -> None:
+    ev = evaluate(ds, thresholds=(0.6, DEFAULT_MIN_SCORE))
+    assert [o.min_score for o in ev.outcomes] == [0.6, DEFAULT_MIN_SCORE]
+    at = ev.outcomes[-1]
+    assert at.impure_merges == 0 and at.impure_clusters == 0 and at.pair_precision == 1.0
+    assert at.excess <= 0.10 and at.pair_recall > 0.9
+    assert ev.best() is not None and ev.best().min_score >= DEFAULT_MIN_SCORE
+    high = ev.outcomes[0]
+    assert high.merges < at.merges and high.real_clusters > at.real_clusters
+    assert len(ev.merges) == at.merges and not any(m["impure"] for m in ev.merges)
+    assert not (ds / ".curalog").exists()  # only a scratch log was written
+    uot = np.asarray(json.loads((ds / "synth_truth.json").read_text())["unit_of_template"])
+    assert at.n_units == ev.n_units == len(set(uot[uot >= 0].tolist()))
+
+
+def test_phy_top1_is_phys_ranking(ds: Path, tmp_path: Path) -> None:
+    truth = load_truth(ds / "synth_truth.json")
+    with open_curation(ds, tmp_path / "x.log", sync=False) as cur:
+        eng = ProposalEngine(cur)
+        counts = np.bincount(np.asarray(cur.dataset.spike_templates), minlength=120)
+        got = phy_top1(eng, truth, counts)
+        src = truth.source_of_template
+        per_unit = Counter(int(s) for s in src if s >= 0)
+        hits = split = 0
+        for c in cur.cluster_ids:
+            c = int(c)
+            if src[c] < 0:
+                continue
+            top = eng.stats.similar(c, limit=1)[0][0]  # phy's rule, as the stats engine ranks
+            if per_unit[int(src[c])] >= 2:
+                split += 1
+                hits += int(src[top] == src[c])
+    assert got["split_clusters"] == split and got["top1_hit_rate"] == pytest.approx(hits / split)
+
+
+def test_tracker_measures() -> None:
+    truth = Truth(np.array([0, 0, 1, -1, -1, 1]))  # templates 3 and 4: two noise sources
+    tr = _Tracker(truth, np.array([10, 5, 7, 3, 2, 4]))
+    o = tr.outcome(0.5)
+    assert (o.clusters, o.real_clusters, o.n_units, o.excess) == (6, 4, 2, 1.0)
+    assert (o.pair_precision, o.pair_recall) == (1.0, 0.0)
+    assert not tr.merge([0, 1], 6)
+    assert not tr.merge([2, 5], 7)
+    o = tr.outcome(0.4)
+    assert (o.real_clusters, o.excess, o.pair_recall, o.impure_merges) == (2, 0.0, 1.0, 0)
+    assert tr.merge([3, 4], 8)  # two noise sources are different sources
+    assert tr.merge([6, 7], 9)
+    o = tr.outcome(0.3)
+    assert (o.impure_merges, o.impure_clusters, o.real_clusters) == (2, 2, 1)
+    assert o.pair_precision == pytest.approx(2 / (6 + 1)) and o.pair_recall == 1.0
+
+
+def test_truth_errors(tmp_path: Path) -> None:
+    with pytest.raises(TruthError, match="no such file"):
+        load_truth(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"units": []}')
+    with pytest.raises(TruthError, match="unit_of_template"):
+        load_truth(bad)
+    short = tmp_path / "short.json"
+    short.write_text('{"unit_of_template": [0, 1]}')
+    folder = tmp_path / "ks"
+    synthesize(folder, 5_000, 8, seed=1, n_channels=16)
+    with pytest.raises(TruthError, match="covers 2 templates"):
+        evaluate(folder, short)

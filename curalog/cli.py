@@ -163,24 +163,23 @@ def cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_undo(args: argparse.Namespace) -> int:
+def _undo_or_redo(args: argparse.Namespace, verb: str) -> int:
     with _open(args) as cur:
-        update = cur.undo()
-    if update is None:
-        print("nothing to undo")
-    else:
-        print(f"undid #{cur.events[-1].body['target']}: {cur.events[cur.events[-1].body['target'] - 1].summary()}")
+        update = cur.undo() if verb == "undo" else cur.redo()
+        if update is None:
+            print(f"nothing to {verb}")
+            return 0
+        target = cur.events[-1].body["target"]
+        print(f"{verb} #{target}: {cur.events[target - 1].summary()}")
     return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    return _undo_or_redo(args, "undo")
 
 
 def cmd_redo(args: argparse.Namespace) -> int:
-    with _open(args) as cur:
-        update = cur.redo()
-    if update is None:
-        print("nothing to redo")
-    else:
-        print(f"redid #{cur.events[-1].body['target']}: {cur.events[cur.events[-1].body['target'] - 1].summary()}")
-    return 0
+    return _undo_or_redo(args, "redo")
 
 
 def cmd_log(args: argparse.Namespace) -> int:

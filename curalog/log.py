@@ -40,6 +40,7 @@ from typing import Any
 
 import msgpack
 
+from .atomic import fsync_dir
 from .errors import LogCorruptError, LogError, LogLockedError, UnsupportedVersionError
 from .events import Event, decode_envelope, envelope
 
@@ -228,15 +229,6 @@ class WriterLock:
             self.fd = None
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
     """Create a new log holding only ``header`` (atomically: temp file, fsync, rename)."""
     p = Path(path)
@@ -267,7 +259,7 @@ def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
-    _fsync_dir(p.parent)
+    fsync_dir(p.parent)
 
 
 class LogWriter:

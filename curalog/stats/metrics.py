@@ -86,7 +86,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from .correlograms import CorrelogramBins, acg_from_half, acg_half
+from .correlograms import CorrelogramBins, _merge_ranks, acg_from_half, acg_half
 
 __all__ = [
     "MetricParams",
@@ -406,22 +406,7 @@ def _merge_gathered(ia, ta, aa, ib, tb, ab, use_amp):
     na = ia.shape[0]
     nb = ib.shape[0]
     n = na + nb
-    ra = np.empty(na + 1, dtype=np.int64)
-    rb = np.empty(nb + 1, dtype=np.int64)
-    p = 0
-    q = 0
-    while p < na and q < nb:
-        a_first = np.int64(ia[p] < ib[q])
-        ra[p] = q
-        rb[q] = p
-        p += a_first
-        q += 1 - a_first
-    while p < na:
-        ra[p] = nb
-        p += 1
-    while q < nb:
-        rb[q] = na
-        q += 1
+    ra, rb = _merge_ranks(ia, ib)
     idx = np.empty(n, dtype=np.int64)
     t = np.empty(n, dtype=np.int64)
     amps = np.empty(n if use_amp else 0, dtype=np.float64)

@@ -46,6 +46,7 @@ def screen_text(app: App, *, mask: bool = True) -> str:
     lines = [ln.rstrip() for ln in text.splitlines()]
     out = "\n".join(lines).rstrip() + "\n"
     if mask:
-        out = re.sub(r"#[0-9a-f]{8}", "#xxxxxxxx", out)
+        # a log hash, or the placeholder shown before the first event creates the log
+        out = re.sub(r"#(?:[0-9a-f]{8}|-{8})", "#xxxxxxxx", out)
         out = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "YYYY-MM-DD hh:mm:ss", out)
     return out

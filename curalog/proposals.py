@@ -1406,15 +1406,16 @@ class ProposalEngine:
         )
 
     def _overlay_channels(self, pa: _Profile, pb: _Profile, n: int = 8) -> np.ndarray:
-        ta = self._mean_template(pa, None)
-        tb = self._mean_template(pb, None)
-        allch = ta[1]
-        amp = np.zeros(allch.shape[0])
-        for w in (ta[0], tb[0]):
+        """The ``n`` channels where either cluster's mean template is largest (each
+        normalised by its own peak), over the union of both clusters' channels."""
+        union = np.union1d(self._mean_template(pa, None)[1], self._mean_template(pb, None)[1])
+        amp = np.zeros(union.shape[0])
+        for prof in (pa, pb):
+            w = self._mean_template(prof, union)
             if w.size:
                 ptp = w.max(axis=0) - w.min(axis=0)
                 amp = np.maximum(amp, ptp / max(float(ptp.max()), 1e-300))
-        return allch[np.argsort(-amp, kind="stable")[:n]]
+        return union[np.argsort(-amp, kind="stable")[:n]]
 
     def _mean_template(self, prof: _Profile, chans: np.ndarray | None) -> Any:
         infos = [self.templates.info(int(t)) for t in prof.tids]

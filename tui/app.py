@@ -52,6 +52,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("g", "merge", "merge"),
         Binding("k", "split", "split"),
         Binding("v", "views", "views"),
+        Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
         Binding("1", "label('good')", "good"),
         Binding("2", "label('mua')", "mua"),
         Binding("3", "label('noise')", "noise"),
@@ -104,6 +105,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.last_update: Update | None = None
         self.on_table_changed: Callable[[], None] | None = None  # hook for benchmarks
         self.live = False  # the main widgets are mounted and the app is not shutting down
+        self.proposals: Any = None  # the merge-proposal engine (screens/proposals.py), made on first use
         if cur is not None:
             self._attach(cur, readonly_reason)
 
@@ -515,6 +517,11 @@ class CuralogApp(BackgroundMixin, App[int]):
             return
         similar = self.similar if self.sim_table.reference == self.best else None
         self.push_screen(ViewsScreen(targets, similar if similar not in targets else None))
+
+    def action_proposals(self) -> None:
+        from .screens.proposals import ProposalsScreen
+
+        self.push_screen(ProposalsScreen())
 
     def action_history(self) -> None:
         from .screens.history import HistoryScreen

@@ -457,6 +457,28 @@ def _waveform(ns: int, trough: float, sr_scale: float, s1: float, s2: float, d: 
     return -np.exp(-0.5 * (t / s1) ** 2) + r[None, :] * np.exp(-0.5 * ((t - d) / s2) ** 2)
 
 
+def _write_noise_template(out: np.ndarray, rng: np.random.Generator, pos: np.ndarray, y_top: float,
+                          trough: int, sr_scale: float) -> None:
+    """A noise template into ``out`` (n_samples, n_channels): a low, broad, oscillating
+    footprint at a random place (the random draws in a fixed order: datasets stay the same)."""
+    n_samples = out.shape[0]
+    x = rng.uniform(0.0, 70.0)
+    y = rng.uniform(0.0, y_top)
+    sig_space = rng.uniform(60.0, 150.0)
+    dist = np.hypot(pos[:, 0] - x, pos[:, 1] - y)
+    near = dist <= 3.0 * sig_space
+    if not near.any():
+        near = dist == dist.min()
+    f = rng.uniform(0.02, 0.08)
+    phase = rng.uniform(0.0, 2 * math.pi)
+    sw = rng.uniform(6.0, 14.0)
+    tt = (np.arange(n_samples) - trough) / sr_scale
+    w = np.exp(-0.5 * (tt / sw) ** 2) * np.sin(2 * math.pi * f * tt + phase)
+    w /= max(np.abs(w).max(), 1e-12)
+    fp = np.exp(-0.5 * (dist[near] / sig_space) ** 2)
+    out[:, near] = rng.uniform(0.02, 0.05) * w[:, None] * fp[None, :]
+
+
 def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
                  sample_rate: float, n_samples: int) -> tuple[_Model, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
@@ -563,21 +585,7 @@ def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
     noise_templates: list[int] = []
     for i in range(n_noise):
         t = int(ids[slot])
-        x = rng.uniform(0.0, 70.0)
-        y = rng.uniform(0.0, y_top)
-        sig_space = rng.uniform(60.0, 150.0)
-        dist = np.hypot(pos[:, 0] - x, pos[:, 1] - y)
-        near = dist <= 3.0 * sig_space
-        if not near.any():
-            near = dist == dist.min()
-        f = rng.uniform(0.02, 0.08)
-        phase = rng.uniform(0.0, 2 * math.pi)
-        sw = rng.uniform(6.0, 14.0)
-        tt = (np.arange(n_samples) - trough) / sr_scale
-        w = np.exp(-0.5 * (tt / sw) ** 2) * np.sin(2 * math.pi * f * tt + phase)
-        w /= max(np.abs(w).max(), 1e-12)
-        fp = np.exp(-0.5 * (dist[near] / sig_space) ** 2)
-        templates[t][:, near] = rng.uniform(0.02, 0.05) * w[:, None] * fp[None, :]
+        _write_noise_template(templates[t], rng, pos, y_top, trough, sr_scale)
         src = n_units + i
         tpl_flat[slot] = t
         start[src] = slot
@@ -761,21 +769,7 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
     noise_templates: list[int] = []
     for _ in range(n_noise):
         t = int(ids[slot])
-        x = rng.uniform(0.0, 70.0)
-        y = rng.uniform(0.0, y_top)
-        sig_space = rng.uniform(60.0, 150.0)
-        dist = np.hypot(pos[:, 0] - x, pos[:, 1] - y)
-        near = dist <= 3.0 * sig_space
-        if not near.any():
-            near = dist == dist.min()
-        f = rng.uniform(0.02, 0.08)
-        phase = rng.uniform(0.0, 2 * math.pi)
-        sw = rng.uniform(6.0, 14.0)
-        tt = (np.arange(n_samples) - trough) / sr_scale
-        w = np.exp(-0.5 * (tt / sw) ** 2) * np.sin(2 * math.pi * f * tt + phase)
-        w /= max(np.abs(w).max(), 1e-12)
-        fp = np.exp(-0.5 * (dist[near] / sig_space) ** 2)
-        templates[t][:, near] = rng.uniform(0.02, 0.05) * w[:, None] * fp[None, :]
+        _write_noise_template(templates[t], rng, pos, y_top, trough, sr_scale)
         tpl_flat[slot] = t
         u_start.append(slot)
         noise_templates.append(t)

@@ -63,6 +63,25 @@ def tiny(tmp_path: Path) -> Path:
     return write_folder(tmp_path / "tiny", [3, 3, 3, 4, 4, 4, 4, 8, 8], n_templates=9)
 
 
+SNAPSHOTS = Path(__file__).parent / "tui_snapshots"
+
+
+def check_snapshot(name: str, text: str) -> None:
+    """Compare a screen's text with ``tui_snapshots/<name>.txt``
+    (``CURALOG_UPDATE_SNAPSHOTS=1`` rewrites the files; a missing one is created and skipped)."""
+    import os
+
+    update = bool(os.environ.get("CURALOG_UPDATE_SNAPSHOTS"))
+    path = SNAPSHOTS / f"{name}.txt"
+    if update or not path.exists():
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(text)
+        if not update:
+            pytest.skip(f"snapshot {path.name} created; run again to compare")
+    expected = path.read_text()
+    assert text == expected, f"screen differs from {path} (CURALOG_UPDATE_SNAPSHOTS=1 to accept):\n{text}"
+
+
 def snapshot_dir(path: Path) -> dict[str, tuple[int, int, bytes]]:
     """Every file under ``path`` with size, mtime and content, to prove nothing was written."""
     out = {}

@@ -7,7 +7,6 @@ Also: the evidence renderer (pure) and text snapshots of the screen at 80x24 and
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -24,10 +23,10 @@ from curalog_tui.session import open_session
 from curalog_tui.testing import screen_text, settle
 from curalog_tui.widgets.evidence import EvidenceData, layout_heights, render_evidence
 
+from conftest import check_snapshot as check
+
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
-SNAPSHOTS = Path(__file__).parent / "tui_snapshots"
-UPDATE = bool(os.environ.get("CURALOG_UPDATE_SNAPSHOTS"))
 
 
 @pytest.fixture(scope="module")
@@ -316,17 +315,6 @@ def test_layout_heights_fit():
 
 
 # ---------------------------------------------------------------------- snapshots
-def check(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if UPDATE or not path.exists():
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(text)
-        if not UPDATE:
-            pytest.skip(f"snapshot {path.name} created; run again to compare")
-    expected = path.read_text()
-    assert text == expected, f"screen differs from {path} (CURALOG_UPDATE_SNAPSHOTS=1 to accept):\n{text}"
-
-
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)])
 async def test_snapshot_proposals(ds, size):
     app = make_app(ds)

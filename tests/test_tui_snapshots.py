@@ -9,7 +9,6 @@ diff. Regenerate after an intended change with::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,7 @@ from curalog_tui.app import CuralogApp
 from curalog_tui.session import open_session
 from curalog_tui.testing import screen_text, settle
 
-SNAPSHOTS = Path(__file__).parent / "tui_snapshots"
-UPDATE = bool(os.environ.get("CURALOG_UPDATE_SNAPSHOTS"))
+from conftest import check_snapshot as check
 
 
 def write_dataset(path: Path, seed: int = 0) -> Path:
@@ -60,17 +58,6 @@ def write_dataset(path: Path, seed: int = 0) -> Path:
 @pytest.fixture
 def small(tmp_path: Path) -> Path:
     return write_dataset(tmp_path / "small")
-
-
-def check(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if UPDATE or not path.exists():
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(text)
-        if not UPDATE:
-            pytest.skip(f"snapshot {path.name} created; run again to compare")
-    expected = path.read_text()
-    assert text == expected, f"screen differs from {path} (CURALOG_UPDATE_SNAPSHOTS=1 to accept):\n{text}"
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)])

@@ -10,7 +10,6 @@ synthesizer) is captured as plain text. Regenerate after an intended change with
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,7 @@ from curalog_tui.screens.views import ViewsScreen
 from curalog_tui.session import open_session
 from curalog_tui.testing import screen_text, settle
 
-SNAPSHOTS = Path(__file__).parent / "tui_snapshots"
-UPDATE = bool(os.environ.get("CURALOG_UPDATE_SNAPSHOTS"))
+from conftest import check_snapshot as check
 
 RECTANGLE = [("shift+left", "shift+up"), ("shift+right", "shift+right"), ("shift+down", "shift+down"),
              ("shift+left", "shift+left")]
@@ -93,17 +91,6 @@ def write_feature_dataset(path: Path, seed: int = 0) -> Path:
 @pytest.fixture
 def featured(tmp_path: Path) -> Path:
     return write_feature_dataset(tmp_path / "feat")
-
-
-def check(name: str, text: str) -> None:
-    path = SNAPSHOTS / f"{name}.txt"
-    if UPDATE or not path.exists():
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(text)
-        if not UPDATE:
-            pytest.skip(f"snapshot {path.name} created; run again to compare")
-    expected = path.read_text()
-    assert text == expected, f"screen differs from {path} (CURALOG_UPDATE_SNAPSHOTS=1 to accept):\n{text}"
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 45)])

@@ -107,3 +107,25 @@ class HelpScreen(ModalScreen[None]):
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)
+
+
+class KeyTableHelp(HelpScreen):
+    """A help screen listing a screen's own ``(key, what)`` pairs (subclasses set them)."""
+
+    TITLE = "keys"
+    KEY_WIDTH = 10
+
+    def keys(self) -> Iterable[tuple[str, str]]:
+        return ()
+
+    def compose(self) -> ComposeResult:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True, width=self.KEY_WIDTH)
+        table.add_column(ratio=1)
+        for key, what in self.keys():
+            table.add_row(key, what)
+        with VerticalScroll() as v:
+            v.border_title = f"{self.TITLE}  (escape closes)"
+            yield Static(table, id="help-text")

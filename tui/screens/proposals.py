@@ -37,7 +37,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
@@ -48,7 +48,7 @@ from curalog.proposals import DEFAULT_MIN_SCORE, Proposal, ProposalEngine
 
 from ..widgets.evidence import COLOR_A, COLOR_B, EvidenceData, message_lines, render_evidence
 from ..widgets.scatter import ScatterView
-from .help import HelpScreen
+from .help import KeyTableHelp
 from .history import undo_stack
 
 if TYPE_CHECKING:
@@ -167,20 +167,14 @@ REVIEW_KEYS = [
 ]
 
 
-class ReviewHelp(HelpScreen):
+class ReviewHelp(KeyTableHelp):
     """The keys of the review queue."""
 
-    def compose(self) -> ComposeResult:
-        from rich.table import Table
+    TITLE = "merge proposals: keys"
+    KEY_WIDTH = 10
 
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold cyan", no_wrap=True, width=10)
-        table.add_column(ratio=1)
-        for key, what in REVIEW_KEYS:
-            table.add_row(key, what)
-        with VerticalScroll() as v:
-            v.border_title = "merge proposals: keys  (escape closes)"
-            yield Static(table, id="help-text")
+    def keys(self) -> list[tuple[str, str]]:
+        return REVIEW_KEYS
 
 
 class ProposalsScreen(Screen[None]):

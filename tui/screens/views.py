@@ -41,7 +41,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -80,7 +79,7 @@ from ..braille import (
     view_layers,
 )
 from ..widgets.scatter import ScatterView
-from .help import HelpScreen
+from .help import KeyTableHelp
 
 if TYPE_CHECKING:
     from ..app import CuralogApp
@@ -178,20 +177,14 @@ def _message_lines(text: Text, width: int, height: int, console: Any) -> list[Te
     return out
 
 
-class ViewsHelp(HelpScreen):
+class ViewsHelp(KeyTableHelp):
     """The keys of the views screen."""
 
-    def compose(self) -> ComposeResult:
-        from rich.table import Table
+    TITLE = "spike views: keys"
+    KEY_WIDTH = 18
 
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold cyan", no_wrap=True, width=18)
-        table.add_column(ratio=1)
-        for key, what in VIEW_KEYS:
-            table.add_row(key, what)
-        with VerticalScroll() as v:
-            v.border_title = "spike views: keys  (escape closes)"
-            yield Static(table, id="help-text")
+    def keys(self) -> list[tuple[str, str]]:
+        return VIEW_KEYS
 
 
 VIEW_KEYS = [

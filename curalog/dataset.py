@@ -20,6 +20,7 @@ import json
 import mmap as mmap_module
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +45,9 @@ def _npy_path(folder: Path, name: str) -> Path:
     return folder / name
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 def read_params(path: Path) -> dict[str, Any]:
     """Read ``params.py`` without executing it.
 
@@ -53,7 +57,8 @@ def read_params(path: Path) -> dict[str, Any]:
     """
     try:
         source = path.read_text(encoding="utf-8", errors="replace")
-        tree = ast.parse(source, filename=str(path))
+        with _PARSE_LOCK:  # CPython 3.11's parser is not thread-safe (SystemError under races)
+            tree = ast.parse(source, filename=str(path))
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing (every Kilosort/phy folder has a params.py)") from None
     except OSError as exc:

@@ -25,11 +25,29 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of the files curalog creates: what ``open()`` would give (0666 minus the umask),
+#: not mkstemp's private 0600, so colleagues and phy run by another user can read them.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
+def private_tempfile(final: Path) -> tuple[int, Path]:
+    """A unique temp file beside ``final``, with the mode a normal file would get."""
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, FILE_MODE)
+    return fd, Path(name)
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
     """Call ``write(fileobj)`` on a temp file, then atomically move it to ``path``."""
     final = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = private_tempfile(final)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -129,6 +129,32 @@ def _scatter(spike_clusters: np.ndarray, spikes: np.ndarray, cid: int) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The union of two disjoint sorted arrays, sorted (one linear pass)."""
+    out = np.empty(a.shape[0] + b.shape[0], dtype=a.dtype)
+    i = 0
+    j = 0
+    k = 0
+    while i < a.shape[0] and j < b.shape[0]:
+        if a[i] < b[j]:
+            out[k] = a[i]
+            i += 1
+        else:
+            out[k] = b[j]
+            j += 1
+        k += 1
+    while i < a.shape[0]:
+        out[k] = a[i]
+        i += 1
+        k += 1
+    while j < b.shape[0]:
+        out[k] = b[j]
+        j += 1
+        k += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _remainder(members: np.ndarray, subset: np.ndarray) -> np.ndarray:
     """``members`` minus ``subset`` (both sorted, subset included in members): a merge walk."""
     out = np.empty(members.shape[0] - subset.shape[0], dtype=members.dtype)
@@ -319,8 +345,11 @@ class ClusterState:
     def _merge_change(self, ids: list[int]) -> Change:
         new = self.counter
         parts = [self._spikes[c] for c in ids]
-        spikes = np.concatenate(parts)
-        spikes.sort(kind="stable")  # timsort merges the sorted runs, in place
+        if len(parts) == 2:
+            spikes = _merge_sorted(parts[0], parts[1])
+        else:
+            spikes = np.concatenate(parts)
+            spikes.sort(kind="stable")  # timsort merges the sorted runs, in place
         return Change(
             kind="merge",
             deleted={c: self._spikes[c] for c in ids},

@@ -31,7 +31,6 @@ import hashlib
 import os
 import socket
 import struct
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from typing import Any
 
 import msgpack
 
-from .atomic import fsync_dir
+from .atomic import fsync_dir, private_tempfile
 from .errors import LogCorruptError, LogError, LogLockedError, UnsupportedVersionError
 from .events import Event, decode_envelope, envelope
 
@@ -242,10 +241,9 @@ def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
     payload = _pack(full)
     data = _FILE_HEAD.pack(MAGIC, FORMAT_VERSION, len(payload), _crc(payload)) + payload
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        fd, tmp = private_tempfile(p)
     except OSError as exc:
         raise LogError(f"{p}: cannot create ({exc.strerror})") from None
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

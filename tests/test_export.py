@@ -111,3 +111,16 @@ def test_template_columns_match_phylib(phy_template):
             assert cols[c]["amp"] == pytest.approx(float(ptp.max()), rel=1e-4)
     finally:
         model.close()
+
+
+def test_created_files_are_readable_by_others(curated, tmp_path):
+    """Logs and exports get the mode a normal file gets (0666 minus the umask), not 0600."""
+    from curalog.atomic import FILE_MODE
+
+    with curalog.open(curated) as cur:
+        res = cur.export(tmp_path / "out")
+        log_mode = cur.log_path.stat().st_mode & 0o777
+    assert log_mode == FILE_MODE
+    for p in res.files:
+        assert p.stat().st_mode & 0o777 == FILE_MODE
+    assert FILE_MODE & 0o044  # group/others may read under the usual umask 022

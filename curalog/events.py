@@ -128,17 +128,20 @@ _MAX_DECODED = 1 << 34  # bytes; guards against hostile declared sizes
 
 
 def pack_indices(indices: np.ndarray) -> dict[str, Any]:
-    """Sorted unique non-negative integers -> ``{"enc": "delta-zlib", "dtype", "n", "data"}``.
+    """Sorted unique non-negative integers -> ``{"enc": "delta-zlib", "dtype", "n", "start", "data"}``.
 
-    Deltas of a sorted spike selection are small, so they fit in uint16 or uint32 and compress well
-    (a contiguous run of a million spikes packs to a few kilobytes).
+    ``start`` is the first value; the data are the deltas that follow it. Deltas of a sorted
+    spike selection are small, so they fit in uint16 or uint32 and compress well (a
+    contiguous run of a million spikes packs to a few kilobytes).
     """
     arr = np.asarray(indices, dtype=np.int64)
-    deltas = np.diff(arr, prepend=np.int64(0)) if arr.size else arr
+    start = int(arr[0]) if arr.size else 0
+    deltas = np.diff(arr, prepend=np.int64(start)) if arr.size else arr
     top = int(deltas.max()) if deltas.size else 0
     dtype = "<u2" if top < 2**16 else "<u4" if top < 2**32 else "<u8"  # smaller = faster to inflate
     raw = deltas.astype(dtype).tobytes()
-    return {"enc": "delta-zlib", "dtype": dtype, "n": int(arr.size), "data": zlib.compress(raw, 1)}
+    return {"enc": "delta-zlib", "dtype": dtype, "n": int(arr.size), "start": start,
+            "data": zlib.compress(raw, 1)}
 
 
 def pack_values(values: np.ndarray) -> dict[str, Any]:
@@ -175,7 +178,12 @@ def unpack_array(obj: Any, where: str, max_items: int | None = None) -> np.ndarr
         raise LogCorruptError(f"{where}: packed array has {len(raw)} bytes, expected {expected}")
     arr = np.frombuffer(raw, dtype=dtype).astype(np.int64)
     if enc == "delta-zlib":
+        start = obj.get("start", 0)
+        if not isinstance(start, int) or not 0 <= start < 2**62:
+            raise LogCorruptError(f"{where}: malformed packed array start")
         arr = np.cumsum(arr)
+        if start:
+            arr += start
     return arr
 
 

@@ -479,18 +479,25 @@ def _write_noise_template(out: np.ndarray, rng: np.random.Generator, pos: np.nda
     out[:, near] = rng.uniform(0.02, 0.05) * w[:, None] * fp[None, :]
 
 
+def _probe_geometry(n_channels: int, sample_rate: float, n_samples: int) -> tuple[np.ndarray, float, float, int]:
+    """Channel positions, the probe's top (µm), the time scale vs 30 kHz and the trough sample."""
+    pos = channel_positions_np1(n_channels)
+    return pos, float(pos[:, 1].max()) + 20.0, sample_rate / 30_000.0, round(n_samples * 40 / 82)
+
+
+def _noise_count(n_templates: int) -> int:
+    """How many templates are noise (at least one from 4 templates on)."""
+    n_noise = int(round(_NOISE_FRACTION * n_templates))
+    return max(1, n_noise) if n_templates >= 4 else n_noise
+
+
 def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
                  sample_rate: float, n_samples: int) -> tuple[_Model, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
-    pos = channel_positions_np1(n_channels)
-    y_top = float(pos[:, 1].max()) + 20.0
-    sr_scale = sample_rate / 30_000.0
-    trough = round(n_samples * 40 / 82)
+    pos, y_top, sr_scale, trough = _probe_geometry(n_channels, sample_rate, n_samples)
 
     # -- how many noise templates, how templates are dealt to units
-    n_noise = int(round(_NOISE_FRACTION * n_templates))
-    if n_templates >= 4:
-        n_noise = max(1, n_noise)
+    n_noise = _noise_count(n_templates)
     n_real = n_templates - n_noise
     ks: list[int] = []
     left = n_real
@@ -628,14 +635,9 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
                        sample_rate: float, n_samples: int) -> tuple[_Model, np.ndarray]:
     """The realistic over-splitting model (module docstring, "Drift")."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD51F7]))
-    pos = channel_positions_np1(n_channels)
-    y_top = float(pos[:, 1].max()) + 20.0
-    sr_scale = sample_rate / 30_000.0
-    trough = round(n_samples * 40 / 82)
+    pos, y_top, sr_scale, trough = _probe_geometry(n_channels, sample_rate, n_samples)
 
-    n_noise = int(round(_NOISE_FRACTION * n_templates))
-    if n_templates >= 4:
-        n_noise = max(1, n_noise)
+    n_noise = _noise_count(n_templates)
     n_real = n_templates - n_noise
     ids = rng.permutation(n_templates)
     unit_of_template = np.full(n_templates, -1, dtype=np.int64)

@@ -41,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import curalog  # noqa: E402
 from curalog.clustering import ClusterState  # noqa: E402
-from curalog.synth import synthesize  # noqa: E402
+from curalog.synth.generator import synthesize  # noqa: E402
 
 N_TEMPLATES = 1000
 REPS = 21

@@ -13,7 +13,7 @@ Speed (``--speed``, one dataset, default 50 M spikes / 1,000 templates / 384 cha
 * accept everything above the documented threshold (``DEFAULT_MIN_SCORE``), merges per
   second (scratch log without fsync).
 
-Quality (``--quality``): :func:`curalog.evaluate.evaluate` on a set of realistic
+Quality (``--quality``): :func:`curalog.analysis.evaluate.evaluate` on a set of realistic
 synthetic datasets (``drift=True``, several seeds, sizes and probe lengths): clusters left
 versus true units, impure merges, pair precision and recall at every threshold of a sweep,
 and phy's top-1 hit rate on the same data. Prints Markdown tables (docs/PROPOSALS.md).
@@ -43,10 +43,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from curalog.analysis.evaluate import evaluate  # noqa: E402
+from curalog.analysis.proposals import DEFAULT_MIN_SCORE, ProposalEngine  # noqa: E402
 from curalog.curation import open_curation  # noqa: E402
-from curalog.evaluate import evaluate  # noqa: E402
-from curalog.proposals import DEFAULT_MIN_SCORE, ProposalEngine  # noqa: E402
-from curalog.synth import synthesize  # noqa: E402
+from curalog.synth.generator import synthesize  # noqa: E402
 
 #: (name, n_spikes, n_templates, n_channels, seed) of the quality datasets
 QUALITY_SETS = (

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from curalog import load_dataset  # noqa: E402
-from curalog.features import (  # noqa: E402
+from curalog.analysis.features import (  # noqa: E402
     FeatureSource,
     amplitude_view,
     compute_view,
@@ -143,7 +143,7 @@ def bench_background(args: argparse.Namespace) -> None:
 
 def bench_views(args: argparse.Namespace) -> None:
     from curalog.clustering import ClusterState
-    from curalog.synth import synthesize
+    from curalog.synth.generator import synthesize
 
     with tempfile.TemporaryDirectory(prefix="curalog-bench-scatter-") as tmp:
         out = Path(tmp) / "ks"

@@ -39,9 +39,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curalog.analysis.stats import StatsEngine  # noqa: E402
+from curalog.analysis.stats.correlograms import autocorrelogram, make_bins  # noqa: E402
 from curalog.clustering import ClusterState, Update  # noqa: E402
-from curalog.stats import StatsEngine  # noqa: E402
-from curalog.stats.correlograms import autocorrelogram, make_bins  # noqa: E402
 
 
 class MemoryDataset:
@@ -106,7 +106,7 @@ _COMPILE_SNIPPET = r"""
 import time, numpy as np
 t0 = time.perf_counter()
 from curalog.clustering import ClusterState
-from curalog.stats import StatsEngine
+from curalog.analysis.stats import StatsEngine
 t1 = time.perf_counter()
 class D:
     sample_rate = 10000.0; n_templates = 3; duration = 100.0
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         imp_c, cold, imp_w, warm = compile_times()
         rows.append(("numba compile+first call, cold cache", cold, "", ""))
         rows.append(("numba first call, warm cache", warm, "", ""))
-        rows.append(("import curalog.stats (warm)", imp_w, "", ""))
+        rows.append(("import curalog.analysis.stats (warm)", imp_w, "", ""))
 
     t0 = time.perf_counter()
     ds = MemoryDataset(args.n_spikes, args.n_clusters, args.big, args.duration)

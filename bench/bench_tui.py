@@ -25,7 +25,7 @@ from pathlib import Path
 
 from textual import events
 
-from curalog.synth import synthesize
+from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp
 from curalog_tui.session import open_session
 

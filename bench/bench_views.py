@@ -38,7 +38,7 @@ from typing import Any
 from textual import events
 
 import curalog
-from curalog.synth import synthesize
+from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens.views import ViewsScreen
 from curalog_tui.session import open_session

@@ -540,7 +540,7 @@ def run_atheris(target: str, argv: list[str]) -> int:
 
     corpus = work / "corpus"  # seeds: libFuzzer mutates real logs and files from there
     corpus.mkdir()
-    from curalog.log import scan_bytes
+    from curalog.store.log import scan_bytes
 
     events = scan_bytes(ctx.base, "seed").events
     seeds = {"scan": [ctx.base], "record": [faultlib.pack(e.body) for e in events],

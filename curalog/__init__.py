@@ -6,10 +6,10 @@ The core (this package) needs numpy, numba and msgpack only; the terminal UI liv
 
 __version__ = "0.1.0"
 
-from .clustering import ClusterState, Update  # noqa: E402
-from .curation import Curation, default_log_path, open_curation, replay  # noqa: E402
-from .dataset import Dataset, load_dataset  # noqa: E402
-from .errors import CuralogError  # noqa: E402
+from curalog.clustering import ClusterState, Update  # noqa: E402
+from curalog.curation import Curation, default_log_path, open_curation, replay  # noqa: E402
+from curalog.dataset import Dataset, load_dataset  # noqa: E402
+from curalog.errors import CuralogError  # noqa: E402
 
 open = open_curation  # noqa: A001  (curalog.open(folder) reads naturally)
 

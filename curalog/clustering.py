@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from .errors import InvalidActionError
+from curalog.errors import InvalidActionError
 
 
 @dataclass(frozen=True)

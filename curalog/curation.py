@@ -28,17 +28,17 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from . import __version__
-from .clustering import Change, ClusterState, Update
-from .dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset, release_pages
-from .errors import (
+from curalog import __version__
+from curalog.clustering import Change, ClusterState, Update
+from curalog.dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset, release_pages
+from curalog.errors import (
     CuralogError,
     FingerprintMismatchError,
     InvalidActionError,
     LogCorruptError,
     LogError,
 )
-from .events import (
+from curalog.events.envelope import (
     ASSIGN,
     LABEL,
     MERGE,
@@ -51,8 +51,14 @@ from .events import (
     pack_values,
     unpack_array,
 )
-from .labels import LabelStore, LabelValue, normalize_group, validate_field_name, validate_value
-from .log import LogWriter, create_log, default_author, read_log
+from curalog.labels import (
+    LabelStore,
+    LabelValue,
+    normalize_group,
+    validate_field_name,
+    validate_value,
+)
+from curalog.store.log import LogWriter, create_log, default_author, read_log
 
 LOG_DIRNAME = ".curalog"
 DEFAULT_BRANCH = "main"
@@ -726,7 +732,7 @@ class Curation:
     # ------------------------------------------------------------------ export
     def export(self, out: str | os.PathLike[str] | None = None, *, info: bool = True):
         """Write spike_clusters.npy and phy's TSV files (see :func:`curalog.io.phy.export_phy`)."""
-        from .io.phy import export_phy
+        from curalog.io.phy import export_phy
 
         return export_phy(self, out, info=info)
 

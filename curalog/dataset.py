@@ -29,7 +29,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from .errors import DatasetError
+from curalog.errors import DatasetError
 
 #: Files a curation needs; everything else is optional.
 REQUIRED_FILES = ("params.py", "spike_times.npy", "spike_templates.npy")

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .clustering import Change
-from .dataset import GROUP_FIELD
-from .errors import InvalidActionError
+from curalog.clustering import Change
+from curalog.dataset import GROUP_FIELD
+from curalog.errors import InvalidActionError
 
 GROUPS = ("good", "mua", "noise", "unsorted")
 #: Groups that the wizard skips, as phy does.

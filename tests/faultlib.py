@@ -104,13 +104,13 @@ def snapshot_files(folder: Path) -> dict[str, bytes]:
 
 # ---------------------------------------------------------------------- crafted logs
 def _log_mod():
-    from curalog import log
+    from curalog.store import log
 
     return log
 
 
 def header_for(folder: str | os.PathLike[str], **overrides: Any) -> dict[str, Any]:
-    """The header map :func:`curalog.log.create_log` would write for this dataset."""
+    """The header map :func:`curalog.store.log.create_log` would write for this dataset."""
     from curalog.curation import make_header
     from curalog.dataset import load_dataset
 
@@ -599,7 +599,7 @@ def kill_writer_campaign(
             expect = acks[-1] if acks else ready
             writable = i % 2 == 0
             with contextlib.suppress(CuralogError):
-                if log.exists() and curalog.log.read_log(log).torn:
+                if log.exists() and curalog.store.log.read_log(log).torn:
                     stats.torn_found += 1
             try:
                 cur = curalog.open(folder, log, author="verifier", readonly=not writable, **opts)
@@ -642,7 +642,7 @@ def kill_writer_campaign(
             finally:
                 cur.close()
             if log.exists():
-                scan = curalog.log.read_log(log)
+                scan = curalog.store.log.read_log(log)
                 ends = [*scan.offsets[1:], scan.good_end]
                 if scan.offsets:
                     stats.max_record = max(stats.max_record, max(e - o for o, e in zip(scan.offsets, ends, strict=True)))
@@ -840,7 +840,7 @@ def readers_during_writes(
         while not done.is_set():
             n += 1
             try:
-                scan = curalog.log.read_log(log)
+                scan = curalog.store.log.read_log(log)
                 with lock:
                     stats.reads += 1
                     stats.torn_seen += int(scan.torn)
@@ -878,7 +878,7 @@ def readers_during_writes(
     if errors:
         stats.bad += 1
         stats.problems.append(f"writer: {errors[0]}")
-    final = curalog.log.read_log(log)
+    final = curalog.store.log.read_log(log)
     hashes = {0: final.header_hash.hex(), **{e.seq: e.hash.hex() for e in final.events}}
     digests = {seq: d for seq, _, d in acks}
     if ready is not None:
@@ -932,7 +932,7 @@ def flip_scan(
     """Each position of ``data`` changed by each value (``xor`` mask, or ``set`` to the value):
     is it always detected by the reader?"""
     from curalog.errors import LogError
-    from curalog.log import scan_bytes
+    from curalog.store.log import scan_bytes
 
     st = FlipStats()
     buf = bytearray(data)
@@ -962,7 +962,7 @@ def flip_scan(
 
 def prefix_counts(data: bytes) -> tuple[int, list[int]]:
     """Header end and the end offset of every record of a valid log."""
-    from curalog.log import scan_bytes
+    from curalog.store.log import scan_bytes
 
     res = scan_bytes(data, "ref")
     ends = [*res.offsets[1:], res.good_end]
@@ -1056,7 +1056,7 @@ def hostile_bodies(values, *, wide: bool = True):
 # ---------------------------------------------------------------------- fuzz targets
 def fuzz_scan(data: bytes) -> str:
     """The log reader on arbitrary bytes: a ScanResult or a LogError."""
-    from curalog.log import scan_bytes
+    from curalog.store.log import scan_bytes
 
     def run() -> None:
         res = scan_bytes(data, "fuzz")
@@ -1152,7 +1152,7 @@ def apply_mutations(data: bytes, ops: list[tuple[str, int, Any]]) -> bytes:
 
 def fuzz_mutation(base: bytes, ops: list[tuple[str, int, Any]]) -> str:
     """A damaged log: an error, or a valid *prefix* of the original events (never other events)."""
-    from curalog.log import scan_bytes
+    from curalog.store.log import scan_bytes
 
     ref = [e.hash for e in scan_bytes(base, "ref").events]
     data = apply_mutations(base, ops)
@@ -1202,7 +1202,7 @@ def hostile_envelopes(values=None):
 
 
 def fuzz_envelope(header: dict[str, Any], env: dict[str, Any]) -> str:
-    from curalog.events import decode_envelope
+    from curalog.events.envelope import decode_envelope
 
     outcome(decode_envelope, env, b"", "fuzz")
     return fuzz_scan(craft_log(None, header, [env]))
@@ -1232,7 +1232,7 @@ def hostile_arrays():
 
 
 def fuzz_array(obj: Any) -> str:
-    from curalog.events import unpack_array
+    from curalog.events.envelope import unpack_array
 
     def run() -> None:
         arr = unpack_array(obj, "fuzz")
@@ -1452,7 +1452,7 @@ def touch_dataset(folder: Path, scratch: Path) -> None:
         if cur.n_clusters >= 2:
             cur.merge(cur.cluster_ids[:2].tolist())
         try:
-            from curalog.stats import StatsEngine
+            from curalog.analysis.stats import StatsEngine
         except ImportError:
             StatsEngine = None  # noqa: N806
         if StatsEngine is not None and cur.n_clusters:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from curalog.autolabel import (
+from curalog.analysis.autolabel import (
     DEFAULT_RULES,
     RuleError,
     autolabel_decisions,
@@ -126,9 +126,9 @@ def test_no_eval_of_python():
 
 
 def test_with_an_engine(phy_template):
+    from curalog.analysis.stats import StatsEngine
     from curalog.clustering import ClusterState
     from curalog.dataset import load_dataset
-    from curalog.stats import StatsEngine
 
     ds = load_dataset(phy_template)
     engine = StatsEngine(ds, ClusterState(ds.spike_templates))

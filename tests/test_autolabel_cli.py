@@ -1,8 +1,8 @@
 """`curalog autolabel`: rules become label events whose reason is the rule."""
 
 import curalog
-from curalog.cli import main
-from curalog.synth import synthesize
+from curalog.cli.main import main
+from curalog.synth.generator import synthesize
 
 from conftest import snapshot_dir
 

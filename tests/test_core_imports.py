@@ -7,8 +7,8 @@ import sys
 def test_core_does_not_import_textual():
     code = (
         "import sys, curalog, curalog.cli, curalog.curation, curalog.io.phy\n"
-        "import curalog.log, curalog.events, curalog.dataset, curalog.clustering\n"
-        "try:\n    import curalog.stats\nexcept ImportError:\n    pass\n"
+        "import curalog.store.log, curalog.events, curalog.dataset, curalog.clustering\n"
+        "try:\n    import curalog.analysis.stats\nexcept ImportError:\n    pass\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(','.join(bad))\n"
     )

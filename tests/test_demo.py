@@ -3,8 +3,8 @@
 import numpy as np
 
 import curalog
-from curalog.cli import main
-from curalog.demo import run_demo
+from curalog.cli.demo import run_demo
+from curalog.cli.main import main
 
 
 def test_demo_end_to_end(tmp_path, capsys):

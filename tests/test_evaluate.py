@@ -1,4 +1,4 @@
-"""Tests of curalog.evaluate: proposals measured against the synthetic ground truth."""
+"""Tests of curalog.analysis.evaluate: proposals measured against the synthetic ground truth."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from curalog.analysis.evaluate import Truth, TruthError, _Tracker, evaluate, load_truth, phy_top1
+from curalog.analysis.proposals import DEFAULT_MIN_SCORE, ProposalEngine
 from curalog.curation import open_curation
-from curalog.evaluate import Truth, TruthError, _Tracker, evaluate, load_truth, phy_top1
-from curalog.proposals import DEFAULT_MIN_SCORE, ProposalEngine
-from curalog.synth import synthesize
+from curalog.synth.generator import synthesize
 
 
 @pytest.fixture(scope="module")

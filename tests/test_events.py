@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from curalog.errors import LogCorruptError
-from curalog.events import pack_indices, pack_values, unpack_array
+from curalog.events.envelope import pack_indices, pack_values, unpack_array
 
 
 @given(st.sets(st.integers(0, 2**40), max_size=300))

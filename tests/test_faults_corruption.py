@@ -13,7 +13,7 @@ import pytest
 
 import curalog
 from curalog.errors import LogCorruptError, LogError
-from curalog.log import scan_bytes
+from curalog.store.log import scan_bytes
 
 import faultlib
 
@@ -139,7 +139,7 @@ def _damaged_after_export(tmp_path):
         cur.export()
     log = curalog.default_log_path(folder)
     exported = (folder / "spike_clusters.npy").read_bytes()
-    offsets = curalog.log.read_log(log).offsets
+    offsets = curalog.store.log.read_log(log).offsets
     buf = bytearray(log.read_bytes())
     buf[offsets[1] + 30] ^= 0xFF  # bit rot in record 2 of 4
     log.write_bytes(bytes(buf))

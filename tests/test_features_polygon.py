@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from curalog.features import PolygonError, points_in_polygon
+from curalog.analysis.features import PolygonError, points_in_polygon
 
 
 # ---------------------------------------------------------------------- exact reference

@@ -1,4 +1,4 @@
-"""curalog.features: per-spike coordinates of the spike views, checked against brute force and
+"""curalog.analysis.features: per-spike coordinates of the spike views, checked against brute force and
 phylib's loader, subset and missing feature files, background, polygon splits end to end."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import curalog
-from curalog.clustering import ClusterState
-from curalog.features import (
+from curalog.analysis.features import (
     Dim,
     FeatureSource,
     MissingFeaturesError,
@@ -34,7 +33,8 @@ from curalog.features import (
     template_feature_view,
     view_from_provenance,
 )
-from curalog.synth import synthesize
+from curalog.clustering import ClusterState
+from curalog.synth.generator import synthesize
 
 N_SPIKES = 30_000
 N_TEMPLATES = 20
@@ -332,7 +332,7 @@ def test_background_is_bounded_deterministic_and_excludes(synth_dir: Path):
 
 
 def test_features_module_does_not_import_textual():
-    code = "import sys, curalog.features\nprint(any(m.split('.')[0] == 'textual' for m in sys.modules))"
+    code = "import sys, curalog.analysis.features\nprint(any(m.split('.')[0] == 'textual' for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.cli import main
+from curalog.cli.main import main
 from curalog.curation import default_log_path, open_curation, replay
 from curalog.errors import CuralogError, LogCorruptError
-from curalog.history import (
+from curalog.store.history import (
     BRANCH_NOTE,
     HistoryError,
     branch_note,
@@ -22,7 +22,7 @@ from curalog.history import (
     resolve_log,
     validate_branch_name,
 )
-from curalog.log import read_log
+from curalog.store.log import read_log
 
 from conftest import snapshot_dir, write_folder
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.cli import main
+from curalog.cli.main import main
 from curalog.curation import default_log_path, open_curation
-from curalog.history import (
+from curalog.store.history import (
     COMBINE_NOTE,
     HistoryError,
     branch_note,
@@ -19,7 +19,7 @@ from curalog.history import (
     create_branch,
     diff_histories,
 )
-from curalog.log import read_log
+from curalog.store.log import read_log
 
 from conftest import snapshot_dir, write_folder
 

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import curalog.history as history
-from curalog.cli import main
+import curalog.store.history as history
+from curalog.cli.main import main
 from curalog.curation import default_log_path, make_header, open_curation
 from curalog.dataset import load_dataset
-from curalog.history import (
+from curalog.store.history import (
     DIFF_SCHEMA,
     HistoryError,
     adjusted_rand_index,
@@ -25,7 +25,7 @@ from curalog.history import (
     diff_histories,
     outcome_diff,
 )
-from curalog.log import create_log
+from curalog.store.log import create_log
 
 from conftest import write_folder
 

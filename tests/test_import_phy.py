@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.cli import main
+from curalog.cli.main import main
 from curalog.curation import default_log_path, open_curation
 from curalog.errors import DatasetError, LogLockedError
 from curalog.io.phy_import import import_phy, reproduce_assignment
-from curalog.log import read_log
+from curalog.store.log import read_log
 
 from conftest import snapshot_dir, write_folder
 

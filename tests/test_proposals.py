@@ -1,4 +1,4 @@
-"""Tests of curalog.proposals: merge proposals, incremental updates, decisions in the log."""
+"""Tests of curalog.analysis.proposals: merge proposals, incremental updates, decisions in the log."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.curation import open_curation
-from curalog.events import MERGE, NOTE
-from curalog.proposals import (
+from curalog.analysis.proposals import (
     DEFAULT_MIN_SCORE,
     PROPOSAL_NOTE_KIND,
     Proposal,
@@ -20,7 +18,9 @@ from curalog.proposals import (
     ProposalParams,
     _p_same,
 )
-from curalog.synth import synthesize
+from curalog.curation import open_curation
+from curalog.events.envelope import MERGE, NOTE
+from curalog.synth.generator import synthesize
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +198,7 @@ def test_accept_writes_a_merge_with_provenance(drift_ds: Path, log: Path) -> Non
     assert event.type == MERGE and event.body["new"] == new
     assert sorted(event.body["clusters"]) == [p.a, p.b]
     meta = event.body["meta"]["proposal"]
-    assert meta["engine"] == "curalog.proposals" and meta["clusters"] == [p.a, p.b]
+    assert meta["engine"] == "curalog.analysis.proposals" and meta["clusters"] == [p.a, p.b]
     assert meta["score"] == round(p.score, 4) and meta["reason"] == p.reason
     assert set(meta["factors"]) >= {"f_sim", "f_ccg", "f_unique"} and "similarity" in meta["evidence"]
     assert "params" not in meta  # default parameters

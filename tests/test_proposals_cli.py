@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from curalog import proposals_cli
+from curalog.cli import proposals as proposals_cli
 from curalog.curation import open_curation
 from curalog.errors import CuralogError
-from curalog.events import MERGE
-from curalog.synth import synthesize
+from curalog.events.envelope import MERGE
+from curalog.synth.generator import synthesize
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +122,7 @@ def test_evaluate(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_registered_in_the_curalog_command(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from curalog import cli
+    from curalog.cli import main as cli
 
     parser: Any = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curalog.stats.correlograms import (
+from curalog.analysis.stats.correlograms import (
     acg_half,
     autocorrelogram,
     ccg_halves,

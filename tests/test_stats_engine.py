@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from curalog.analysis.stats import StatsEngine
+from curalog.analysis.stats.metrics import ClusterStats
 from curalog.clustering import ClusterState, Update
-from curalog.stats import StatsEngine
-from curalog.stats.metrics import ClusterStats
 
 # ---------------------------------------------------------------------- fixtures
 
@@ -252,7 +252,7 @@ def test_ccg_and_acg_views():
     ds = FakeDataset(5)
     state = ClusterState(ds.spike_templates)
     engine = StatsEngine(ds, state)
-    from curalog.stats.correlograms import autocorrelogram, cross_correlogram
+    from curalog.analysis.stats.correlograms import autocorrelogram, cross_correlogram
 
     np.testing.assert_array_equal(engine.acg(3), autocorrelogram(ds.spike_times, state.spikes(3), engine.bins))
     np.testing.assert_array_equal(engine.ccg(3, 4), cross_correlogram(

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curalog.stats.correlograms import make_bins
-from curalog.stats.metrics import (
+from curalog.analysis.stats.correlograms import make_bins
+from curalog.analysis.stats.metrics import (
     MetricParams,
     StatsContext,
     _select_median,
@@ -234,9 +234,9 @@ def test_best_channels_dense_rules():
 
 
 def test_phy_template_columns_against_phylib(phy_template):
+    from curalog.analysis.stats import StatsEngine
     from curalog.clustering import ClusterState
     from curalog.dataset import load_dataset
-    from curalog.stats import StatsEngine
 
     ds = load_dataset(phy_template)
     eng = StatsEngine(ds, ClusterState(ds.spike_templates))

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curalog.stats.similarity import (
+from curalog.analysis.stats.similarity import (
     cosine_similarity_templates,
     merge_rows,
     rank_similar,

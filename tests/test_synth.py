@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog import synth
-from curalog.synth import SynthInfo, synthesize
+from curalog.synth import generator as synth
+from curalog.synth.generator import SynthInfo, synthesize
 
 N_SPIKES = 40_000
 N_TEMPLATES = 48

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import curalog
-from curalog.synth import synthesize
+from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp, run_app
 from curalog_tui.screens.history import HistoryScreen
 from curalog_tui.screens.split import SplitScreen

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import curalog
-from curalog.synth import synthesize
+from curalog.synth.generator import synthesize
 from curalog_tui import serve as serve_mod
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import curalog
-from curalog.proposals import DEFAULT_MIN_SCORE, PROPOSAL_NOTE_KIND, ProposalEngine
-from curalog.stats import StatsEngine
-from curalog.synth import synthesize
+from curalog.analysis.proposals import DEFAULT_MIN_SCORE, PROPOSAL_NOTE_KIND, ProposalEngine
+from curalog.analysis.stats import StatsEngine
+from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens.proposals import ProposalsScreen, ReviewHelp
 from curalog_tui.session import open_session
@@ -89,7 +89,7 @@ async def test_accept_reject_undo_with_the_log_checked_after_each_key(ds):
         assert len(cur.history) == n_events + 1
         assert ev.type == "merge" and sorted(ev.body["clusters"]) == [first.a, first.b]
         prov = ev.body["meta"]["proposal"]
-        assert prov["clusters"] == [first.a, first.b] and prov["engine"] == "curalog.proposals"
+        assert prov["clusters"] == [first.a, first.b] and prov["engine"] == "curalog.analysis.proposals"
         assert prov["score"] == pytest.approx(first.score, abs=1e-4) and prov["reason"] == first.reason
         new = int(ev.body["new"])
         ids = row_ids(app)

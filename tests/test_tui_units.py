@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curalog.events import LABEL, MERGE, REDO, UNDO, Event
+from curalog.events.envelope import LABEL, MERGE, REDO, UNDO, Event
 from curalog_tui.commands import CommandError, parse_command, parse_ids
 from curalog_tui.feeder import Feeder
 from curalog_tui.filter_expr import FilterError, compile_filter

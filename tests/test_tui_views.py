@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.features import Dim, FeatureSource, spikes_in_polygon, view_from_provenance
-from curalog.synth import synthesize
+from curalog.analysis.features import Dim, FeatureSource, spikes_in_polygon, view_from_provenance
+from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens import views as views_mod
 from curalog_tui.screens.views import ViewsHelp, ViewsScreen

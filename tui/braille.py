@@ -788,9 +788,9 @@ def group_layers(x: np.ndarray, y: np.ndarray, groups: Sequence[str | None]) -> 
 
 def view_layers(data: Any, *, preview: Any = None, palette: Sequence[str] = CLUSTER_COLORS,
                 background_key: Hashable | None = None) -> list[ScatterLayer]:
-    """Layers for a :class:`curalog.features.ViewData` (background first, grey).
+    """Layers for a :class:`curalog.analysis.features.ViewData` (background first, grey).
 
-    With a :class:`curalog.features.SplitPreview`, the spikes inside the polygon (which the
+    With a :class:`curalog.analysis.features.SplitPreview`, the spikes inside the polygon (which the
     split turns into one new cluster) are drawn first in ``SELECTION_COLOR``, the rest in
     their cluster's colour.
     """

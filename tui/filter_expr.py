@@ -1,4 +1,4 @@
-"""The table filter (``/``): curalog's safe rule language (:mod:`curalog.autolabel`), reused.
+"""The table filter (``/``): curalog's safe rule language (:mod:`curalog.analysis.autolabel`), reused.
 
 A filter is the condition part of an autolabel rule, e.g.::
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from curalog.autolabel import RuleError, parse_rule
+from curalog.analysis.autolabel import RuleError, parse_rule
 
 #: Bare group words usable as values (``group == good``): rows carry them as constants.
 GROUP_WORDS = ("good", "mua", "noise", "unsorted")

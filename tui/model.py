@@ -4,7 +4,7 @@ The table is a projection of this model: a row is a plain dict of values per clu
 (what filters and sorts read) and cells are ``rich.text.Text`` made from those values.
 Values known instantly (id, group, n_spikes, firing rate, sorter columns, label fields)
 come from the :class:`curalog.Curation`; the statistics arrive later from the
-:class:`curalog.stats.StatsEngine` (``set_stats``) and fill the remaining cells.
+:class:`curalog.analysis.stats.StatsEngine` (``set_stats``) and fill the remaining cells.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The one place where the UI talks to the statistics engine (:mod:`curalog.stats`).
+"""The one place where the UI talks to the statistics engine (:mod:`curalog.analysis.stats`).
 
-A thin layer over :class:`curalog.stats.StatsEngine`: the engine owns every kernel and
+A thin layer over :class:`curalog.analysis.stats.StatsEngine`: the engine owns every kernel and
 the id-keyed cache; this adds only the few display-oriented extracts the UI needs (the
 dominant template on its best channels, amplitude-over-time points) and keeps the engine's
 update subscription next to its creation. All methods may be called from worker threads.
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from curalog import Curation
-from curalog.stats import ClusterStats, StatsEngine
+from curalog.analysis.stats import ClusterStats, StatsEngine
 
 
 @dataclass

@@ -457,7 +457,7 @@ def autolabel_decisions(source: Any, rules: Iterable[str | Rule] = DEFAULT_RULES
                         ) -> list[tuple[int, str, str]]:
     """Decisions ``[(cluster_id, group, rule_text)]`` sorted by id.
 
-    ``source`` is a :class:`~curalog.stats.engine.StatsEngine` (its ``table_rows()`` over
+    ``source`` is a :class:`~curalog.analysis.stats.engine.StatsEngine` (its ``table_rows()`` over
     the live clusters), a mapping ``{cluster_id: row}``, or a list of rows with an ``id``.
     Rule texts are parsed first, and an unknown column is reported before anything is
     decided (columns = the union of the rows' keys and the metric columns).

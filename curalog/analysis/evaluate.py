@@ -2,7 +2,7 @@
 
 :func:`evaluate` opens the dataset on a *scratch* log in a temporary folder (the user's logs are
 never touched), accepts proposals greedily, best first and re-scored after every merge
-(:meth:`curalog.proposals.ProposalEngine.accept_all`), and measures the result against a
+(:meth:`curalog.analysis.proposals.ProposalEngine.accept_all`), and measures the result against a
 ground truth such as the ``synth_truth.json`` that :func:`curalog.synth.synthesize` writes.
 Because the greedy sequence does not depend on the threshold (a threshold only decides where
 to stop), one run gives the outcome at every threshold of a sweep.
@@ -36,7 +36,7 @@ phy's similarity ranking (same data, before any merge)
 ------------------------------------------------------
 For every sorter cluster of a true unit that the sorter split (the unit has at least two
 templates with spikes), phy's top-1 similar cluster (``sim(c, d) = max S[i, j]``, ties by
-ascending id, as :meth:`curalog.stats.StatsEngine.similar`) is a *hit* when it belongs to the
+ascending id, as :meth:`curalog.analysis.stats.StatsEngine.similar`) is a *hit* when it belongs to the
 same unit: ``top1_hit_rate = hits / split clusters``. ``top1_impure_rate`` is, over every
 cluster of a true unit, the fraction whose top-1 belongs to another source (what merging
 every cluster with its top-1 would mix).
@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CuralogError
+from curalog.errors import CuralogError
 
 __all__ = ["Truth", "Outcome", "Evaluation", "load_truth", "evaluate", "DEFAULT_THRESHOLDS"]
 
@@ -231,8 +231,8 @@ def evaluate(folder: str | os.PathLike[str], truth: str | os.PathLike[str] | Tru
     -------
     Evaluation
     """
-    from .curation import open_curation
-    from .proposals import ProposalEngine
+    from curalog.analysis.proposals import ProposalEngine
+    from curalog.curation import open_curation
 
     folder = Path(folder)
     if not isinstance(truth, Truth):

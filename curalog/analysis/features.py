@@ -31,7 +31,7 @@ Channel and PC choice (phy's FeatureView)
 -----------------------------------------
 A cluster's channels are the best channels of its **dominant template** (the template most of
 its spikes came from; ties to the smaller id), computed as phy's Template GUI does
-(:class:`curalog.stats.metrics.TemplateGeometry`: unwhitened peak-to-peak amplitude, best
+(:class:`curalog.analysis.stats.metrics.TemplateGeometry`: unwhitened peak-to-peak amplitude, best
 channel first, 12 nearest channels on the same shank for dense templates). Without
 ``templates.npy`` the dominant template's ``pc_feature_ind`` row is used instead. For several
 clusters (:func:`feature_channels`) the list starts with the first cluster's channels that
@@ -83,8 +83,8 @@ from typing import Any, Literal
 import numba
 import numpy as np
 
-from .errors import CuralogError, DatasetError
-from .stats.metrics import TemplateGeometry
+from curalog.analysis.stats.metrics import TemplateGeometry
+from curalog.errors import CuralogError, DatasetError
 
 __all__ = [
     "Dim",

@@ -8,7 +8,7 @@ neuron, and stays up to date incrementally as merges, splits, undos and redos ha
 Candidates
 ----------
 For every live cluster ``c``, its ``top_k`` most similar live clusters by phy's similarity
-``sim(c, d) = max_{i in T(c), j in T(d)} S[i, j]`` (:mod:`curalog.stats.similarity`, ``S``
+``sim(c, d) = max_{i in T(c), j in T(d)} S[i, j]`` (:mod:`curalog.analysis.stats.similarity`, ``S``
 from ``similar_templates.npy`` or the template cosine), keeping ``sim >= min_similarity``;
 ties by ascending id. The candidate set is the union of those pairs; it defines each
 cluster's *neighbours* (the candidate graph).
@@ -18,7 +18,7 @@ Per-cluster profiles
 Time is cut into ``n_time_bins`` equal bins ``i`` over the recording. For cluster ``c`` and
 each of its templates ``p``, ``C_c[p, i]`` counts its spikes of template ``p`` in bin ``i``
 and ``A_c[p, i]`` sums their amplitude scalings (``amplitudes.npy``). Per template (the
-unwhitened template, see :class:`curalog.stats.metrics.TemplateGeometry`):
+unwhitened template, see :class:`curalog.analysis.stats.metrics.TemplateGeometry`):
 
 * ``P_p`` the peak-to-peak on its best channel; a spike's *true amplitude* is
   ``amplitude x P_p`` (what phy plots as the template amplitude);
@@ -76,7 +76,7 @@ coincidences where a few were expected are strong evidence of two neurons; no co
 where many were expected, of one.
 
 ``isi_merged`` is the merged cluster's refractory-period contamination (Llobet et al. 2022,
-:func:`curalog.stats.metrics.rp_contamination` with ``t_r = tau``): with ``v_c`` the pairs of
+:func:`curalog.analysis.stats.metrics.rp_contamination` with ``t_r = tau``): with ``v_c`` the pairs of
 one cluster's own spikes within ``tau``, ``n_v = v_a + v_b + O`` and
 ``C = 1 - sqrt(1 - n_v (T_s - 2 N t_c) / (N^2 (t_r - t_c)))``; ``isi_a``, ``isi_b`` are
 the parents' own values.
@@ -150,9 +150,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from .errors import InvalidActionError
-from .stats.metrics import rp_contamination
-from .stats.similarity import template_row
+from curalog.analysis.stats.metrics import rp_contamination
+from curalog.analysis.stats.similarity import template_row
+from curalog.errors import InvalidActionError
 
 __all__ = [
     "DEFAULT_MIN_SCORE",
@@ -240,7 +240,7 @@ class Proposal:
     def provenance(self) -> dict[str, Any]:
         """What a merge event records about the proposal (``meta["proposal"]``)."""
         return {
-            "engine": "curalog.proposals",
+            "engine": "curalog.analysis.proposals",
             "version": ENGINE_VERSION,
             "clusters": [self.a, self.b],
             "score": round(self.score, 4),
@@ -639,7 +639,7 @@ class ProposalEngine:
 
     def __init__(self, source: Any, stats: Any = None, params: ProposalParams | None = None, *,
                  subscribe: bool = True, n_threads: int | None = None):
-        from .stats.engine import StatsEngine
+        from curalog.analysis.stats.engine import StatsEngine
 
         self.curation: Any
         if isinstance(source, tuple):
@@ -725,7 +725,7 @@ class ProposalEngine:
     # ------------------------------------------------------------------ history
     def _read_history(self, events: Iterable[Any]) -> None:
         """Merge ancestry and rejections from the log (after a restart)."""
-        from .events import MERGE, NOTE
+        from curalog.events.envelope import MERGE, NOTE
 
         for e in events:
             body = e.body if isinstance(e.body, dict) else {}

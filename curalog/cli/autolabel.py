@@ -11,9 +11,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from .autolabel import DEFAULT_RULES, RuleError, autolabel_decisions
-from .curation import open_curation
-from .errors import CuralogError
+from curalog.analysis.autolabel import DEFAULT_RULES, RuleError, autolabel_decisions
+from curalog.curation import open_curation
+from curalog.errors import CuralogError
 
 
 class RuleArgumentError(CuralogError):
@@ -24,7 +24,7 @@ def cmd_autolabel(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .stats.engine import StatsEngine
+    from curalog.analysis.stats.engine import StatsEngine
 
     rules = args.rule or list(DEFAULT_RULES)
     con = Console(highlight=False, soft_wrap=True)
@@ -76,6 +76,6 @@ def register(add: Callable[..., Any]) -> None:
                         "template_amplitude (amp), amplitude_median, isi_violations_ratio, "
                         "rp_contamination, presence_ratio, amplitude_cutoff, depth, shank (sh), "
                         "peak_to_trough_ms, sorter columns (KSLabel, ContamPct, ...). Default: a "
-                        "bombcell-like set (see curalog.autolabel.DEFAULT_RULES)")
+                        "bombcell-like set (see curalog.analysis.autolabel.DEFAULT_RULES)")
     p.add_argument("--overwrite", action="store_true", help="also relabel clusters that already have a group")
     p.add_argument("--dry-run", action="store_true", help="show what would be labelled, write nothing")

@@ -18,8 +18,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .curation import default_log_path, open_curation, replay
-from .stats.engine import StatsEngine
+from curalog.analysis.stats.engine import StatsEngine
+from curalog.curation import default_log_path, open_curation, replay
 
 MERGE_SIMILARITY = 0.9
 
@@ -27,7 +27,7 @@ MERGE_SIMILARITY = 0.9
 def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: Console) -> None:
     from rich.progress import Progress
 
-    from .synth import synthesize
+    from curalog.synth.generator import synthesize
 
     with Progress(console=con, transient=True) as progress:
         task = progress.add_task(f"writing {n_spikes:,} spikes", total=1)

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .errors import CuralogError
-from .history import (
+from curalog.errors import CuralogError
+from curalog.store.history import (
     CombineResult,
     Difference,
     DiffResult,
@@ -203,12 +203,12 @@ def cmd_combine(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- import
 def cmd_import(args: argparse.Namespace) -> int:
     if args.from_phy:
-        from .io.phy_import import import_phy
+        from curalog.io.phy_import import import_phy
 
         result = import_phy(args.dir, args.log, author=args.author)
         source = "phy"
     else:
-        from .io.spikeinterface import import_spikeinterface
+        from curalog.io.spikeinterface import import_spikeinterface
 
         result = import_spikeinterface(args.dir, args.from_spikeinterface, args.log, author=args.author)
         source = args.from_spikeinterface

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .curation import Curation, default_log_path, open_curation
-from .errors import CuralogError
+from curalog import __version__
+from curalog.curation import Curation, default_log_path, open_curation
+from curalog.errors import CuralogError
 
 EXIT_USAGE = 2
 
@@ -77,7 +77,7 @@ def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None 
 
 # ---------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
-    from .io.phy import export_status
+    from curalog.io.phy import export_status
 
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
     with open_curation(args.dir, args.log, readonly=True) as cur:
@@ -156,7 +156,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         else:
             if args.value is None:
                 raise CliError("--field needs --value (use --value '' to clear)")
-            from .dataset import parse_value
+            from curalog.dataset import parse_value
 
             value = None if args.value == "" else parse_value(args.value)
             cur.label(ids, field=args.field, value=value, reason=args.reason)
@@ -203,7 +203,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .atomic import save_npy_atomic
+    from curalog.atomic import save_npy_atomic
 
     with _open(args, readonly=True, upto=args.upto) as cur:
         cur.require_intact(args.upto)
@@ -218,7 +218,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format
     with _open(args, readonly=True) as cur:
         if fmt == "phy":
-            from .io.phy import export_phy
+            from curalog.io.phy import export_phy
 
             res = export_phy(cur, args.out)
             for b in res.backups:
@@ -226,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"exported seq {res.seq} ({cur.n_clusters} clusters) to {res.out}: " + ", ".join(p.name for p in res.files))
         else:
             try:
-                from .io.spikeinterface import export_curation
+                from curalog.io.spikeinterface import export_curation
             except ImportError:
                 raise CliError("the spikeinterface curation format is not available in this build") from None
             if not args.out:
@@ -237,7 +237,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
-    from .log import read_log, repair_log
+    from curalog.store.log import read_log, repair_log
 
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
     scan = read_log(log_path)
@@ -263,7 +263,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from .synth import synthesize
+    from curalog.synth.generator import synthesize
 
     out = Path(args.out)
     if (out / "spike_times.npy").exists():
@@ -293,7 +293,7 @@ def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from curalog.cli.demo import run_demo
 
     return run_demo(Path(args.dir), n_spikes=args.spikes, n_templates=args.templates, seed=args.seed)
 
@@ -408,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
     p.add_argument("--port", type=int, default=8000)
 
-    from . import autolabel_cli, history_cli, proposals_cli
+    from curalog.cli import autolabel as autolabel_cli
+    from curalog.cli import history as history_cli
+    from curalog.cli import proposals as proposals_cli
 
     for module in (history_cli, autolabel_cli, proposals_cli):
         module.register(add)

@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .curation import open_curation
-from .errors import CuralogError
-from .proposals import DEFAULT_MIN_SCORE, ProposalEngine
+from curalog.analysis.proposals import DEFAULT_MIN_SCORE, ProposalEngine
+from curalog.curation import open_curation
+from curalog.errors import CuralogError
 
 
 class ProposalArgumentError(CuralogError):
@@ -102,7 +102,7 @@ def _accept_all(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import DEFAULT_THRESHOLDS, evaluate, format_table
+    from curalog.analysis.evaluate import DEFAULT_THRESHOLDS, evaluate, format_table
 
     _check_score(args.min_score)
     thresholds = set(DEFAULT_THRESHOLDS)

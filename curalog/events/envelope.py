@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LogCorruptError, UnsupportedVersionError
+from curalog.errors import LogCorruptError, UnsupportedVersionError
 
 #: Current schema version of event envelopes and bodies.
 SCHEMA_VERSION = 1

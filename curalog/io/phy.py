@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..atomic import save_npy_atomic, write_atomic, write_bytes_atomic
-from ..dataset import GROUP_FIELD
-from ..errors import CuralogError, LogCorruptError
+from curalog.atomic import save_npy_atomic, write_atomic, write_bytes_atomic
+from curalog.dataset import GROUP_FIELD
+from curalog.errors import CuralogError, LogCorruptError
 
 if TYPE_CHECKING:
-    from ..curation import Curation
+    from curalog.curation import Curation
 
 EXPORT_RECORD = "exports.json"
 
@@ -98,7 +98,7 @@ def phy_template_columns(cur: Curation) -> dict[int, dict[str, Any]]:
     ``channel_shanks[best]`` and ``amp`` = peak-to-peak amplitude on the best channel.
     Empty when the folder has no templates.npy.
     """
-    from ..stats.metrics import TemplateGeometry
+    from curalog.analysis.stats.metrics import TemplateGeometry
 
     ds = cur.dataset
     geom = TemplateGeometry(ds)

@@ -28,12 +28,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..curation import Curation, open_curation
-from ..dataset import GROUP_FIELD, load_dataset, read_metadata_tsv
-from ..errors import CuralogError, DatasetError, InvalidActionError
-from ..events import Event
-from ..history import contingency
-from ..labels import normalize_group
+from curalog.curation import Curation, open_curation
+from curalog.dataset import GROUP_FIELD, load_dataset, read_metadata_tsv
+from curalog.errors import CuralogError, DatasetError, InvalidActionError
+from curalog.events.envelope import Event
+from curalog.labels import normalize_group
+from curalog.store.history import contingency
 
 T = TypeVar("T")
 

@@ -33,16 +33,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import __version__
-from ..atomic import write_bytes_atomic
-from ..dataset import GROUP_FIELD
-from ..errors import CuralogError, InvalidActionError
-from ..history import _member_mask, contingency
-from ..labels import normalize_group
-from .phy_import import CurationImportError, ImportResult, rehearse
+from curalog import __version__
+from curalog.atomic import write_bytes_atomic
+from curalog.dataset import GROUP_FIELD
+from curalog.errors import CuralogError, InvalidActionError
+from curalog.io.phy_import import CurationImportError, ImportResult, rehearse
+from curalog.labels import normalize_group
+from curalog.store.history import _member_mask, contingency
 
 if TYPE_CHECKING:
-    from ..curation import Curation
+    from curalog.curation import Curation
 
 FORMAT_VERSION = "2"
 #: Label category holding curalog's ``group`` (as in spikeinterface-gui).
@@ -591,7 +591,7 @@ def import_curation_into(cur: Curation, path: str | os.PathLike[str]) -> ImportR
 def import_spikeinterface(folder: str | os.PathLike[str], path: str | os.PathLike[str],
                           log: str | os.PathLike[str] | None = None, *, author: str | None = None) -> ImportResult:
     """Import a SpikeInterface curation file into the folder's log (default ``main``)."""
-    from ..curation import open_curation
+    from curalog.curation import open_curation
 
     read_curation(path)  # a bad file fails before the log is even created
     with open_curation(folder, log, author=author) as cur:

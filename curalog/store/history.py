@@ -37,17 +37,17 @@ import msgpack
 import numba
 import numpy as np
 
-from .clustering import Change, ClusterState
-from .curation import (
+from curalog.clustering import Change, ClusterState
+from curalog.curation import (
     DEFAULT_BRANCH,
     LOG_DIRNAME,
     Curation,
     default_log_path,
     make_header,
 )
-from .dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset
-from .errors import CuralogError, InvalidActionError, LogCorruptError, LogError
-from .events import (
+from curalog.dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset
+from curalog.errors import CuralogError, InvalidActionError, LogCorruptError, LogError
+from curalog.events.envelope import (
     ACTION_TYPES,
     ASSIGN,
     LABEL,
@@ -60,7 +60,14 @@ from .events import (
     envelope,
     unpack_array,
 )
-from .log import ScanResult, create_log, default_author, encode_frame, read_log, scan_bytes
+from curalog.store.log import (
+    ScanResult,
+    create_log,
+    default_author,
+    encode_frame,
+    read_log,
+    scan_bytes,
+)
 
 #: ``note`` kind written as the first event of a branch after the copied prefix.
 BRANCH_NOTE = "branch"

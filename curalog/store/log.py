@@ -39,9 +39,9 @@ from typing import Any
 
 import msgpack
 
-from .atomic import fsync_dir, private_tempfile
-from .errors import LogCorruptError, LogError, LogLockedError, UnsupportedVersionError
-from .events import Event, decode_envelope, envelope
+from curalog.atomic import fsync_dir, private_tempfile
+from curalog.errors import LogCorruptError, LogError, LogLockedError, UnsupportedVersionError
+from curalog.events.envelope import Event, decode_envelope, envelope
 
 MAGIC = b"CURALOG\x00"
 FORMAT_VERSION = 1

@@ -55,7 +55,7 @@ similarity to the 8 most similar templates (itself first), plus noise.
 Drift (``drift=True``): realistic over-splitting
 ------------------------------------------------
 A separate model (the default one above is unchanged bit for bit) for the merge proposals
-(:mod:`curalog.proposals`), after what drifting Neuropixels recordings do to a sorter:
+(:mod:`curalog.analysis.proposals`), after what drifting Neuropixels recordings do to a sorter:
 
 *Motion.* The probe moves: a smooth random trajectory (a linear trend plus three slow
 sinusoids, often back and forth) with a peak-to-peak range of 25-50 µm over the recording.

@@ -1,6 +1,6 @@
 """The merge-proposal review queue (``m``): one proposal at a time, its evidence, single keys.
 
-The screen shows the best pending proposal of :class:`curalog.proposals.ProposalEngine`
+The screen shows the best pending proposal of :class:`curalog.analysis.proposals.ProposalEngine`
 (pair, score, the one-line reason, the score's factors), its evidence (cross-correlogram
 and both autocorrelograms, amplitude and depth over time of both clusters, both templates
 overlaid on the best channels: :mod:`curalog_tui.widgets.evidence`), the next proposals
@@ -13,13 +13,13 @@ screen only: nothing is written; ``S`` brings the skipped pairs back), ``ctrl+z`
 the last accept (``cur.undo`` through the app's undo action) or reject (``unreject``, another
 note) made here and shows that proposal again (with none, it undoes the last action like
 ``ctrl+z`` everywhere), ``+`` / ``-`` move the threshold by 0.05 (default
-:data:`curalog.proposals.DEFAULT_MIN_SCORE`), ``escape`` / ``q`` go back to the table (the
+:data:`curalog.analysis.proposals.DEFAULT_MIN_SCORE`), ``escape`` / ``q`` go back to the table (the
 cursor on the last merged cluster).
 
 Threads: the engine's first query makes one pass over all spikes (seconds at 50 M spikes);
 every query and the evidence run in a thread worker, and results are dropped when the log
 moved on meanwhile. The engine is made once per app (``app.proposals``) on the app's own
-:class:`curalog.stats.StatsEngine`; it is fed the curation's updates through a queue that
+:class:`curalog.analysis.stats.StatsEngine`; it is fed the curation's updates through a queue that
 the workers drain before each query, so a merge on the UI thread never waits for the engine's
 lock while a worker holds it.
 """
@@ -43,8 +43,8 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from curalog import Curation
+from curalog.analysis.proposals import DEFAULT_MIN_SCORE, Proposal, ProposalEngine
 from curalog.errors import CuralogError
-from curalog.proposals import DEFAULT_MIN_SCORE, Proposal, ProposalEngine
 
 from ..widgets.evidence import COLOR_A, COLOR_B, EvidenceData, message_lines, render_evidence
 from ..widgets.scatter import ScatterView

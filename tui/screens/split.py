@@ -67,9 +67,9 @@ def load_cluster(cur: Curation, cid: int) -> ClusterData:
 
 
 def _feature_source(cur: Curation):
-    """curalog.features' reader of pc_features.npy (handles subsets and sparse channels)."""
+    """curalog.analysis.features' reader of pc_features.npy (handles subsets and sparse channels)."""
     try:
-        from curalog.features import FeatureSource
+        from curalog.analysis.features import FeatureSource
     except ImportError:  # pragma: no cover - older curalog
         return None
     return FeatureSource(cur.dataset)
@@ -90,10 +90,10 @@ def features_for(cur: Curation, data: ClusterData, source: str) -> np.ndarray:
     """``(n_spikes, n_features)``; NaN (a spike without a feature row) becomes the column mean.
 
     ``pc``: the first 3 PCs on the cluster's 3 best channels (phy's channels, read with
-    :mod:`curalog.features`); ``amp_time``: amplitude and time.
+    :mod:`curalog.analysis.features`); ``amp_time``: amplitude and time.
     """
     if source == "pc":
-        from curalog.features import Dim, cluster_channels
+        from curalog.analysis.features import Dim, cluster_channels
 
         src = _feature_source(cur)
         assert src is not None

@@ -14,14 +14,14 @@ Drawing: the arrows move a crosshair one cell (shift+arrows: five), ``space`` (o
 click) adds a vertex, ``backspace`` removes the last, ``enter`` closes the polygon and
 previews the split (the spikes inside in white; they become one cluster), ``enter`` again
 commits **one** ``split`` event with the exact ids of every spike of the clusters inside the
-polygon (:func:`curalog.features.spikes_in_polygon`, recomputed from the files for all the
+polygon (:func:`curalog.analysis.features.spikes_in_polygon`, recomputed from the files for all the
 clusters' spikes, never the displayed ones) and the polygon and view as provenance
-(:func:`curalog.features.split_provenance`). When some spikes have no features (a feature
+(:func:`curalog.analysis.features.split_provenance`). When some spikes have no features (a feature
 file covering a subset of spikes) the count is named and a further ``enter`` confirms that
 they stay in the remainder. ``escape`` cancels the polygon, then closes the screen.
 
 Heavy work runs in thread workers: building the view and reading every spike's coordinates
-(:func:`curalog.features.compute_view`), binning the points into the braille grid, the
+(:func:`curalog.analysis.features.compute_view`), binning the points into the braille grid, the
 split preview and the exact selection. Redraws on the UI thread (crosshair moves) reuse
 the binned grids (:class:`curalog_tui.braille.BinCache`), so typing never waits.
 """
@@ -45,8 +45,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from curalog import Curation
-from curalog.errors import CuralogError
-from curalog.features import (
+from curalog.analysis.features import (
     FeatureSource,
     MissingFeaturesError,
     PolygonError,
@@ -62,6 +61,7 @@ from curalog.features import (
     split_provenance,
     template_feature_view,
 )
+from curalog.errors import CuralogError
 
 from ..braille import (
     CLUSTER_COLORS,

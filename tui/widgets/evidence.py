@@ -1,6 +1,6 @@
 """The evidence of a merge proposal as text plots (pure: numpy and rich, no Textual).
 
-:func:`render_evidence` draws a :class:`curalog.proposals.Evidence` into exactly ``height``
+:func:`render_evidence` draws a :class:`curalog.analysis.proposals.Evidence` into exactly ``height``
 lines of ``width`` cells, for a :class:`curalog_tui.widgets.scatter.ScatterView`:
 
 * the cross-correlogram of the pair (phy's symmetrised CCG, positive lags = ``b`` after
@@ -38,9 +38,9 @@ _BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 
 @dataclass
 class EvidenceData:
-    """An :class:`~curalog.proposals.Evidence` with what the screen adds for display."""
+    """An :class:`~curalog.analysis.proposals.Evidence` with what the screen adds for display."""
 
-    evidence: Any  # curalog.proposals.Evidence
+    evidence: Any  # curalog.analysis.proposals.Evidence
     channel_labels: list[str] = field(default_factory=list)
     ms: float = 0.0  # time the worker took
     #: lines rendered in the worker for a ``(width, height)`` area, reused when it still fits

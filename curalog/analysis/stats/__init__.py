@@ -1,12 +1,12 @@
 """Incremental per-cluster statistics: metrics, correlograms, similarity and their cache.
 
-* :mod:`curalog.stats.metrics` - quality metrics and phy's table columns from the folder alone;
-* :mod:`curalog.stats.correlograms` - exact numba auto/cross-correlograms, composable on merge;
-* :mod:`curalog.stats.similarity` - phy's cluster similarity, ranked lists, merge updates;
-* :mod:`curalog.stats.engine` - :class:`StatsEngine`, the thread-safe id-keyed cache.
+* :mod:`curalog.analysis.stats.metrics` - quality metrics and phy's table columns from the folder alone;
+* :mod:`curalog.analysis.stats.correlograms` - exact numba auto/cross-correlograms, composable on merge;
+* :mod:`curalog.analysis.stats.similarity` - phy's cluster similarity, ranked lists, merge updates;
+* :mod:`curalog.analysis.stats.engine` - :class:`StatsEngine`, the thread-safe id-keyed cache.
 """
 
-from .correlograms import (
+from curalog.analysis.stats.correlograms import (
     CorrelogramBins,
     autocorrelogram,
     compose_acg,
@@ -14,9 +14,14 @@ from .correlograms import (
     make_bins,
     phy_symmetrize,
 )
-from .engine import TABLE_COLUMNS, StatsEngine
-from .metrics import ClusterStats, MetricParams, StatsContext, compute_cluster_stats
-from .similarity import rank_similar, template_similarity
+from curalog.analysis.stats.engine import TABLE_COLUMNS, StatsEngine
+from curalog.analysis.stats.metrics import (
+    ClusterStats,
+    MetricParams,
+    StatsContext,
+    compute_cluster_stats,
+)
+from curalog.analysis.stats.similarity import rank_similar, template_similarity
 
 __all__ = [
     "CorrelogramBins",

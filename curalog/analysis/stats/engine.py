@@ -11,7 +11,7 @@ Composition on merge. When an update adds a single cluster that is the child of 
 descendant pair and whose parents are exactly the deleted clusters (a merge, or the undo of
 a split of one cluster), the engine records its parents. When that cluster is first
 asked for and every parent is cached, its autocorrelogram is composed exactly as
-``H = sum_i H_ii + sum_{i<j} (H_ij + H_ji)`` (see :mod:`curalog.stats.correlograms`; only the
+``H = sum_i H_ii + sum_{i<j} (H_ij + H_ji)`` (see :mod:`curalog.analysis.stats.correlograms`; only the
 parents' cross-correlograms are computed, ``O(N + pairs)``), its similarity row is the
 element-wise max of its parents' rows, its template set the sum of theirs; the per-spike
 metrics (ISI, refractory-period, presence, amplitudes) come from one numba pass over the
@@ -43,7 +43,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from .correlograms import (
+from curalog.analysis.stats.correlograms import (
     CorrelogramBins,
     acg_from_half,
     ccg_from_halves,
@@ -51,7 +51,7 @@ from .correlograms import (
     gather_times,
     make_bins,
 )
-from .metrics import (
+from curalog.analysis.stats.metrics import (
     ClusterStats,
     MetricParams,
     PassResult,
@@ -61,7 +61,12 @@ from .metrics import (
     merge_passes,
     pass_from_arrays,
 )
-from .similarity import merge_rows, rank_similar, template_row, template_similarity
+from curalog.analysis.stats.similarity import (
+    merge_rows,
+    rank_similar,
+    template_row,
+    template_similarity,
+)
 
 __all__ = ["StatsEngine", "TABLE_COLUMNS"]
 
@@ -402,7 +407,7 @@ class StatsEngine:
         return int(base[cid]) == int(live.shape[0])
 
     def sim_row(self, cid: int) -> np.ndarray | None:
-        """Template row ``r_c`` (see :mod:`curalog.stats.similarity`), composed on merge."""
+        """Template row ``r_c`` (see :mod:`curalog.analysis.stats.similarity`), composed on merge."""
         s = self.similarity_matrix
         if s is None:
             return None

@@ -86,7 +86,12 @@ from typing import Any
 import numba
 import numpy as np
 
-from .correlograms import CorrelogramBins, _merge_ranks, acg_from_half, acg_half
+from curalog.analysis.stats.correlograms import (
+    CorrelogramBins,
+    _merge_ranks,
+    acg_from_half,
+    acg_half,
+)
 
 __all__ = [
     "MetricParams",
@@ -678,7 +683,7 @@ class StatsContext:
 class ClusterStats:
     """Every statistic of one cluster. Immutable by convention once cached.
 
-    ``acg_half`` is the directed half ``H`` (see :mod:`curalog.stats.correlograms`), ``acg``
+    ``acg_half`` is the directed half ``H`` (see :mod:`curalog.analysis.stats.correlograms`), ``acg``
     the symmetric ``W``-bin autocorrelogram. ``spikes`` keeps a reference (not a copy) to the
     cluster's spike-index array, so a merge can be composed from cached parents.
     """
@@ -718,7 +723,7 @@ class ClusterStats:
         return acg_from_half(self.acg_half)
 
     def row(self) -> dict[str, Any]:
-        """Column values for a table (see :data:`curalog.stats.engine.TABLE_COLUMNS`)."""
+        """Column values for a table (see :data:`curalog.analysis.stats.engine.TABLE_COLUMNS`)."""
         out: dict[str, Any] = {
             "id": self.cluster_id,
             "n_spikes": self.n_spikes,

@@ -1,0 +1,38 @@
+"""The store: the append-only, crash-safe log file (and, in store.history, branches, diffs and combining).
+
+The face of the package: import from here, not from the modules inside.
+"""
+
+from curalog.store.log import (
+    CHECKSUM,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_HEADER,
+    MAX_RECORD,
+    LogWriter,
+    ScanResult,
+    WriterLock,
+    create_log,
+    default_author,
+    encode_frame,
+    read_log,
+    repair_log,
+    scan_bytes,
+)
+
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "MAX_RECORD",
+    "MAX_HEADER",
+    "CHECKSUM",
+    "encode_frame",
+    "default_author",
+    "ScanResult",
+    "scan_bytes",
+    "read_log",
+    "WriterLock",
+    "create_log",
+    "LogWriter",
+    "repair_log",
+]

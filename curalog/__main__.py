@@ -1,5 +1,5 @@
 import sys
 
-from curalog.cli.main import main
+from curalog.cli.program import main
 
 sys.exit(main())

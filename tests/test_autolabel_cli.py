@@ -1,7 +1,7 @@
 """`curalog autolabel`: rules become label events whose reason is the rule."""
 
 import curalog
-from curalog.cli.main import main
+from curalog.cli.program import main
 from curalog.synth.generator import synthesize
 
 from conftest import snapshot_dir

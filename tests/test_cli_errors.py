@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import curalog
-from curalog.cli.main import main
+from curalog.cli.program import main
 
 from conftest import snapshot_dir, write_folder
 

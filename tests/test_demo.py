@@ -4,7 +4,7 @@ import numpy as np
 
 import curalog
 from curalog.cli.demo import run_demo
-from curalog.cli.main import main
+from curalog.cli.program import main
 
 
 def test_demo_end_to_end(tmp_path, capsys):

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import curalog
-from curalog.cli.main import main as cli_main
+from curalog.cli.program import main as cli_main
 
 from conftest import write_folder
 

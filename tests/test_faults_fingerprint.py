@@ -88,7 +88,7 @@ def test_cli_refuses_with_one_line_and_writes_nothing(curated, tmp_path):
     env = {"CURALOG_CACHE_DIR": str(tmp_path / "fp-cache")}
     res = faultlib.run_cli("merge", str(other), "--log", str(log), "3", "4", env=env)
     faultlib.assert_one_line_error(res, "written for another dataset")
-    from curalog.cli.main import main
+    from curalog.cli.program import main
 
     assert main(["export", str(other), "--log", str(log)]) == 2
     assert faultlib.snapshot_files(other) == before

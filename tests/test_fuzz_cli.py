@@ -76,7 +76,7 @@ def test_hostile_inputs_get_one_line_and_exit_2(curated, tmp_path, env, capsys):
 
 
 def _main(args, capsys) -> subprocess.CompletedProcess[str]:
-    from curalog.cli.main import main
+    from curalog.cli.program import main
 
     capsys.readouterr()
     code = main(list(args))
@@ -121,7 +121,7 @@ def _serve_module():
 
 def test_serve_binds_localhost_by_default_and_says_so(tmp_path, monkeypatch, capsys):
     serve = _serve_module()
-    from curalog.cli.main import build_parser, main
+    from curalog.cli.program import build_parser, main
 
     args = build_parser().parse_args(["serve", str(tmp_path)])
     assert args.host == "127.0.0.1"
@@ -155,7 +155,7 @@ def test_serve_binds_localhost_by_default_and_says_so(tmp_path, monkeypatch, cap
 
 def test_serve_on_another_host_warns(tmp_path, monkeypatch, capsys):
     _serve_module()
-    from curalog.cli.main import main
+    from curalog.cli.program import main
 
     class FakeServer:
         def __init__(self, *a, **kw):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.cli.main import main
+from curalog.cli.program import main
 from curalog.curation import default_log_path, open_curation, replay
 from curalog.errors import CuralogError, LogCorruptError
 from curalog.store.history import (

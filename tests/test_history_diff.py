@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import curalog.store.history as history
-from curalog.cli.main import main
+from curalog.cli.program import main
 from curalog.curation import default_log_path, make_header, open_curation
 from curalog.dataset import load_dataset
 from curalog.store.history import (

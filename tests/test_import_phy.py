@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.cli.main import main
+from curalog.cli.program import main
 from curalog.curation import default_log_path, open_curation
 from curalog.errors import DatasetError, LogLockedError
 from curalog.io.phy_import import import_phy, reproduce_assignment

@@ -122,7 +122,7 @@ def test_evaluate(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_registered_in_the_curalog_command(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from curalog.cli import main as cli
+    from curalog.cli import program as cli
 
     parser: Any = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

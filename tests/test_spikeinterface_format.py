@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from curalog.cli.main import main
+from curalog.cli.program import main
 from curalog.curation import default_log_path, open_curation
 from curalog.errors import CuralogError
 from curalog.io.phy_import import CurationImportError

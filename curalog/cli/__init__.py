@@ -1,5 +1,5 @@
 """The ``curalog`` command: one module per command group, :func:`main` the entry point."""
 
-from curalog.cli.main import build_parser, main
+from curalog.cli.program import build_parser, main
 
 __all__ = ["build_parser", "main"]

@@ -62,7 +62,9 @@ def median_ms(samples: list[float]) -> float:
     return 1000 * statistics.median(samples)
 
 
-def pick_ops(state_sizes: dict[int, int], rng: np.random.Generator, n: int) -> list[tuple[int, int]]:
+def pick_ops(
+    state_sizes: dict[int, int], rng: np.random.Generator, n: int
+) -> list[tuple[int, int]]:
     """Pairs of typical (median-sized) clusters to merge."""
     ids = np.array(sorted(state_sizes, key=lambda c: state_sizes[c]))
     mid = ids[len(ids) // 4 : 3 * len(ids) // 4]
@@ -188,7 +190,10 @@ def write_long_log(folder: Path, log: Path, n_events: int, seed: int = 3) -> Non
             r = rng.random()
             ids = cur.cluster_ids
             if r < 0.55:
-                cur.label([int(rng.choice(ids))], group=str(rng.choice(["good", "mua", "noise", "unsorted"])))
+                cur.label(
+                    [int(rng.choice(ids))],
+                    group=str(rng.choice(["good", "mua", "noise", "unsorted"])),
+                )
             elif r < 0.60:
                 cur.label([int(rng.choice(ids))], field="note", value=f"n{int(rng.integers(100))}")
             elif r < 0.75 and len(ids) > 50:
@@ -221,16 +226,25 @@ def replay_child(folder: str, log: str) -> None:
 def bench_replay(folder: Path, log: Path) -> dict[str, float]:
     runs = []
     for _ in range(3):
-        out = subprocess.run([sys.executable, __file__, "--replay-child", str(folder), str(log)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--replay-child", str(folder), str(log)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     best = min(runs, key=lambda r: r["seconds"])
-    return {"open_replay_s": statistics.median(r["seconds"] for r in runs), "peak_bytes": best["peak_bytes"],
-            "events": best["events"]}
+    return {
+        "open_replay_s": statistics.median(r["seconds"] for r in runs),
+        "peak_bytes": best["peak_bytes"],
+        "events": best["events"],
+    }
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", nargs="+", type=float, default=[10e6, 50e6], help="spike counts")
     ap.add_argument("--events", type=int, default=10_000, help="events in the replay log")
     ap.add_argument("--no-phy", action="store_true")
@@ -255,10 +269,14 @@ def main() -> int:
             log = Path(tmp) / "long.log"
             t = time.perf_counter()
             write_long_log(folder, log, args.events)
-            print(f"  wrote a {args.events}-event log in {time.perf_counter() - t:.1f} s", flush=True)
+            print(
+                f"  wrote a {args.events}-event log in {time.perf_counter() - t:.1f} s", flush=True
+            )
             rp = bench_replay(folder, log)
         phy = None if args.no_phy else bench_phy(ds.spike_templates, np.random.default_rng(0))
-        rows.append({"n": n, "state": st, "api": api, "phy": phy, "replay": rp, "base_bytes": base_bytes})
+        rows.append(
+            {"n": n, "state": st, "api": api, "phy": phy, "replay": rp, "base_bytes": base_bytes}
+        )
         print(json.dumps(rows[-1], indent=None), flush=True)
     print()
     print(render(rows))
@@ -266,24 +284,35 @@ def main() -> int:
 
 
 def render(rows: list[dict]) -> str:
-    lines = ["| spikes | operation | curalog state (ms) | curalog API incl. fsync (ms) | phy Clustering (ms) | phy / curalog state |",
-             "|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        "| spikes | operation | curalog state (ms) | curalog API incl. fsync (ms) | phy Clustering (ms) | phy / curalog state |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         for op in ("merge", "split", "undo", "redo"):
             phy = r["phy"][op] if r["phy"] else None
             ratio = f"{phy / r['state'][op]:.0f}x" if phy else "n/a"
-            lines.append(f"| {r['n'] / 1e6:.0f} M | {op} | {r['state'][op]:.2f} | {r['api'][op]:.2f} | "
-                         f"{phy:.1f} | {ratio} |" if phy else
-                         f"| {r['n'] / 1e6:.0f} M | {op} | {r['state'][op]:.2f} | {r['api'][op]:.2f} | n/a | n/a |")
+            lines.append(
+                f"| {r['n'] / 1e6:.0f} M | {op} | {r['state'][op]:.2f} | {r['api'][op]:.2f} | "
+                f"{phy:.1f} | {ratio} |"
+                if phy
+                else f"| {r['n'] / 1e6:.0f} M | {op} | {r['state'][op]:.2f} | {r['api'][op]:.2f} | n/a | n/a |"
+            )
         phy_build = f"{r['phy']['build'] / 1000:.2f} s" if r["phy"] else "n/a"
-        lines.append(f"| {r['n'] / 1e6:.0f} M | build index / phy start | {r['state']['build']:.0f} | | {phy_build} | |")
+        lines.append(
+            f"| {r['n'] / 1e6:.0f} M | build index / phy start | {r['state']['build']:.0f} | | {phy_build} | |"
+        )
     lines.append("")
-    lines.append("| spikes | open + replay of a log | events | peak memory | 2 x (spike_times + spike_templates) |")
+    lines.append(
+        "| spikes | open + replay of a log | events | peak memory | 2 x (spike_times + spike_templates) |"
+    )
     lines.append("|---:|---:|---:|---:|---:|")
     for r in rows:
         rp = r["replay"]
-        lines.append(f"| {r['n'] / 1e6:.0f} M | {rp['open_replay_s']:.2f} s | {rp['events']} | "
-                     f"{rp['peak_bytes'] / 2**20:.0f} MiB | {2 * r['base_bytes'] / 2**20:.0f} MiB |")
+        lines.append(
+            f"| {r['n'] / 1e6:.0f} M | {rp['open_replay_s']:.2f} s | {rp['events']} | "
+            f"{rp['peak_bytes'] / 2**20:.0f} MiB | {2 * r['base_bytes'] / 2**20:.0f} MiB |"
+        )
     return "\n".join(lines)
 
 

@@ -70,7 +70,9 @@ HELD_OUT_SETS = (
 THRESHOLDS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1)
 
 
-def drift_dataset(data_dir: Path, n_spikes: int, n_templates: int, n_channels: int, seed: int) -> Path:
+def drift_dataset(
+    data_dir: Path, n_spikes: int, n_templates: int, n_channels: int, seed: int
+) -> Path:
     path = data_dir / f"synth-drift-{n_spikes / 1e6:g}M-{n_templates}-{n_channels}ch-s{seed}"
     if not (path / "spike_times.npy").exists():
         if path.exists():
@@ -130,7 +132,9 @@ def speed(folder: Path, reps: int) -> dict[str, Any]:
     return out
 
 
-def quality(data_dir: Path, sets: tuple[tuple[str, int, int, int, int], ...]) -> list[dict[str, Any]]:
+def quality(
+    data_dir: Path, sets: tuple[tuple[str, int, int, int, int], ...]
+) -> list[dict[str, Any]]:
     rows = []
     for name, n, t, c, seed in sets:
         folder = drift_dataset(data_dir, n, t, c, seed)
@@ -145,9 +149,12 @@ def quality(data_dir: Path, sets: tuple[tuple[str, int, int, int, int], ...]) ->
         d["max_pieces"] = max(len(u["templates"]) for u in truth["units"])
         rows.append(d)
         at = next(o for o in ev.outcomes if o.min_score == DEFAULT_MIN_SCORE)
-        print(f"  {name}: {at.real_clusters} clusters for {at.n_units} units ({100 * at.excess:+.1f} %), "
-              f"{at.impure_merges} impure merges at {DEFAULT_MIN_SCORE:g}; phy top-1 "
-              f"{100 * ev.phy['top1_hit_rate']:.1f} %", flush=True)
+        print(
+            f"  {name}: {at.real_clusters} clusters for {at.n_units} units ({100 * at.excess:+.1f} %), "
+            f"{at.impure_merges} impure merges at {DEFAULT_MIN_SCORE:g}; phy top-1 "
+            f"{100 * ev.phy['top1_hit_rate']:.1f} %",
+            flush=True,
+        )
     return rows
 
 
@@ -169,9 +176,12 @@ def markdown(speed_row: dict[str, Any] | None, rows: list[dict[str, Any]]) -> st
             "",
         ]
     if rows:
-        out += [f"Quality at the documented threshold {DEFAULT_MIN_SCORE:g} (greedy accept-all on a scratch log):", "",
-                "| dataset | spikes | templates | channels | true units (split / twins / max pieces) | clusters left | excess | impure merges | pair precision | pair recall | phy top-1 hit rate | phy top-1 would mix |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            f"Quality at the documented threshold {DEFAULT_MIN_SCORE:g} (greedy accept-all on a scratch log):",
+            "",
+            "| dataset | spikes | templates | channels | true units (split / twins / max pieces) | clusters left | excess | impure merges | pair precision | pair recall | phy top-1 hit rate | phy top-1 would mix |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             o = next(o for o in r["outcomes"] if o["min_score"] == DEFAULT_MIN_SCORE)
             sp = r["spec"]
@@ -179,10 +189,15 @@ def markdown(speed_row: dict[str, Any] | None, rows: list[dict[str, Any]]) -> st
                 f"| {r['name']} (seed {sp['seed']}) | {sp['n_spikes'] / 1e6:g} M | {sp['n_templates']} | {sp['n_channels']} | "
                 f"{r['n_units']} ({r['n_split_units']} / {r['n_twins']} / {r['max_pieces']}) | {o['real_clusters']} | "
                 f"{100 * o['excess']:+.1f} % | {o['impure_merges']} | {o['pair_precision']:.3f} | {o['pair_recall']:.3f} | "
-                f"{100 * r['phy']['top1_hit_rate']:.1f} % | {100 * r['phy']['top1_impure_rate']:.1f} % |")
-        out += ["", "Threshold sweep (excess clusters over true units / impure merges):", "",
-                "| min score | " + " | ".join(r["name"] for r in rows) + " |",
-                "|---|" + "---|" * len(rows)]
+                f"{100 * r['phy']['top1_hit_rate']:.1f} % | {100 * r['phy']['top1_impure_rate']:.1f} % |"
+            )
+        out += [
+            "",
+            "Threshold sweep (excess clusters over true units / impure merges):",
+            "",
+            "| min score | " + " | ".join(r["name"] for r in rows) + " |",
+            "|---|" + "---|" * len(rows),
+        ]
         for i, thr in enumerate(THRESHOLDS):
             cells = []
             for r in rows:
@@ -194,11 +209,16 @@ def markdown(speed_row: dict[str, Any] | None, rows: list[dict[str, Any]]) -> st
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--speed", action="store_true", help="only the speed part")
     ap.add_argument("--quality", action="store_true", help="only the quality part")
-    ap.add_argument("--held-out", action="store_true",
-                    help="the quality part on the held-out seeds (docs/PROPOSALS.md) instead")
+    ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="the quality part on the held-out seeds (docs/PROPOSALS.md) instead",
+    )
     ap.add_argument("--spikes", type=float, default=50e6)
     ap.add_argument("--templates", type=int, default=1000)
     ap.add_argument("--channels", type=int, default=384)
@@ -220,7 +240,9 @@ def main() -> int:
     print()
     print(markdown(speed_row, rows))
     if args.json:
-        args.json.write_text(json.dumps({"speed": speed_row, "quality": rows}, indent=1, default=float))
+        args.json.write_text(
+            json.dumps({"speed": speed_row, "quality": rows}, indent=1, default=float)
+        )
     return 0
 
 

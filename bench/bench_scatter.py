@@ -79,23 +79,29 @@ def bench_renderer(args: argparse.Namespace) -> None:
     y = 0.6 * x + 0.8 * rng.normal(size=args.n_fg)
     bx = 2.0 * rng.normal(size=20_000)
     by = 2.0 * rng.normal(size=20_000)
-    layers = [ScatterLayer(bx, by, BACKGROUND_COLOR, background=True),
-              ScatterLayer(x, y, CLUSTER_COLORS[0])]
+    layers = [
+        ScatterLayer(bx, by, BACKGROUND_COLOR, background=True),
+        ScatterLayer(x, y, CLUSTER_COLORS[0]),
+    ]
     for w, h in ((120, 40), (args.width, args.height)):
-        ms = timed(lambda w=w, h=h: render_scatter(layers, w, h, title="c", x_label="x", y_label="y"),
-                   args.repeat)
+        ms = timed(
+            lambda w=w, h=h: render_scatter(layers, w, h, title="c", x_label="x", y_label="y"),
+            args.repeat,
+        )
         row(f"render_scatter {w}x{h} (auto range, every point)", ms, "target <= 50 ms")
     frame = layout_frame(args.width, args.height, (-5, 5), (-5, 5))
-    row(f"  of which bin_points of the cluster ({frame.nx}x{frame.ny} dots)",
-        timed(lambda: bin_points(x, y, frame), args.repeat))
+    row(
+        f"  of which bin_points of the cluster ({frame.nx}x{frame.ny} dots)",
+        timed(lambda: bin_points(x, y, frame), args.repeat),
+    )
 
 
 def bench_background(args: argparse.Namespace) -> None:
     n = args.n_bg
     print(f"background of {n:,} points (float32 in memory), cluster of {args.n_fg:,}")
     rng = np.random.default_rng(1)
-    bx = (2.0 * rng.standard_normal(n, dtype=np.float32))
-    by = (2.0 * rng.standard_normal(n, dtype=np.float32))
+    bx = 2.0 * rng.standard_normal(n, dtype=np.float32)
+    by = 2.0 * rng.standard_normal(n, dtype=np.float32)
     x = rng.normal(size=args.n_fg)
     y = rng.normal(size=args.n_fg)
     rng_xy = ((-8.0, 8.0), (-8.0, 8.0))
@@ -107,9 +113,15 @@ def bench_background(args: argparse.Namespace) -> None:
     cache = BinCache()
     bg = ScatterLayer(bx, by, BACKGROUND_COLOR, background=True, cache_key="bg")
     fg = ScatterLayer(x, y, CLUSTER_COLORS[0])
-    render_scatter([bg, fg], args.width, args.height, x_range=rng_xy[0], y_range=rng_xy[1], cache=cache)
-    ms = timed(lambda: render_scatter([bg, fg], args.width, args.height, x_range=rng_xy[0],
-                                      y_range=rng_xy[1], cache=cache), args.repeat)
+    render_scatter(
+        [bg, fg], args.width, args.height, x_range=rng_xy[0], y_range=rng_xy[1], cache=cache
+    )
+    ms = timed(
+        lambda: render_scatter(
+            [bg, fg], args.width, args.height, x_range=rng_xy[0], y_range=rng_xy[1], cache=cache
+        ),
+        args.repeat,
+    )
     row(f"render {args.width}x{args.height}: cluster + cached background", ms, "target <= 50 ms")
     del bx, by
 
@@ -126,8 +138,11 @@ def bench_background(args: argparse.Namespace) -> None:
     frame_s = layout_frame(args.width, args.height, (0.0, t1), (0.0, a_hi))
     t = time.perf_counter()
     counts = bin_points(times, amps, frame_s)
-    row(f"amplitude view: bin all {n_all:,} spikes (times x amplitudes, mmap)",
-        (time.perf_counter() - t) * 1e3, "cached per frame")
+    row(
+        f"amplitude view: bin all {n_all:,} spikes (times x amplitudes, mmap)",
+        (time.perf_counter() - t) * 1e3,
+        "cached per frame",
+    )
     sr = ds.sample_rate
     pre = ScatterLayer(None, None, BACKGROUND_COLOR, background=True, counts=counts)
     sizes = np.bincount(ds.spike_templates)
@@ -136,8 +151,12 @@ def bench_background(args: argparse.Namespace) -> None:
     fx = np.asarray(times[spikes], dtype=np.float64) / sr
     fy = np.asarray(amps[spikes], dtype=np.float64)
     fgl = ScatterLayer(fx, fy, CLUSTER_COLORS[0])
-    ms = timed(lambda: render_scatter([pre, fgl], args.width, args.height, x_range=(0.0, t1 / sr),
-                                      y_range=(0.0, a_hi)), args.repeat)
+    ms = timed(
+        lambda: render_scatter(
+            [pre, fgl], args.width, args.height, x_range=(0.0, t1 / sr), y_range=(0.0, a_hi)
+        ),
+        args.repeat,
+    )
     row(f"amplitude view render: cluster {big} ({spikes.shape[0]:,}) + 50 M grid", ms)
 
 
@@ -149,8 +168,10 @@ def bench_views(args: argparse.Namespace) -> None:
         out = Path(tmp) / "ks"
         t = time.perf_counter()
         synthesize(out, n_spikes=args.view_spikes, n_templates=40, seed=0, pc_features=True)
-        print(f"views (synthetic folder, {args.view_spikes:,} spikes with pc_features, written in "
-              f"{time.perf_counter() - t:.1f} s)")
+        print(
+            f"views (synthetic folder, {args.view_spikes:,} spikes with pc_features, written in "
+            f"{time.perf_counter() - t:.1f} s)"
+        )
         ds = load_dataset(out)
         state = ClusterState(ds.spike_templates)
         src = FeatureSource(ds)
@@ -165,11 +186,15 @@ def bench_views(args: argparse.Namespace) -> None:
         # a merged cluster: the union of the largest templates (as after a few merges)
         big = np.sort(np.concatenate([state.spikes(c) for c in members]))
         other = order[len(members)]
-        print(f"  cluster of {big.shape[0]:,} spikes ({len(members)} templates), "
-              f"second cluster {sizes[other]:,}")
+        print(
+            f"  cluster of {big.shape[0]:,} spikes ({len(members)} templates), "
+            f"second cluster {sizes[other]:,}"
+        )
         specs = {
             "feature": feature_view(src, [(-1, big)]),
-            "template-feature": template_feature_view(src, [(-1, big), (other, state.spikes(other))]),
+            "template-feature": template_feature_view(
+                src, [(-1, big), (other, state.spikes(other))]
+            ),
             "amplitude": amplitude_view(src, [(-1, big)]),
         }
         for name, spec in specs.items():
@@ -178,9 +203,12 @@ def bench_views(args: argparse.Namespace) -> None:
             row(f"{name}: compute_view (every spike + background)", ms)
             data = compute_view(spec, background=bg)
             layers = view_layers(data)
-            ms = timed(lambda layers=layers, data=data: render_scatter(
-                layers, args.width, args.height, x_range=data.x_range, y_range=data.y_range),
-                args.repeat)
+            ms = timed(
+                lambda layers=layers, data=data: render_scatter(
+                    layers, args.width, args.height, x_range=data.x_range, y_range=data.y_range
+                ),
+                args.repeat,
+            )
             row(f"{name}: render_scatter {args.width}x{args.height}", ms, "target <= 50 ms")
             (x0, x1), (y0, y1) = data.x_range, data.y_range
             poly = [(x0, y0), ((x0 + x1) / 2, y0), ((x0 + x1) / 2, (y0 + y1) / 2), (x0, y1)]
@@ -196,8 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--width", type=int, default=200)
     p.add_argument("--height", type=int, default=60)
     p.add_argument("--repeat", type=int, default=7)
-    p.add_argument("--view-spikes", type=int, default=2_500_000,
-                   help="spikes of the synthetic folder for the view benchmarks")
+    p.add_argument(
+        "--view-spikes",
+        type=int,
+        default=2_500_000,
+        help="spikes of the synthetic folder for the view benchmarks",
+    )
     p.add_argument("--folder50", default=str(ROOT / "bench" / "data" / "synth-50M-1000"))
     p.add_argument("--skip-views", action="store_true")
     p.add_argument("--skip-background", action="store_true")

@@ -55,24 +55,32 @@ class MemoryDataset:
         labels = np.empty(n_spikes, dtype=np.int32)
         perm = rng.permutation(n_spikes)
         labels[perm[:big]] = 0
-        labels[perm[big:2 * big]] = 1
-        rest = perm[2 * big:]
+        labels[perm[big : 2 * big]] = 1
+        rest = perm[2 * big :]
         w = rng.lognormal(0.0, 1.0, n_clusters - 2)
-        labels[rest] = 2 + rng.choice(n_clusters - 2, size=rest.shape[0], p=w / w.sum()).astype(np.int32)
+        labels[rest] = 2 + rng.choice(n_clusters - 2, size=rest.shape[0], p=w / w.sum()).astype(
+            np.int32
+        )
         self.spike_times = times
         self.spike_templates = labels
         self.n_templates = n_clusters
         self.amplitudes = rng.gamma(6.0, 3.0, n_spikes).astype(np.float32)
         n_ch, ns = 32, 61
         t = np.zeros((n_clusters, ns, n_ch), dtype=np.float32)
-        wave = -np.exp(-0.5 * ((np.arange(ns) - 20) / 3.0) ** 2) + 0.4 * np.exp(-0.5 * ((np.arange(ns) - 30) / 6.0) ** 2)
+        wave = -np.exp(-0.5 * ((np.arange(ns) - 20) / 3.0) ** 2) + 0.4 * np.exp(
+            -0.5 * ((np.arange(ns) - 30) / 6.0) ** 2
+        )
         centre = rng.integers(0, n_ch, n_clusters)
         for c in range(n_clusters):
-            t[c] = wave[:, None] * np.exp(-0.5 * ((np.arange(n_ch) - centre[c]) / 2.0) ** 2)[None, :]
+            t[c] = (
+                wave[:, None] * np.exp(-0.5 * ((np.arange(n_ch) - centre[c]) / 2.0) ** 2)[None, :]
+            )
         self.templates = t
         self.template_channels = None
         self.channel_map = np.arange(n_ch)
-        self.channel_positions = np.column_stack([np.tile([0.0, 32.0], n_ch // 2), 20.0 * (np.arange(n_ch) // 2)])
+        self.channel_positions = np.column_stack(
+            [np.tile([0.0, 32.0], n_ch // 2), 20.0 * (np.arange(n_ch) // 2)]
+        )
         self.channel_shanks = np.zeros(n_ch, dtype=np.int64)
         s = rng.random((n_clusters, n_clusters)).astype(np.float32)
         self.similar_templates = (s + s.T) / 2
@@ -98,8 +106,13 @@ def median_time(fn, repeat: int, setup=None) -> float:
 
 
 def merge_update(change) -> Update:
-    return Update(kind=change.kind, added=tuple(change.added_ids), deleted=tuple(change.deleted_ids),
-                  descendants=change.descendants, largest_old=change.largest_old)
+    return Update(
+        kind=change.kind,
+        added=tuple(change.added_ids),
+        deleted=tuple(change.deleted_ids),
+        descendants=change.descendants,
+        largest_old=change.largest_old,
+    )
 
 
 _COMPILE_SNIPPET = r"""
@@ -135,8 +148,13 @@ def compile_times() -> tuple[float, float, float, float]:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=str(root))
         out = []
         for _ in range(2):
-            r = subprocess.run([sys.executable, "-c", _COMPILE_SNIPPET], env=env, capture_output=True,
-                               text=True, check=True)
+            r = subprocess.run(
+                [sys.executable, "-c", _COMPILE_SNIPPET],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             imp, first = (float(x) for x in r.stdout.split())
             out += [imp, first]
     return out[0], out[1], out[2], out[3]
@@ -163,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     ds = MemoryDataset(args.n_spikes, args.n_clusters, args.big, args.duration)
-    print(f"# dataset: {ds.n_spikes:,} spikes, {args.n_clusters} clusters, {ds.duration:.0f} s, "
-          f"built in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(
+        f"# dataset: {ds.n_spikes:,} spikes, {args.n_clusters} clusters, {ds.duration:.0f} s, "
+        f"built in {time.perf_counter() - t0:.1f} s",
+        flush=True,
+    )
     state = ClusterState(ds.spike_templates)
     bins = make_bins(ds.sample_rate)
     sp0 = state.spikes(0)
@@ -181,10 +202,16 @@ def main(argv: list[str] | None = None) -> int:
         # times in samples with sample_rate=1, so that phylib's int64(t * fs) cannot round
         times0 = ds.spike_times[sp0].astype(np.float64)
         zeros = np.zeros(sp0.shape[0], dtype=np.int64)
-        kw = dict(cluster_ids=[0], sample_rate=1.0, bin_size=float(bins.bin_samples),
-                  window_size=float(bins.n_bins * bins.bin_samples))
+        kw = dict(
+            cluster_ids=[0],
+            sample_rate=1.0,
+            bin_size=float(bins.bin_samples),
+            window_size=float(bins.n_bins * bins.bin_samples),
+        )
         ref = phy_correlograms(times0, zeros, **kw)
-        assert np.array_equal(ref[0, 0], autocorrelogram(ds.spike_times, sp0, bins)), "phylib disagrees"
+        assert np.array_equal(ref[0, 0], autocorrelogram(ds.spike_times, sp0, bins)), (
+            "phylib disagrees"
+        )
         t_phy = median_time(lambda: phy_correlograms(times0, zeros, **kw), max(1, args.repeat // 2))
         anchor = f"phylib {t_phy * 1e3:.1f} ms (x{t_phy / t_acg:.0f})"
     rows.append((f"ACG of a {args.big:,}-spike cluster", t_acg, anchor, ""))
@@ -255,15 +282,30 @@ def main(argv: list[str] | None = None) -> int:
         fresh = StatsEngine(ds, state)
         t = time.perf_counter()
         fresh.compute_all(largest, n_threads=n_threads)
-        rows.append((f"first screen (50 largest clusters), {n_threads} thread(s)", time.perf_counter() - t, "", ""))
+        rows.append(
+            (
+                f"first screen (50 largest clusters), {n_threads} thread(s)",
+                time.perf_counter() - t,
+                "",
+                "",
+            )
+        )
         t = time.perf_counter()
         fresh.table_rows(n_threads=n_threads)
-        rows.append((f"full table, all {state.n_clusters} clusters (rest), {n_threads} thread(s)",
-                     time.perf_counter() - t, "", ""))
+        rows.append(
+            (
+                f"full table, all {state.n_clusters} clusters (rest), {n_threads} thread(s)",
+                time.perf_counter() - t,
+                "",
+                "",
+            )
+        )
         fresh2 = StatsEngine(ds, state)
         t = time.perf_counter()
         fresh2.table_rows(n_threads=n_threads)
-        rows.append((f"full table from empty cache, {n_threads} thread(s)", time.perf_counter() - t, "", ""))
+        rows.append(
+            (f"full table from empty cache, {n_threads} thread(s)", time.perf_counter() - t, "", "")
+        )
 
     width = max(len(r[0]) for r in rows)
     print(f"{'what':<{width}}  {'median':>10}  {'target':>9}  anchor")

@@ -41,7 +41,9 @@ async def settle(pilot, timeout: float = 600.0) -> None:
 
 
 async def measure(folder: Path, log: Path, args: argparse.Namespace) -> dict[str, list[float]]:
-    app = CuralogApp(opener=lambda: open_session(folder, log), owns_curation=True, cursor_blink=False)
+    app = CuralogApp(
+        opener=lambda: open_session(folder, log), owns_curation=True, cursor_blink=False
+    )
     displays: list[float] = []
     cpu_at: dict[float, float] = {}  # wall time of a screen update -> main-thread CPU time
     original = app._display
@@ -65,12 +67,16 @@ async def measure(folder: Path, log: Path, args: argparse.Namespace) -> dict[str
         await pilot.pause()
         first_paint = displays[0] - t_app
         table_paint = min(t for t in displays if t >= t_ready) - t_app
-        print(f"app start to first paint: {first_paint * 1e3:.0f} ms (the 'opening' screen); "
-              f"to the cluster table on screen: {table_paint * 1e3:.0f} ms (load + replay + first rows) "
-              f"({app.cur.n_clusters} clusters, {app.cur.dataset.n_spikes:,} spikes)")
+        print(
+            f"app start to first paint: {first_paint * 1e3:.0f} ms (the 'opening' screen); "
+            f"to the cluster table on screen: {table_paint * 1e3:.0f} ms (load + replay + first rows) "
+            f"({app.cur.n_clusters} clusters, {app.cur.dataset.n_spikes:,} spikes)"
+        )
         t_stats = time.perf_counter()
         await settle(pilot)
-        print(f"statistics of all clusters filled in the background: {time.perf_counter() - t_stats:.1f} s")
+        print(
+            f"statistics of all clusters filled in the background: {time.perf_counter() - t_stats:.1f} s"
+        )
         t_warm = time.perf_counter()
         while app.table._warm_timer is not None and time.perf_counter() - t_warm < 60:
             await asyncio.sleep(0.1)
@@ -100,19 +106,27 @@ async def measure(folder: Path, log: Path, args: argparse.Namespace) -> dict[str
                 dt, cpu = await press(key)
                 results[name].append(dt)
                 results[name + " cpu"].append(cpu)
-                print(f"{name} {i + 1:2d}: {dt * 1e3:6.1f} ms wall, {cpu * 1e3:5.1f} ms UI-thread CPU "
-                      f"({app.status.message.plain})")
+                print(
+                    f"{name} {i + 1:2d}: {dt * 1e3:6.1f} ms wall, {cpu * 1e3:5.1f} ms UI-thread CPU "
+                    f"({app.status.message.plain})"
+                )
                 await settle(pilot)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--spikes", type=int, default=3_000_000)
     p.add_argument("--templates", type=int, default=1000)
     p.add_argument("--size", default="200x50", help="terminal size WxH (default 200x50)")
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--folder", type=Path, help="reuse this dataset folder (read only: the bench log goes to a temp dir)")
+    p.add_argument(
+        "--folder",
+        type=Path,
+        help="reuse this dataset folder (read only: the bench log goes to a temp dir)",
+    )
     p.add_argument("--first-paint-only", action="store_true")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="curalog-bench-tui-"))
@@ -122,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.folder or tmp / "ds"
         t0 = time.perf_counter()
         synthesize(folder, n_spikes=args.spikes, n_templates=args.templates, seed=1)
-        print(f"synthesized {args.spikes:,} spikes / {args.templates} templates in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"synthesized {args.spikes:,} spikes / {args.templates} templates in {time.perf_counter() - t0:.1f} s"
+        )
     try:
         results = asyncio.run(measure(folder, tmp / "bench.log", args))
     finally:
@@ -131,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         if xs:
             xs_ms = sorted(x * 1e3 for x in xs)
             p90 = xs_ms[int(0.9 * (len(xs_ms) - 1))]
-            print(f"{name}: median {statistics.median(xs_ms):.1f} ms, p90 {p90:.1f} ms, max {xs_ms[-1]:.1f} ms "
-                  f"(n={len(xs_ms)})")
+            print(
+                f"{name}: median {statistics.median(xs_ms):.1f} ms, p90 {p90:.1f} ms, max {xs_ms[-1]:.1f} ms "
+                f"(n={len(xs_ms)})"
+            )
     print("target (DESIGN.md): key press to repainted screen <= 100 ms with 1,000 clusters")
     return 0
 

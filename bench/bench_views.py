@@ -105,7 +105,9 @@ class Probe:
         if self.want is not None and self.hit is None and self.want(screen):
             self.hit = time.perf_counter()
 
-    async def press(self, key: str, want: Callable[[Any], bool] | None = None, timeout: float = 60.0) -> float:
+    async def press(
+        self, key: str, want: Callable[[Any], bool] | None = None, timeout: float = 60.0
+    ) -> float:
         """Deliver ``key``; wait for a plot update where ``want(screen)`` holds, then for the
         next screen update. Returns the latency in ms."""
         app = self.app
@@ -137,7 +139,9 @@ def summary(xs: list[float]) -> str:
 
 
 async def bench_features(folder: Path, log: Path, cid: int, args: argparse.Namespace) -> None:
-    app = CuralogApp(opener=lambda: open_session(folder, log), owns_curation=True, cursor_blink=False)
+    app = CuralogApp(
+        opener=lambda: open_session(folder, log), owns_curation=True, cursor_blink=False
+    )
     w, h = (int(x) for x in args.size.split("x"))
     async with app.run_test(size=(w, h)) as pilot:
         await settle(pilot)
@@ -150,8 +154,10 @@ async def bench_features(folder: Path, log: Path, cid: int, args: argparse.Names
         ms = await probe.press("v", lambda s: isinstance(s, ViewsScreen) and s.data is not None)
         screen = app.screen
         assert isinstance(screen, ViewsScreen)
-        print(f"v (feature view of {n:,} spikes + 20,000 background): {ms:.0f} ms key to plot; "
-              f"worker {screen.timings['compute'][-1]:.0f} ms (coordinates of every spike + binning)")
+        print(
+            f"v (feature view of {n:,} spikes + 20,000 background): {ms:.0f} ms key to plot; "
+            f"worker {screen.timings['compute'][-1]:.0f} ms (coordinates of every spike + binning)"
+        )
         cache = screen.cache
         h0, m0 = cache.hits, cache.misses
         r0 = len(screen.timings["render"])
@@ -159,49 +165,82 @@ async def bench_features(folder: Path, log: Path, cid: int, args: argparse.Names
         for i in range(args.repeats):
             lat.append(await probe.press("right" if i % 4 < 2 else "left"))
         renders = screen.timings["render"][r0:]
-        print(f"crosshair move: key to screen {summary(lat)}; UI-thread render {summary(renders)}; "
-              f"bin cache {cache.hits - h0} hits / {cache.misses - m0} misses")
+        print(
+            f"crosshair move: key to screen {summary(lat)}; UI-thread render {summary(renders)}; "
+            f"bin cache {cache.hits - h0} hits / {cache.misses - m0} misses"
+        )
         old = screen.spec.x
-        ms = await probe.press("x", lambda s: s.spec is not None and s.spec.x != old and s.data is not None
-                               and s.data.spec is s.spec)
-        print(f"x (next channel): {ms:.0f} ms key to plot; worker {screen.timings['compute'][-1]:.0f} ms")
-        for keys in (("shift+left", "shift+up"), ("shift+right", "shift+right"), ("shift+down", "shift+down"),
-                     ("shift+left", "shift+left")):
+        ms = await probe.press(
+            "x",
+            lambda s: (
+                s.spec is not None
+                and s.spec.x != old
+                and s.data is not None
+                and s.data.spec is s.spec
+            ),
+        )
+        print(
+            f"x (next channel): {ms:.0f} ms key to plot; worker {screen.timings['compute'][-1]:.0f} ms"
+        )
+        for keys in (
+            ("shift+left", "shift+up"),
+            ("shift+right", "shift+right"),
+            ("shift+down", "shift+down"),
+            ("shift+left", "shift+left"),
+        ):
             for k in keys:
                 await probe.press(k)
             await probe.press("space")
         ms = await probe.press("enter", lambda s: s.preview is not None)
         p = screen.preview
-        print(f"enter (close polygon, preview {sum(p.n_inside.values()):,} inside): {ms:.0f} ms key to plot; "
-              f"worker {screen.timings['preview'][-1]:.0f} ms")
+        print(
+            f"enter (close polygon, preview {sum(p.n_inside.values()):,} inside): {ms:.0f} ms key to plot; "
+            f"worker {screen.timings['preview'][-1]:.0f} ms"
+        )
         seq = cur.seq
         table_at: list[float] = []
         app.on_table_changed = lambda: table_at.append(time.perf_counter())
         t_key = time.perf_counter()
-        ms = await probe.press("enter", lambda s: cur.seq > seq and s.data is not None
-                               and cid not in s.data.spec.cluster_ids)
+        ms = await probe.press(
+            "enter",
+            lambda s: cur.seq > seq and s.data is not None and cid not in s.data.spec.cluster_ids,
+        )
         shown = min(t for t in probe.displays if t > table_at[0])
-        print(f"enter (split: exact selection over all {n:,} spikes, one event, table diffed, view of the "
-              f"pieces): table updated {(shown - t_key) * 1e3:.0f} ms after the key, new plot {ms:.0f} ms; "
-              f"selection worker {screen.timings['select'][-1]:.0f} ms; {app.status.message.plain}")
-        ms = await probe.press("ctrl+z", lambda s: s.data is not None and cid in s.data.spec.cluster_ids)
+        print(
+            f"enter (split: exact selection over all {n:,} spikes, one event, table diffed, view of the "
+            f"pieces): table updated {(shown - t_key) * 1e3:.0f} ms after the key, new plot {ms:.0f} ms; "
+            f"selection worker {screen.timings['select'][-1]:.0f} ms; {app.status.message.plain}"
+        )
+        ms = await probe.press(
+            "ctrl+z", lambda s: s.data is not None and cid in s.data.spec.cluster_ids
+        )
         print(f"ctrl+z (undo, view follows): {ms:.0f} ms")
-        ms = await probe.press("t", lambda s: s.mode == "template_feature" and (s.data is not None or s.error))
-        print(f"t (template-feature view, {' + '.join(map(str, screen.spec.cluster_ids))}): {ms:.0f} ms; "
-              f"worker {screen.timings['compute'][-1]:.0f} ms")
+        ms = await probe.press(
+            "t", lambda s: s.mode == "template_feature" and (s.data is not None or s.error)
+        )
+        print(
+            f"t (template-feature view, {' + '.join(map(str, screen.spec.cluster_ids))}): {ms:.0f} ms; "
+            f"worker {screen.timings['compute'][-1]:.0f} ms"
+        )
         ms = await probe.press("a", lambda s: s.mode == "amplitude" and s.data is not None)
-        print(f"a (amplitude view + histogram): {ms:.0f} ms; worker {screen.timings['compute'][-1]:.0f} ms")
+        print(
+            f"a (amplitude view + histogram): {ms:.0f} ms; worker {screen.timings['compute'][-1]:.0f} ms"
+        )
         r0 = len(screen.timings["render"])
         lat = [await probe.press("up" if i % 4 < 2 else "down") for i in range(args.repeats)]
-        print(f"crosshair move (amplitude view): key to screen {summary(lat)}; "
-              f"UI-thread render {summary(screen.timings['render'][r0:])}")
+        print(
+            f"crosshair move (amplitude view): key to screen {summary(lat)}; "
+            f"UI-thread render {summary(screen.timings['render'][r0:])}"
+        )
         ms = await probe.press("c", lambda s: s.mode == "clusters")
         print(f"c (cluster scatter of {cur.n_clusters} clusters): {ms:.0f} ms")
         probe.close()
 
 
 async def bench_amplitude_50m(folder: Path, log: Path, cid: int, args: argparse.Namespace) -> None:
-    app = CuralogApp(opener=lambda: open_session(folder, log), owns_curation=True, cursor_blink=False)
+    app = CuralogApp(
+        opener=lambda: open_session(folder, log), owns_curation=True, cursor_blink=False
+    )
     w, h = (int(x) for x in args.size.split("x"))
     async with app.run_test(size=(w, h)) as pilot:
         t0 = time.perf_counter()
@@ -211,48 +250,74 @@ async def bench_amplitude_50m(folder: Path, log: Path, cid: int, args: argparse.
         assert app.table.select(cid)
         await settle(pilot)
         n = app.cur.state.n_spikes_of(cid)
-        ms = await probe.press("v", lambda s: isinstance(s, ViewsScreen) and (s.error or s.data is not None))
+        ms = await probe.press(
+            "v", lambda s: isinstance(s, ViewsScreen) and (s.error or s.data is not None)
+        )
         screen = app.screen
-        print(f"v on {app.cur.dataset.n_spikes:,} spikes: {ms:.0f} ms ({screen.error or 'feature view'})")
+        print(
+            f"v on {app.cur.dataset.n_spikes:,} spikes: {ms:.0f} ms ({screen.error or 'feature view'})"
+        )
         ms = await probe.press("a", lambda s: s.mode == "amplitude" and s.data is not None)
-        print(f"a (amplitude view of {n:,} spikes over a 20,000-spike background of "
-              f"{app.cur.dataset.n_spikes - n:,}): {ms:.0f} ms key to plot; "
-              f"worker {screen.timings['compute'][-1]:.0f} ms")
+        print(
+            f"a (amplitude view of {n:,} spikes over a 20,000-spike background of "
+            f"{app.cur.dataset.n_spikes - n:,}): {ms:.0f} ms key to plot; "
+            f"worker {screen.timings['compute'][-1]:.0f} ms"
+        )
         r0 = len(screen.timings["render"])
         lat = [await probe.press("right" if i % 4 < 2 else "left") for i in range(args.repeats)]
-        print(f"crosshair move: key to screen {summary(lat)}; UI-thread render "
-              f"{summary(screen.timings['render'][r0:])}")
-        for keys in (("shift+left", "shift+up"), ("shift+right", "shift+right"), ("shift+down", "shift+down"),
-                     ("shift+left", "shift+left")):
+        print(
+            f"crosshair move: key to screen {summary(lat)}; UI-thread render "
+            f"{summary(screen.timings['render'][r0:])}"
+        )
+        for keys in (
+            ("shift+left", "shift+up"),
+            ("shift+right", "shift+right"),
+            ("shift+down", "shift+down"),
+            ("shift+left", "shift+left"),
+        ):
             for k in keys:
                 await probe.press(k)
             await probe.press("space")
         ms = await probe.press("enter", lambda s: s.preview is not None)
         print(f"enter (preview): {ms:.0f} ms; worker {screen.timings['preview'][-1]:.0f} ms")
         seq = app.cur.seq
-        ms = await probe.press("enter", lambda s: app.cur.seq > seq and s.data is not None
-                               and cid not in s.data.spec.cluster_ids)
-        print(f"enter (split): {ms:.0f} ms key to new plot; selection worker "
-              f"{screen.timings['select'][-1]:.0f} ms; {app.status.message.plain}")
+        ms = await probe.press(
+            "enter",
+            lambda s: (
+                app.cur.seq > seq and s.data is not None and cid not in s.data.spec.cluster_ids
+            ),
+        )
+        print(
+            f"enter (split): {ms:.0f} ms key to new plot; selection worker "
+            f"{screen.timings['select'][-1]:.0f} ms; {app.status.message.plain}"
+        )
         probe.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--spikes", type=int, default=1_200_000)
     p.add_argument("--templates", type=int, default=24)
     p.add_argument("--n-fg", type=int, default=1_000_000, help="spikes of the merged cluster shown")
     p.add_argument("--size", default="160x45", help="terminal size WxH (default 160x45)")
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--folder50", type=Path, help="also bench the amplitude view on this (50 M) folder")
+    p.add_argument(
+        "--folder50", type=Path, help="also bench the amplitude view on this (50 M) folder"
+    )
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="curalog-bench-views-"))
     try:
         folder = tmp / "ds"
         t0 = time.perf_counter()
-        synthesize(folder, n_spikes=args.spikes, n_templates=args.templates, seed=3, pc_features=True)
-        print(f"synthesized {args.spikes:,} spikes / {args.templates} templates with features in "
-              f"{time.perf_counter() - t0:.1f} s")
+        synthesize(
+            folder, n_spikes=args.spikes, n_templates=args.templates, seed=3, pc_features=True
+        )
+        print(
+            f"synthesized {args.spikes:,} spikes / {args.templates} templates with features in "
+            f"{time.perf_counter() - t0:.1f} s"
+        )
         cid = merge_big(folder, tmp / "feat.log", args.n_fg)
         asyncio.run(bench_features(folder, tmp / "feat.log", cid, args))
         if args.folder50 is not None:

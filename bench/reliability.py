@@ -41,7 +41,18 @@ from curalog.errors import CuralogError, LogError, LogLockedError  # noqa: E402
 
 import faultlib  # noqa: E402
 
-SECTIONS = ("kill", "export", "readers", "disk", "flips", "truncation", "writers", "fingerprint", "fuzz", "cli")
+SECTIONS = (
+    "kill",
+    "export",
+    "readers",
+    "disk",
+    "flips",
+    "truncation",
+    "writers",
+    "fingerprint",
+    "fuzz",
+    "cli",
+)
 
 
 @dataclass
@@ -84,15 +95,21 @@ def run_kill(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
 
     st = faultlib.kill_writer_campaign(work / "kill", runs, seed, zygote=zyg, progress=progress)
     bad = st.lost or st.reopen_failures or st.wrong_states or st.victim_errors
-    ROWS.append(Row(
-        "SIGKILL of a writer at random moments (merges, splits of 5-50 % of 60 k spikes, labels, undo/redo, "
-        f"1-8 MB records; {st.logs} logs)",
-        f"{st.runs} runs ({st.killed_before_ready} killed while opening)",
-        f"{st.acked} acknowledged; {st.events_verified} re-verified; {st.durable_unacked} durable before their ACK; "
-        f"largest record {st.max_record / 2**20:.1f} MiB",
-        f"{st.lost} lost, {st.wrong_states} wrong states, {st.reopen_failures} reopen failures",
-        f"{st.torn_found} torn tails found and cut",
-        str(st.victim_errors), time.time() - t0, bool(bad), st.problems[:5]))
+    ROWS.append(
+        Row(
+            "SIGKILL of a writer at random moments (merges, splits of 5-50 % of 60 k spikes, labels, undo/redo, "
+            f"1-8 MB records; {st.logs} logs)",
+            f"{st.runs} runs ({st.killed_before_ready} killed while opening)",
+            f"{st.acked} acknowledged; {st.events_verified} re-verified; {st.durable_unacked} durable before their ACK; "
+            f"largest record {st.max_record / 2**20:.1f} MiB",
+            f"{st.lost} lost, {st.wrong_states} wrong states, {st.reopen_failures} reopen failures",
+            f"{st.torn_found} torn tails found and cut",
+            str(st.victim_errors),
+            time.time() - t0,
+            bool(bad),
+            st.problems[:5],
+        )
+    )
 
 
 @section("export")
@@ -101,24 +118,41 @@ def run_export(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
     t0 = time.time()
     st = faultlib.kill_export_campaign(work / "export", runs, seed, n_spikes=400_000, zygote=zyg)
     bad = st.half_written or st.wrong_content or st.victim_errors
-    ROWS.append(Row(
-        "SIGKILL during export (400 k spikes; into an output folder and into the dataset folder)",
-        f"{st.runs} runs", f"{st.exports_acked} exports completed; {st.files_checked} files checked "
-        f"(np.load / TSV parse / sha256 against every complete version)",
-        f"{st.half_written} half-written, {st.wrong_content} unknown content",
-        f"{st.tmp_leftovers} temp files left behind (harmless, removed)",
-        str(st.victim_errors), time.time() - t0, bool(bad), st.problems[:5]))
+    ROWS.append(
+        Row(
+            "SIGKILL during export (400 k spikes; into an output folder and into the dataset folder)",
+            f"{st.runs} runs",
+            f"{st.exports_acked} exports completed; {st.files_checked} files checked "
+            f"(np.load / TSV parse / sha256 against every complete version)",
+            f"{st.half_written} half-written, {st.wrong_content} unknown content",
+            f"{st.tmp_leftovers} temp files left behind (harmless, removed)",
+            str(st.victim_errors),
+            time.time() - t0,
+            bool(bad),
+            st.problems[:5],
+        )
+    )
 
 
 @section("readers")
 def run_readers(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
     t0 = time.time()
-    st = faultlib.readers_during_writes(work / "readers", 30.0 if long else 3.0, seed, readers=3, zygote=zyg)
-    ROWS.append(Row(
-        "3 reader threads (scan + full replay, no lock) during a writer's appends",
-        f"{st.reads} reads, {st.replays} replays", f"{st.writer_acks} events appended meanwhile",
-        f"{st.bad} not a valid prefix / wrong state", f"{st.torn_seen} reads saw a record in flight",
-        "0", time.time() - t0, bool(st.bad), st.problems[:5]))
+    st = faultlib.readers_during_writes(
+        work / "readers", 30.0 if long else 3.0, seed, readers=3, zygote=zyg
+    )
+    ROWS.append(
+        Row(
+            "3 reader threads (scan + full replay, no lock) during a writer's appends",
+            f"{st.reads} reads, {st.replays} replays",
+            f"{st.writer_acks} events appended meanwhile",
+            f"{st.bad} not a valid prefix / wrong state",
+            f"{st.torn_seen} reads saw a record in flight",
+            "0",
+            time.time() - t0,
+            bool(st.bad),
+            st.problems[:5],
+        )
+    )
 
 
 # ---------------------------------------------------------------------- disk full
@@ -135,11 +169,13 @@ def run_disk(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
             cur.merge([1, 2])
             cur.label([3], group="good")
             sel = np.sort(rng.choice(20_000, 5000, replace=False))
-            acts = {"merge": lambda cur=cur: cur.merge(cur.cluster_ids[:2].tolist()),
-                    "split": lambda cur=cur, sel=sel: cur.split(sel),
-                    "label": lambda cur=cur: cur.label(cur.cluster_ids[:3].tolist(), group="mua"),
-                    "undo": lambda cur=cur: cur.undo(),
-                    "note": lambda cur=cur: cur.note("n", "x" * 300)}
+            acts = {
+                "merge": lambda cur=cur: cur.merge(cur.cluster_ids[:2].tolist()),
+                "split": lambda cur=cur, sel=sel: cur.split(sel),
+                "label": lambda cur=cur: cur.label(cur.cluster_ids[:3].tolist(), group="mua"),
+                "undo": lambda cur=cur: cur.undo(),
+                "note": lambda cur=cur: cur.note("n", "x" * 300),
+            }
             probe = log_path.stat().st_size
             acts[action]()
             size = log_path.stat().st_size - probe
@@ -168,23 +204,39 @@ def run_disk(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
                         refused += int(os.strerror(err) in str(exc) and "\n" not in str(exc))
                     finally:
                         os.write = real_write
-                    identical += int(log_path.read_bytes() == before and faultlib.state_digest(cur) == digest)
-    ROWS.append(Row("write() failing with ENOSPC / EIO after 0..n bytes of the record (every cut point)",
-                    f"{cases} cases", "merge, split (5 k spikes), label, undo, note",
-                    f"{cases - identical} logs or states changed",
-                    f"{refused} refused with the error named", str(other), time.time() - t0,
-                    bool(cases - identical or cases - refused)))
+                    identical += int(
+                        log_path.read_bytes() == before and faultlib.state_digest(cur) == digest
+                    )
+    ROWS.append(
+        Row(
+            "write() failing with ENOSPC / EIO after 0..n bytes of the record (every cut point)",
+            f"{cases} cases",
+            "merge, split (5 k spikes), label, undo, note",
+            f"{cases - identical} logs or states changed",
+            f"{refused} refused with the error named",
+            str(other),
+            time.time() - t0,
+            bool(cases - identical or cases - refused),
+        )
+    )
     t0 = time.time()
     try:
         tm = _tmpfs_campaign(work / "tmpfs", long, seed)
     except faultlib.TmpfsUnavailable as exc:
         ROWS.append(Row("real full disk (256 KiB tmpfs)", "skipped", str(exc), "-", "-"))
         return
-    ROWS.append(Row("real full disk: 256 KiB tmpfs filled to 0..64 KiB free, then a split of 1-50 % of 100 k spikes",
-                    f"{tm['cases']} cases", f"{tm['ok']} fitted and were durable, {tm['refused']} refused",
-                    f"{tm['changed']} logs changed by a refused action, {tm['reopen']} reopen failures",
-                    f"{tm['refused_named']} refusals named 'No space left on device'", "0", time.time() - t0,
-                    bool(tm["changed"] or tm["reopen"] or tm["refused"] - tm["refused_named"])))
+    ROWS.append(
+        Row(
+            "real full disk: 256 KiB tmpfs filled to 0..64 KiB free, then a split of 1-50 % of 100 k spikes",
+            f"{tm['cases']} cases",
+            f"{tm['ok']} fitted and were durable, {tm['refused']} refused",
+            f"{tm['changed']} logs changed by a refused action, {tm['reopen']} reopen failures",
+            f"{tm['refused_named']} refusals named 'No space left on device'",
+            "0",
+            time.time() - t0,
+            bool(tm["changed"] or tm["reopen"] or tm["refused"] - tm["refused_named"]),
+        )
+    )
 
 
 def _tmpfs_campaign(mnt: Path, long: bool, seed: int) -> dict[str, int]:
@@ -250,13 +302,20 @@ def run_flips(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
             curalog.open(folder, target).close()
         except LogError:
             untouched += int(target.read_bytes() == bytes(buf))
-    ROWS.append(Row(f"single-byte changes of a {len(data)}-byte log with every event type "
-                    f"({'all 255 values' if long else '5 masks'} at every position)",
-                    f"{st.cases} cases + {opened} writable opens", "-",
-                    f"{len(rest)} undetected outside the format field; {st.torn} taken for a torn tail",
-                    f"{st.detected} detected; {untouched}/{opened} refused for writing, file untouched; "
-                    f"format field (bytes 8-9): {len(fmt)} undetected (D5, fixed)", "0", time.time() - t0,
-                    bool(rest or st.torn or untouched != opened)))
+    ROWS.append(
+        Row(
+            f"single-byte changes of a {len(data)}-byte log with every event type "
+            f"({'all 255 values' if long else '5 masks'} at every position)",
+            f"{st.cases} cases + {opened} writable opens",
+            "-",
+            f"{len(rest)} undetected outside the format field; {st.torn} taken for a torn tail",
+            f"{st.detected} detected; {untouched}/{opened} refused for writing, file untouched; "
+            f"format field (bytes 8-9): {len(fmt)} undetected (D5, fixed)",
+            "0",
+            time.time() - t0,
+            bool(rest or st.torn or untouched != opened),
+        )
+    )
 
 
 @section("truncation")
@@ -284,9 +343,18 @@ def run_truncation(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> N
         wrong += int(not ok)
         for p in target.parent.glob(target.name + "*"):
             p.unlink()
-    ROWS.append(Row("every truncation point of the same log, reopened for writing", f"{cases} cases", "-",
-                    f"{wrong} wrong prefix or state", f"{cases - wrong} cut to the last whole record, state exact",
-                    "0", time.time() - t0, bool(wrong)))
+    ROWS.append(
+        Row(
+            "every truncation point of the same log, reopened for writing",
+            f"{cases} cases",
+            "-",
+            f"{wrong} wrong prefix or state",
+            f"{cases - wrong} cut to the last whole record, state exact",
+            "0",
+            time.time() - t0,
+            bool(wrong),
+        )
+    )
 
 
 # ---------------------------------------------------------------------- writers
@@ -327,10 +395,22 @@ def run_writers(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None
         proc_rounds += 1
 
         def hold(i=i):
-            zyg.run({"kind": "writer", "folder": str(folder), "log": str(curalog.default_log_path(folder)),
-                     "seed": seed + i, "phase": "ready", "delay": 1.5, "max_split_frac": 0.1, "max_blob": 1 << 20})
+            zyg.run(
+                {
+                    "kind": "writer",
+                    "folder": str(folder),
+                    "log": str(curalog.default_log_path(folder)),
+                    "seed": seed + i,
+                    "phase": "ready",
+                    "delay": 1.5,
+                    "max_split_frac": 0.1,
+                    "max_blob": 1 << 20,
+                }
+            )
 
-        stale = lock_file.read_text() if lock_file.exists() else ""  # a killed holder's text stays behind
+        stale = (
+            lock_file.read_text() if lock_file.exists() else ""
+        )  # a killed holder's text stays behind
         th = threading.Thread(target=hold)
         th.start()
         refused = False
@@ -346,11 +426,18 @@ def run_writers(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None
             refused = " pid " in str(exc) and f" pid {os.getpid()} " not in str(exc)
         th.join()
         proc_ok += int(refused)
-    ROWS.append(Row("two writers: 6 threads racing for one log; a second process while a writer appends",
-                    f"{rounds} thread rounds, {proc_rounds} process rounds", "-",
-                    f"{rounds - good} rounds with 0 or 2+ winners or another error",
-                    f"{good}/{rounds} exactly one winner + LogLockedError; {proc_ok}/{proc_rounds} refused naming the pid",
-                    "0", time.time() - t0, bool(rounds - good or proc_rounds - proc_ok)))
+    ROWS.append(
+        Row(
+            "two writers: 6 threads racing for one log; a second process while a writer appends",
+            f"{rounds} thread rounds, {proc_rounds} process rounds",
+            "-",
+            f"{rounds - good} rounds with 0 or 2+ winners or another error",
+            f"{good}/{rounds} exactly one winner + LogLockedError; {proc_ok}/{proc_rounds} refused naming the pid",
+            "0",
+            time.time() - t0,
+            bool(rounds - good or proc_rounds - proc_ok),
+        )
+    )
 
 
 @section("fingerprint")
@@ -358,7 +445,13 @@ def run_fingerprint(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> 
     t0 = time.time()
     base = work / "fp"
     cases = refused = 0
-    kinds = ("other dataset", "templates rolled", "times shifted", "one more spike", "one template id changed")
+    kinds = (
+        "other dataset",
+        "templates rolled",
+        "times shifted",
+        "one more spike",
+        "one template id changed",
+    )
     reps = 20 if long else 2
     for rep in range(reps):
         for kind in kinds:
@@ -389,9 +482,18 @@ def run_fingerprint(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> 
                     refused += 1
                 except CuralogError:
                     pass
-    ROWS.append(Row("log replayed onto another dataset, or the dataset rewritten after logging", f"{cases} cases",
-                    ", ".join(kinds), f"{cases - refused} replayed anyway",
-                    f"{refused} refused (FingerprintMismatchError)", "0", time.time() - t0, bool(cases - refused)))
+    ROWS.append(
+        Row(
+            "log replayed onto another dataset, or the dataset rewritten after logging",
+            f"{cases} cases",
+            ", ".join(kinds),
+            f"{cases - refused} replayed anyway",
+            f"{refused} refused (FingerprintMismatchError)",
+            "0",
+            time.time() - t0,
+            bool(cases - refused),
+        )
+    )
 
 
 # ---------------------------------------------------------------------- fuzz
@@ -425,26 +527,76 @@ def run_fuzz(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
     mid = 1500 if long else 100
     targets = [
         ("log reader: arbitrary bytes", faultlib.raw_logs(), faultlib.fuzz_scan, big),
-        ("log reader: damaged valid logs (must read a true prefix or fail)", faultlib.mutations(len(ctx.base)),
-         lambda ops: faultlib.fuzz_mutation(ctx.base, ops), big),
-        ("decoder: hostile msgpack in valid frames (huge lengths, 5000-deep nesting)", faultlib.hostile_payloads(),
-         lambda p: faultlib.fuzz_payload(ctx.header, p), big),
-        ("decoder: hostile msgpack as the header", faultlib.hostile_payloads(),
-         lambda p: faultlib.fuzz_payload(ctx.header, p, as_header=True), big),
-        ("decoder: envelopes with wrong types / unknown types and versions", faultlib.hostile_envelopes(),
-         lambda e: faultlib.fuzz_envelope(ctx.header, e), big),
-        ("decoder: packed arrays with lying sizes, bombs", faultlib.hostile_arrays(), faultlib.fuzz_array, big),
-        ("replay + export of hostile bodies (wide)", faultlib.hostile_records(True), ctx.replay, mid),
-        ("replay of hostile headers (wide)", faultlib.hostile_headers(ctx.header, True), lambda h: ctx.replay([], h), mid),
-        ("dataset loader: broken folders (wide)", faultlib.dataset_specs(True), faultlib.fuzz_dataset, mid),
+        (
+            "log reader: damaged valid logs (must read a true prefix or fail)",
+            faultlib.mutations(len(ctx.base)),
+            lambda ops: faultlib.fuzz_mutation(ctx.base, ops),
+            big,
+        ),
+        (
+            "decoder: hostile msgpack in valid frames (huge lengths, 5000-deep nesting)",
+            faultlib.hostile_payloads(),
+            lambda p: faultlib.fuzz_payload(ctx.header, p),
+            big,
+        ),
+        (
+            "decoder: hostile msgpack as the header",
+            faultlib.hostile_payloads(),
+            lambda p: faultlib.fuzz_payload(ctx.header, p, as_header=True),
+            big,
+        ),
+        (
+            "decoder: envelopes with wrong types / unknown types and versions",
+            faultlib.hostile_envelopes(),
+            lambda e: faultlib.fuzz_envelope(ctx.header, e),
+            big,
+        ),
+        (
+            "decoder: packed arrays with lying sizes, bombs",
+            faultlib.hostile_arrays(),
+            faultlib.fuzz_array,
+            big,
+        ),
+        (
+            "replay + export of hostile bodies (wide)",
+            faultlib.hostile_records(True),
+            ctx.replay,
+            mid,
+        ),
+        (
+            "replay of hostile headers (wide)",
+            faultlib.hostile_headers(ctx.header, True),
+            lambda h: ctx.replay([], h),
+            mid,
+        ),
+        (
+            "dataset loader: broken folders (wide)",
+            faultlib.dataset_specs(True),
+            faultlib.fuzz_dataset,
+            mid,
+        ),
     ]
     for i, (name, strategy, target, n) in enumerate(targets):
         counts, escapes, secs = _fuzz(name, strategy, target, n, seed + i)
         total = sum(counts.values())
         clean = ", ".join(f"{v} {k}" for k, v in counts.most_common() if k != "escaped")
-        ROWS.append(Row(f"fuzz {name}", f"{total} cases", clean, "-", "-",
-                        f"{counts['escaped']}" + (f" ({', '.join(f'{k} x{v}' for k, v in escapes.most_common())})"
-                                                   if escapes else ""), secs, False))
+        ROWS.append(
+            Row(
+                f"fuzz {name}",
+                f"{total} cases",
+                clean,
+                "-",
+                "-",
+                f"{counts['escaped']}"
+                + (
+                    f" ({', '.join(f'{k} x{v}' for k, v in escapes.most_common())})"
+                    if escapes
+                    else ""
+                ),
+                secs,
+                False,
+            )
+        )
 
 
 @section("cli")
@@ -460,10 +612,15 @@ def run_cli(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
     (trunc / "spike_times.npy").write_bytes((trunc / "spike_times.npy").read_bytes()[:90])
     newer = work / "cli" / "newer.log"
     faultlib.craft_log(newer, ctx.header, [("regroup", {})])
-    calls = [("info", str(work / "nowhere")), ("merge", str(trunc), "1", "2"), ("log", str(folder), "--log", str(garbage)),
-             ("merge", str(folder), "999", "1000"), ("log", str(ctx.folder), "--log", str(newer)),
-             ("replay", str(folder), "--upto", "99", "--out", str(work / "cli" / "r.npy")),
-             ("label", str(folder), "3", "--field", "a/b", "--value", "1")]
+    calls = [
+        ("info", str(work / "nowhere")),
+        ("merge", str(trunc), "1", "2"),
+        ("log", str(folder), "--log", str(garbage)),
+        ("merge", str(folder), "999", "1000"),
+        ("log", str(ctx.folder), "--log", str(newer)),
+        ("replay", str(folder), "--upto", "99", "--out", str(work / "cli" / "r.npy")),
+        ("label", str(folder), "3", "--field", "a/b", "--value", "1"),
+    ]
     before = faultlib.snapshot_files(folder)
     good = 0
     for res in faultlib.run_cli_many(calls):
@@ -473,9 +630,18 @@ def run_cli(work: Path, long: bool, seed: int, zyg: faultlib.Zygote) -> None:
         except AssertionError:
             pass
     unchanged = faultlib.snapshot_files(folder) == before
-    ROWS.append(Row("command line on bad input (python -m curalog, real subprocesses)", f"{len(calls)} cases", "-",
-                    "0" if unchanged else "dataset or log written", f"{good}/{len(calls)} one line on stderr, exit 2",
-                    str(len(calls) - good), time.time() - t0, bool(len(calls) - good or not unchanged)))
+    ROWS.append(
+        Row(
+            "command line on bad input (python -m curalog, real subprocesses)",
+            f"{len(calls)} cases",
+            "-",
+            "0" if unchanged else "dataset or log written",
+            f"{good}/{len(calls)} one line on stderr, exit 2",
+            str(len(calls) - good),
+            time.time() - t0,
+            bool(len(calls) - good or not unchanged),
+        )
+    )
 
 
 # ---------------------------------------------------------------------- atheris
@@ -513,8 +679,10 @@ def run_atheris(target: str, argv: list[str]) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="curalog-atheris-"))
     ctx = faultlib.FuzzContext(work)
-    print(f"atheris: instrumented {_instrument_curalog(atheris)} curalog functions (numba kernels excluded)",
-          file=sys.stderr)
+    print(
+        f"atheris: instrumented {_instrument_curalog(atheris)} curalog functions (numba kernels excluded)",
+        file=sys.stderr,
+    )
 
     def one(data: bytes) -> None:
         if target == "scan":
@@ -536,22 +704,31 @@ def run_atheris(target: str, argv: list[str]) -> int:
                 (d / "spike_templates.npy").write_bytes(data)
                 faultlib.outcome(faultlib.touch_dataset, d, Path(tmp))
         else:
-            raise SystemExit(f"unknown atheris target {target!r} (scan, record, header, replay, npy)")
+            raise SystemExit(
+                f"unknown atheris target {target!r} (scan, record, header, replay, npy)"
+            )
 
     corpus = work / "corpus"  # seeds: libFuzzer mutates real logs and files from there
     corpus.mkdir()
     from curalog.store.log import scan_bytes
 
     events = scan_bytes(ctx.base, "seed").events
-    seeds = {"scan": [ctx.base], "record": [faultlib.pack(e.body) for e in events],
-             "header": [faultlib.pack(ctx.header)], "replay": [faultlib.pack(e.body) for e in events],
-             "npy": [(ctx.folder / "spike_templates.npy").read_bytes()]}.get(target, [])
+    seeds = {
+        "scan": [ctx.base],
+        "record": [faultlib.pack(e.body) for e in events],
+        "header": [faultlib.pack(ctx.header)],
+        "replay": [faultlib.pack(e.body) for e in events],
+        "npy": [(ctx.folder / "spike_templates.npy").read_bytes()],
+    }.get(target, [])
     for i, seed_bytes in enumerate(seeds):
         (corpus / f"seed{i}").write_bytes(seed_bytes)
     if not any(not a.startswith("-") for a in argv):
         argv = [*argv, str(corpus)]
     if not any(a.startswith("-artifact_prefix=") for a in argv):
-        argv = [f"-artifact_prefix={work}/", *argv]  # crash files go to the scratch folder, not the cwd
+        argv = [
+            f"-artifact_prefix={work}/",
+            *argv,
+        ]  # crash files go to the scratch folder, not the cwd
         print(f"atheris: corpus and crash files in {work}", file=sys.stderr)
     atheris.Setup([sys.argv[0], *argv], one)
     atheris.Fuzz()
@@ -560,13 +737,21 @@ def run_atheris(target: str, argv: list[str]) -> int:
 
 # ---------------------------------------------------------------------- main
 def print_table(seconds: float, args: argparse.Namespace) -> None:
-    print(f"\n## curalog reliability campaign ({'long' if args.long else 'quick'} mode, seed {args.seed})\n")
-    print(f"curalog {curalog.__version__}, Python {platform.python_version()}, {platform.system()} "
-          f"{platform.release()}, {os.cpu_count()} CPUs; {seconds / 60:.1f} min.\n")
-    print("| campaign | runs / cases | events and details | lost / wrong | detected / refused | escapes | s |")
+    print(
+        f"\n## curalog reliability campaign ({'long' if args.long else 'quick'} mode, seed {args.seed})\n"
+    )
+    print(
+        f"curalog {curalog.__version__}, Python {platform.python_version()}, {platform.system()} "
+        f"{platform.release()}, {os.cpu_count()} CPUs; {seconds / 60:.1f} min.\n"
+    )
+    print(
+        "| campaign | runs / cases | events and details | lost / wrong | detected / refused | escapes | s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in ROWS:
-        print(f"| {r.campaign} | {r.runs} | {r.events} | {r.lost} | {r.detected} | {r.escapes} | {r.seconds:.0f} |")
+        print(
+            f"| {r.campaign} | {r.runs} | {r.events} | {r.lost} | {r.detected} | {r.escapes} | {r.seconds:.0f} |"
+        )
     problems = [(r.campaign, n) for r in ROWS for n in r.notes]
     if problems:
         print("\nProblems:")
@@ -578,11 +763,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--atheris"]:
         if len(argv) < 2:
-            print("usage: reliability.py --atheris {scan,record,header,replay,npy} [-- atheris options]", file=sys.stderr)
+            print(
+                "usage: reliability.py --atheris {scan,record,header,replay,npy} [-- atheris options]",
+                file=sys.stderr,
+            )
             return 2
         rest = argv[2:]
         return run_atheris(argv[1], rest[1:] if rest[:1] == ["--"] else rest)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--long", action="store_true", help="the recorded campaign (several minutes)")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--only", help=f"comma-separated sections: {','.join(SECTIONS)}")
@@ -595,8 +785,18 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="curalog-reliability-"))
     os.environ.setdefault("CURALOG_CACHE_DIR", str(work / "fp-cache"))
     t0 = time.time()
-    runners = [run_kill, run_export, run_readers, run_disk, run_flips, run_truncation, run_writers, run_fingerprint,
-               run_fuzz, run_cli]
+    runners = [
+        run_kill,
+        run_export,
+        run_readers,
+        run_disk,
+        run_flips,
+        run_truncation,
+        run_writers,
+        run_fingerprint,
+        run_fuzz,
+        run_cli,
+    ]
     try:
         with faultlib.Zygote() as zyg:
             for fn in runners:

@@ -89,7 +89,10 @@ class Change:
     def nbytes(self) -> int:
         if self.evicted:
             return 0
-        return int(sum(a.nbytes for a in self.added.values()) + sum(a.nbytes for a in self.deleted.values()))
+        return int(
+            sum(a.nbytes for a in self.added.values())
+            + sum(a.nbytes for a in self.deleted.values())
+        )
 
     def evict(self) -> None:
         """Drop the spike arrays (keeping ids and counts) to bound the memory of history."""
@@ -329,7 +332,9 @@ class ClusterState:
     def _check_live(self, ids: list[int], what: str) -> None:
         missing = [c for c in ids if c not in self._spikes]
         if missing:
-            raise InvalidActionError(f"{what}: unknown cluster{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}")
+            raise InvalidActionError(
+                f"{what}: unknown cluster{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))}"
+            )
 
     def resolve_merge(self, cluster_ids) -> Change:
         """A merge of two or more live clusters into the next id."""
@@ -377,7 +382,9 @@ class ClusterState:
         lo, hi = int(sel.min()), int(sel.max())
         if lo < 0 or hi >= self.n_spikes:
             bad = lo if lo < 0 else hi
-            raise InvalidActionError(f"{what}: spike id {bad} out of range (0..{self.n_spikes - 1})")
+            raise InvalidActionError(
+                f"{what}: spike id {bad} out of range (0..{self.n_spikes - 1})"
+            )
         return sel
 
     def resolve_split(self, spike_ids, labels=None, *, touched: list[int] | None = None) -> Change:
@@ -405,7 +412,9 @@ class ClusterState:
         n0 = self.counter
         span = int(rel.max()) - int(rel.min())  # Python ints: no int64 wrap-around
         if n0 + span + sel.shape[0] >= 2**31 - 1:  # new ids and remainders must fit in int32
-            raise InvalidActionError(f"split: labels span {span:,} ids; the new cluster ids would exceed the int32 range")
+            raise InvalidActionError(
+                f"split: labels span {span:,} ids; the new cluster ids would exceed the int32 range"
+            )
         new_ids = rel - rel.min() + n0
         if touched is not None and len(touched) == 1 and int(touched[0]) in self._spikes:
             # Replay of a split recorded as touching one cluster: one linear pass checks the
@@ -415,9 +424,15 @@ class ClusterState:
             ok, rest = _subset_remainder(members, sel.astype(members.dtype))
             if not ok:
                 raise InvalidActionError(f"the selection is not inside cluster {c}")
-            return self._split_from_parts(sel, new_ids, labels is None, {c: members},
-                                          {c: rest} if rest.shape[0] else {},
-                                          np.full(sel.shape[0], c, dtype=np.int64), np.array([c]))
+            return self._split_from_parts(
+                sel,
+                new_ids,
+                labels is None,
+                {c: members},
+                {c: rest} if rest.shape[0] else {},
+                np.full(sel.shape[0], c, dtype=np.int64),
+                np.array([c]),
+            )
         if touched is not None and len(touched) <= 16:
             old_ids = self._clusters_of_hinted(sel, touched)
         else:
@@ -436,11 +451,20 @@ class ClusterState:
             if n_sel < members.shape[0]:
                 subset = sel[by_old[bounds[k] : bounds[k + 1]]].astype(members.dtype)
                 rests[c] = _remainder(members, subset)
-        return self._split_from_parts(sel, new_ids, labels is None, deleted, rests, old_ids, touched)
+        return self._split_from_parts(
+            sel, new_ids, labels is None, deleted, rests, old_ids, touched
+        )
 
-    def _split_from_parts(self, sel: np.ndarray, new_ids: np.ndarray, unlabelled: bool,
-                          deleted: dict[int, np.ndarray], rests: dict[int, np.ndarray],
-                          old_ids: np.ndarray, touched: np.ndarray) -> Change:
+    def _split_from_parts(
+        self,
+        sel: np.ndarray,
+        new_ids: np.ndarray,
+        unlabelled: bool,
+        deleted: dict[int, np.ndarray],
+        rests: dict[int, np.ndarray],
+        old_ids: np.ndarray,
+        touched: np.ndarray,
+    ) -> Change:
         n0 = self.counter
         largest = _largest({c: int(a.shape[0]) for c, a in deleted.items()})
         distinct = np.array([n0]) if unlabelled else np.unique(new_ids)
@@ -481,7 +505,9 @@ class ClusterState:
         sel = self._validate_selection(spike_ids, "assign")
         targets = np.asarray(cluster_ids).reshape(-1)
         if targets.shape[0] != sel.shape[0]:
-            raise InvalidActionError(f"assign: {targets.shape[0]} cluster ids for {sel.shape[0]} spikes")
+            raise InvalidActionError(
+                f"assign: {targets.shape[0]} cluster ids for {sel.shape[0]} spikes"
+            )
         if targets.dtype.kind not in "iu" or (targets.size and int(targets.min()) < 0):
             raise InvalidActionError("assign: cluster ids must be non-negative integers")
         if targets.size and int(targets.max()) >= 2**31 - 1:
@@ -495,7 +521,9 @@ class ClusterState:
         touched = np.unique(old_ids).tolist()
         covered = sum(int(self._spikes[c].shape[0]) for c in touched)
         if covered != sel.shape[0]:
-            raise InvalidActionError("assign: the selection must contain every spike of the clusters it touches")
+            raise InvalidActionError(
+                "assign: the selection must contain every spike of the clusters it touches"
+            )
         distinct = np.unique(targets)
         live = [int(t) for t in distinct.tolist() if t in self._spikes]
         if live:
@@ -519,7 +547,9 @@ class ClusterState:
     def apply(self, change: Change) -> None:
         """Apply a resolved change (also used by redo, with the same absolute ids)."""
         if change.evicted:
-            raise InvalidActionError("internal: this change was evicted from memory and must be re-resolved")
+            raise InvalidActionError(
+                "internal: this change was evicted from memory and must be re-resolved"
+            )
         for cid in change.deleted:
             del self._spikes[cid]
         for cid, spikes in change.added.items():
@@ -533,7 +563,9 @@ class ClusterState:
     def revert(self, change: Change) -> None:
         """Undo a change; the counter is not lowered (ids are never reused)."""
         if change.evicted:
-            raise InvalidActionError("internal: this change was evicted from memory; rebuild by replay")
+            raise InvalidActionError(
+                "internal: this change was evicted from memory; rebuild by replay"
+            )
         for cid in change.added:
             del self._spikes[cid]
         for cid, spikes in change.deleted.items():

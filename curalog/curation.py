@@ -94,7 +94,9 @@ HOT_BYTES_MIN = 32 << 20
 
 def _int_list(values: Any) -> list[int]:
     """A list of cluster ids from a log body (ints only; anything else is malformed)."""
-    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    if not isinstance(values, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in values
+    ):
         raise TypeError("expected a list of integer cluster ids")
     return [int(v) for v in values]
 
@@ -112,7 +114,9 @@ def _logged_counter_after(event: Event) -> int:
     return 0
 
 
-def make_header(ds: Dataset, author: str, branch: str = DEFAULT_BRANCH, parent: dict[str, Any] | None = None) -> dict[str, Any]:
+def make_header(
+    ds: Dataset, author: str, branch: str = DEFAULT_BRANCH, parent: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The log header: what the log is bound to and its starting labels."""
     return {
         "kind": "curalog-log",
@@ -124,8 +128,10 @@ def make_header(ds: Dataset, author: str, branch: str = DEFAULT_BRANCH, parent: 
         "base_groups": [[int(c), str(g)] for c, g in sorted(ds.base_groups.items())],
         # The sorter's columns as they were when curation started: later exports write
         # cluster_<field>.tsv files into the folder, which must not become sorter columns.
-        "sorter_columns": {name: [[int(c), v] for c, v in sorted(values.items())]
-                           for name, values in ds.sorter_columns.items()},
+        "sorter_columns": {
+            name: [[int(c), v] for c, v in sorted(values.items())]
+            for name, values in ds.sorter_columns.items()
+        },
         "branch": {"name": branch, "parent": parent},
     }
 
@@ -175,7 +181,9 @@ class Curation:
                 events = []
                 self._has_log = False
             else:
-                self._created = [p for p in (self.log_path.parent, *self.log_path.parents) if not p.exists()]
+                self._created = [
+                    p for p in (self.log_path.parent, *self.log_path.parents) if not p.exists()
+                ]
                 try:
                     create_log(self.log_path, make_header(dataset, self.author))
                     self._created.insert(0, self.log_path)
@@ -228,7 +236,11 @@ class Curation:
         try:
             for pair in header.get("base_groups", []):
                 cid, group = pair
-                if not isinstance(cid, int) or not isinstance(group, str) or not 0 <= cid < 2**31 - 1:
+                if (
+                    not isinstance(cid, int)
+                    or not isinstance(group, str)
+                    or not 0 <= cid < 2**31 - 1
+                ):
                     raise TypeError("base_groups")
             columns = header.get("sorter_columns", {})
             if not isinstance(columns, dict):
@@ -237,7 +249,11 @@ class Curation:
                 if not isinstance(name, str):
                     raise TypeError("sorter_columns")
                 for cid, value in pairs:
-                    if not isinstance(cid, int) or not isinstance(value, (int, float, str)) or isinstance(value, bool):
+                    if (
+                        not isinstance(cid, int)
+                        or not isinstance(value, (int, float, str))
+                        or isinstance(value, bool)
+                    ):
                         raise TypeError(f"sorter column {name}")
         except (TypeError, ValueError) as exc:
             raise LogCorruptError(f"{where}: malformed {str(exc) or 'field'}") from None
@@ -247,7 +263,9 @@ class Curation:
         try:
             logged = Fingerprint.from_dict(header["dataset"])
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-            raise LogCorruptError(f"{self.log_path}: header has no valid dataset fingerprint") from None
+            raise LogCorruptError(
+                f"{self.log_path}: header has no valid dataset fingerprint"
+            ) from None
         current = self.dataset.fingerprint
         if logged != current:
             diffs = ", ".join(current.differences(logged))
@@ -285,8 +303,10 @@ class Curation:
     def require_intact(self, upto: int | None = None) -> None:
         """Refuse to use a damaged log's state, unless ``upto`` stops before the damage."""
         if self.corruption and (upto is None or upto > len(self.events)):
-            raise LogCorruptError(f"{self.log_path}: damaged ({self.corruption}); its state is not the "
-                                  "curation's (curalog fsck --repair, or --upto an earlier event)")
+            raise LogCorruptError(
+                f"{self.log_path}: damaged ({self.corruption}); its state is not the "
+                "curation's (curalog fsck --repair, or --upto an earlier event)"
+            )
 
     # ------------------------------------------------------------------ queries
     @property
@@ -366,7 +386,9 @@ class Curation:
         try:
             msgpack.packb(meta, use_bin_type=True, strict_types=False)
         except (TypeError, ValueError, OverflowError):
-            raise InvalidActionError("provenance must hold only strings, numbers, lists and dicts") from None
+            raise InvalidActionError(
+                "provenance must hold only strings, numbers, lists and dicts"
+            ) from None
         return meta
 
     def merge(self, cluster_ids: Iterable[int], *, meta: dict[str, Any] | None = None) -> int:
@@ -374,7 +396,11 @@ class Curation:
         self._require_writer()
         change = self.state.resolve_merge(list(cluster_ids))
         new = change.added_ids[0]
-        body: dict[str, Any] = {"clusters": change.deleted_ids, "new": new, "n_spikes": change.n_spikes}
+        body: dict[str, Any] = {
+            "clusters": change.deleted_ids,
+            "new": new,
+            "n_spikes": change.n_spikes,
+        }
         if meta := self._check_meta(meta):
             body["meta"] = meta
         event = self._append(MERGE, body)
@@ -451,7 +477,9 @@ class Curation:
             raise InvalidActionError(f"label: unknown cluster {missing[0]}")
         if field is None or field == GROUP_FIELD:
             if field is None and group is None and value is None:
-                raise InvalidActionError("label: give a group (good, mua, noise, unsorted) or a field and value")
+                raise InvalidActionError(
+                    "label: give a group (good, mua, noise, unsorted) or a field and value"
+                )
             name = GROUP_FIELD
             val: LabelValue = normalize_group(group if group is not None else value)
         else:
@@ -523,7 +551,9 @@ class Curation:
         if self._verify:
             return
         hot = self._pos - self._floor
-        while (hot > HOT_ACTIONS or self._hot_bytes > self._hot_budget) and self._floor < self._pos - 1:
+        while (
+            hot > HOT_ACTIONS or self._hot_bytes > self._hot_budget
+        ) and self._floor < self._pos - 1:
             change = self._stack[self._floor].change
             if change is not None and not change.evicted:
                 self._hot_bytes -= change.nbytes
@@ -592,8 +622,14 @@ class Curation:
         self.events = []
         self._replay_fast(events)
         after = set(self.state.cluster_ids.tolist())
-        return Update(kind="rebuild", added=tuple(sorted(after - before)), deleted=tuple(sorted(before - after)),
-                      labels_changed=tuple(sorted(after)), history=UNDO, seq=seq)
+        return Update(
+            kind="rebuild",
+            added=tuple(sorted(after - before)),
+            deleted=tuple(sorted(before - after)),
+            labels_changed=tuple(sorted(after)),
+            history=UNDO,
+            seq=seq,
+        )
 
     @staticmethod
     def _change_update(change: Change, seq: int, history: str | None) -> Update:
@@ -616,7 +652,9 @@ class Curation:
 
     # ------------------------------------------------------------------ replay
     def _diverged(self, event: Event, what: str) -> LogCorruptError:
-        return LogCorruptError(f"{self.log_path}: replay of event {event.seq} ({event.type}) diverged: {what}")
+        return LogCorruptError(
+            f"{self.log_path}: replay of event {event.seq} ({event.type}) diverged: {what}"
+        )
 
     def _resolve(self, event: Event) -> Change:
         """Resolve a logged merge/split/assign against the current state, checking its result."""
@@ -626,25 +664,40 @@ class Curation:
             if event.type == MERGE:
                 change = self.state.resolve_merge(body["clusters"])
                 if change.added_ids != [body["new"]]:
-                    raise self._diverged(event, f"new id {change.added_ids} != logged {body['new']}")
+                    raise self._diverged(
+                        event, f"new id {change.added_ids} != logged {body['new']}"
+                    )
                 return change
             n = self.dataset.n_spikes
             spikes = unpack_array(body["spikes"], where, n)
             if event.type == SPLIT:
-                labels = unpack_array(body["labels"], where, n) if body.get("labels") is not None else None
-                change = self.state.resolve_split(spikes, labels, touched=_int_list(body["deleted"]))
+                labels = (
+                    unpack_array(body["labels"], where, n)
+                    if body.get("labels") is not None
+                    else None
+                )
+                change = self.state.resolve_split(
+                    spikes, labels, touched=_int_list(body["deleted"])
+                )
             elif event.type == ASSIGN:
                 change = self.state.resolve_assign(spikes, unpack_array(body["clusters"], where, n))
             else:
                 raise self._diverged(event, "not a clustering event")
-            if change.added_ids != list(body["added"]) or change.deleted_ids != list(body["deleted"]):
-                raise self._diverged(event, f"ids {change.deleted_ids}->{change.added_ids} != logged "
-                                            f"{body['deleted']}->{body['added']}")
+            if change.added_ids != list(body["added"]) or change.deleted_ids != list(
+                body["deleted"]
+            ):
+                raise self._diverged(
+                    event,
+                    f"ids {change.deleted_ids}->{change.added_ids} != logged "
+                    f"{body['deleted']}->{body['added']}",
+                )
             return change
         except InvalidActionError as exc:
             raise self._diverged(event, str(exc)) from None
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise LogCorruptError(f"{where}: malformed {event.type} body ({exc.__class__.__name__}: {exc})") from None
+            raise LogCorruptError(
+                f"{where}: malformed {event.type} body ({exc.__class__.__name__}: {exc})"
+            ) from None
 
     def _label_body(self, event: Event) -> tuple[list[int], str, LabelValue]:
         """A logged label event, validated exactly as the live API validates its input."""
@@ -662,8 +715,10 @@ class Curation:
         except InvalidActionError as exc:
             raise self._diverged(event, str(exc)) from None
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise LogCorruptError(f"{self.log_path}: event {event.seq}: malformed label body "
-                                  f"({exc.__class__.__name__}: {exc})") from None
+            raise LogCorruptError(
+                f"{self.log_path}: event {event.seq}: malformed label body "
+                f"({exc.__class__.__name__}: {exc})"
+            ) from None
         missing = [c for c in ids if c not in self.state]
         if missing:
             raise self._diverged(event, f"label of missing cluster {missing[0]}")
@@ -694,11 +749,15 @@ class Curation:
                 target = event.body.get("target") if isinstance(event.body, dict) else None
                 if event.type == UNDO:
                     if pos == 0 or stack[pos - 1].seq != target:
-                        raise self._diverged(event, f"undo target #{target} is not the latest action")
+                        raise self._diverged(
+                            event, f"undo target #{target} is not the latest action"
+                        )
                     pos -= 1
                 else:
                     if pos >= len(stack) or stack[pos].seq != target:
-                        raise self._diverged(event, f"redo target #{target} is not the next undone action")
+                        raise self._diverged(
+                            event, f"redo target #{target} is not the next undone action"
+                        )
                     pos += 1
         self.events.extend(events)
         self._stack = stack
@@ -725,7 +784,9 @@ class Curation:
                 self._revert(self._stack[self._pos], event.seq)
             else:
                 if not self.can_redo or self._stack[self._pos].seq != target:
-                    raise self._diverged(event, f"redo target #{target} is not the next undone action")
+                    raise self._diverged(
+                        event, f"redo target #{target} is not the next undone action"
+                    )
                 self._pos += 1
                 self._apply(self._stack[self._pos - 1], event.seq, REDO)
 
@@ -771,11 +832,23 @@ def open_curation(
     """
     ds = load_dataset(folder)
     log_path = Path(log) if log is not None else default_log_path(folder)
-    return Curation(ds, log_path, author=author, readonly=readonly, upto=upto, create=create, sync=sync,
-                    verify=verify)
+    return Curation(
+        ds,
+        log_path,
+        author=author,
+        readonly=readonly,
+        upto=upto,
+        create=create,
+        sync=sync,
+        verify=verify,
+    )
 
 
-def replay(folder: str | os.PathLike[str], log: str | os.PathLike[str] | None = None, upto: int | None = None) -> np.ndarray:
+def replay(
+    folder: str | os.PathLike[str],
+    log: str | os.PathLike[str] | None = None,
+    upto: int | None = None,
+) -> np.ndarray:
     """The ``spike_clusters`` array after replaying ``log`` up to ``upto`` (default: all)."""
     cur = open_curation(folder, log, readonly=True, upto=upto)
     try:

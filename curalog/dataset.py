@@ -64,7 +64,9 @@ def read_params(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except (SyntaxError, ValueError) as exc:
-        raise DatasetError(f"{path}: not valid Python ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise DatasetError(
+            f"{path}: not valid Python ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     except (MemoryError, RecursionError):
         raise DatasetError(f"{path}: too deeply nested to read") from None
     params: dict[str, Any] = {}
@@ -89,10 +91,14 @@ def _load_npy(path: Path, *, required: bool, mmap: bool = True) -> np.ndarray | 
         # here instead of being allocated.
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+        raise DatasetError(
+            f"{path}: cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})"
+        ) from None
     except Exception as exc:  # malformed headers raise ValueError, SyntaxError, TokenError, ...
         first = str(exc).splitlines()[0][:120] if str(exc) else ""
-        raise DatasetError(f"{path}: not a readable .npy array ({exc.__class__.__name__}: {first})") from None
+        raise DatasetError(
+            f"{path}: not a readable .npy array ({exc.__class__.__name__}: {first})"
+        ) from None
     if not isinstance(arr, np.ndarray):
         raise DatasetError(f"{path}: not a single .npy array")
     if arr.dtype.hasobject or arr.dtype.fields is not None:
@@ -384,7 +390,9 @@ class Dataset:
         if arr is None:
             return None
         if arr.ndim != 3 or arr.dtype.kind != "f":
-            raise DatasetError(f"{path}: expected float (n_templates, n_samples, n_channels), got {arr.dtype} {arr.shape}")
+            raise DatasetError(
+                f"{path}: expected float (n_templates, n_samples, n_channels), got {arr.dtype} {arr.shape}"
+            )
         return arr
 
     @property
@@ -404,7 +412,9 @@ class Dataset:
                     continue
                 templates = self.templates
                 if arr.ndim != 2:
-                    raise DatasetError(f"{path}: expected (n_templates, n_channels), got shape {arr.shape}")
+                    raise DatasetError(
+                        f"{path}: expected (n_templates, n_channels), got shape {arr.shape}"
+                    )
                 if templates is not None and arr.shape != (templates.shape[0], templates.shape[2]):
                     raise DatasetError(
                         f"{path}: shape {arr.shape} does not match templates.npy {templates.shape[::2]}"
@@ -533,7 +543,8 @@ class Dataset:
         phy rewriting cluster_KSLabel.tsv) then change nothing.
         """
         pinned: dict[str, dict[int, Any]] = {
-            name: {int(c): v for c, v in pairs} for name, pairs in header.get("sorter_columns", {}).items()
+            name: {int(c): v for c, v in pairs}
+            for name, pairs in header.get("sorter_columns", {}).items()
         }
         pinned[GROUP_FIELD] = {int(c): g for c, g in header.get("base_groups", [])}
         self._cache["sorter_metadata"] = pinned
@@ -582,7 +593,8 @@ _FP_CACHE_ENV = "CURALOG_CACHE_DIR"
 
 def _fingerprint_cache_dir() -> Path:
     base = os.environ.get(_FP_CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "curalog"
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "curalog",
     )
     return Path(base)
 

@@ -45,7 +45,9 @@ def validate_field_name(name: str, reserved: set[str] | None = None) -> str:
     if any(ch in name for ch in "\t\r\n/\\") or name in ("cluster_id", "id", "info"):
         raise InvalidActionError(f"label field name {name!r} is not allowed")
     if reserved and name in reserved:
-        raise InvalidActionError(f"{name!r} is a sorter column (read-only); choose another field name")
+        raise InvalidActionError(
+            f"{name!r} is a sorter column (read-only); choose another field name"
+        )
     return name
 
 
@@ -64,7 +66,9 @@ def validate_value(value: Any) -> LabelValue:
         return value
     if hasattr(value, "item"):  # numpy scalar
         return validate_value(value.item())
-    raise InvalidActionError(f"label values must be strings or numbers (got {type(value).__name__})")
+    raise InvalidActionError(
+        f"label values must be strings or numbers (got {type(value).__name__})"
+    )
 
 
 class LabelStore:

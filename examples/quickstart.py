@@ -62,11 +62,15 @@ def main(argv: list[str]) -> int:
         try:
             ensure_env("test,interop")
         except SystemExit as exc:
-            print(f"{exc}; running without the interop references (their tests will skip)", flush=True)
+            print(
+                f"{exc}; running without the interop references (their tests will skip)", flush=True
+            )
             ensure_env("test")
     else:
         ensure_env("test")
-    code = _run([PY, "-m", "ruff", "check", "curalog", "tui", "tests", "bench", "examples"], cwd=ROOT)
+    code = _run(
+        [PY, "-m", "ruff", "check", "curalog", "tui", "tests", "bench", "examples"], cwd=ROOT
+    )
     if code != 0:
         print("quickstart: ruff found problems", flush=True)
         return code

@@ -79,7 +79,9 @@ def check_snapshot(name: str, text: str) -> None:
         if not update:
             pytest.skip(f"snapshot {path.name} created; run again to compare")
     expected = path.read_text()
-    assert text == expected, f"screen differs from {path} (CURALOG_UPDATE_SNAPSHOTS=1 to accept):\n{text}"
+    assert text == expected, (
+        f"screen differs from {path} (CURALOG_UPDATE_SNAPSHOTS=1 to accept):\n{text}"
+    )
 
 
 def snapshot_dir(path: Path) -> dict[str, tuple[int, int, bytes]]:

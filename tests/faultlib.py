@@ -44,7 +44,9 @@ import msgpack
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-PHY_TEMPLATE = Path(os.environ.get("CURALOG_PHY_TEMPLATE", ROOT.parent / "shared" / "data" / "phy-template"))
+PHY_TEMPLATE = Path(
+    os.environ.get("CURALOG_PHY_TEMPLATE", ROOT.parent / "shared" / "data" / "phy-template")
+)
 
 PARAMS = (
     "dat_path = 'recording.dat'\n"
@@ -81,7 +83,9 @@ def make_dataset(
     if amplitudes:
         np.save(d / "amplitudes.npy", rng.gamma(4.0, 5.0, n_spikes).astype(np.float32))
     if groups:
-        rows = "".join(f"{c}\t{g}\r\n" for c, g in ((0, "good"), (1, "mua"), (2, "noise")) if c < n_templates)
+        rows = "".join(
+            f"{c}\t{g}\r\n" for c, g in ((0, "good"), (1, "mua"), (2, "noise")) if c < n_templates
+        )
         (d / "cluster_group.tsv").write_text("cluster_id\tgroup\r\n" + rows)
     return d
 
@@ -99,7 +103,9 @@ def copy_phy_template(dst: str | os.PathLike[str]) -> Path:
 
 def snapshot_files(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path -> bytes), to prove nothing was written."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 # ---------------------------------------------------------------------- crafted logs
@@ -115,14 +121,21 @@ def header_for(folder: str | os.PathLike[str], **overrides: Any) -> dict[str, An
     from curalog.dataset import load_dataset
 
     log = _log_mod()
-    head = {"format": log.FORMAT_VERSION, "checksum": log.CHECKSUM, **make_header(load_dataset(folder), "fuzz")}
+    head = {
+        "format": log.FORMAT_VERSION,
+        "checksum": log.CHECKSUM,
+        **make_header(load_dataset(folder), "fuzz"),
+    }
     head.update(overrides)
     return head
 
 
 def file_head(header_payload: bytes, fmt: int = 1) -> bytes:
     log = _log_mod()
-    return struct.pack("<8sHII", log.MAGIC, fmt, len(header_payload), log._crc(header_payload)) + header_payload
+    return (
+        struct.pack("<8sHII", log.MAGIC, fmt, len(header_payload), log._crc(header_payload))
+        + header_payload
+    )
 
 
 def pack(obj: Any) -> bytes:
@@ -152,7 +165,13 @@ def craft_log(
         else:
             if isinstance(rec, tuple):
                 type_, body = rec
-                env: dict[str, Any] = {"v": 1, "type": type_, "time": 0, "author": "fuzz", "body": body}
+                env: dict[str, Any] = {
+                    "v": 1,
+                    "type": type_,
+                    "time": 0,
+                    "author": "fuzz",
+                    "body": body,
+                }
             else:
                 env = dict(rec)
             env.setdefault("seq", i + 1)
@@ -166,7 +185,9 @@ def craft_log(
     return out
 
 
-def packed(values: Any, dtype: str = "<u4", enc: str = "delta-zlib", n: int | None = None) -> dict[str, Any]:
+def packed(
+    values: Any, dtype: str = "<u4", enc: str = "delta-zlib", n: int | None = None
+) -> dict[str, Any]:
     """A packed array as stored in split/assign bodies (``n`` may lie on purpose)."""
     import zlib
 
@@ -174,7 +195,12 @@ def packed(values: Any, dtype: str = "<u4", enc: str = "delta-zlib", n: int | No
     if enc == "delta-zlib" and arr.size:
         arr = np.diff(arr.astype(np.int64), prepend=np.int64(0))
     raw = arr.astype(dtype).tobytes()
-    return {"enc": enc, "dtype": dtype, "n": int(arr.size if n is None else n), "data": zlib.compress(raw, 1)}
+    return {
+        "enc": enc,
+        "dtype": dtype,
+        "n": int(arr.size if n is None else n),
+        "data": zlib.compress(raw, 1),
+    }
 
 
 # ---------------------------------------------------------------------- outcomes
@@ -206,28 +232,50 @@ def state_digest(cur: Any) -> str:
     h = hashlib.blake2b(digest_size=10)
     h.update(np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32).tobytes())
     h.update(str(int(cur.state.counter)).encode())
-    labels = sorted((name, sorted(values.items())) for name, values in cur.labels.fields.items() if values)
+    labels = sorted(
+        (name, sorted(values.items())) for name, values in cur.labels.fields.items() if values
+    )
     h.update(repr(labels).encode())
     return h.hexdigest()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``python -m curalog ARGS`` in a subprocess."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "curalog", *args], capture_output=True, text=True, env=full_env, timeout=timeout
+        [sys.executable, "-m", "curalog", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
     )
 
 
-def run_cli_many(calls: list[tuple[str, ...]], env: dict[str, str] | None = None, timeout: float = 180) -> list[subprocess.CompletedProcess[str]]:
+def run_cli_many(
+    calls: list[tuple[str, ...]], env: dict[str, str] | None = None, timeout: float = 180
+) -> list[subprocess.CompletedProcess[str]]:
     """Several ``python -m curalog`` commands at once (interpreter start-up dominates)."""
     full_env = {**os.environ, **(env or {})}
-    procs = [subprocess.Popen([sys.executable, "-m", "curalog", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=full_env) for args in calls]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "curalog", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
+        for args in calls
+    ]
     out = []
     for args, p in zip(calls, procs, strict=True):
         stdout, stderr = p.communicate(timeout=timeout)
-        out.append(subprocess.CompletedProcess([sys.executable, "-m", "curalog", *args], p.returncode, stdout, stderr))
+        out.append(
+            subprocess.CompletedProcess(
+                [sys.executable, "-m", "curalog", *args], p.returncode, stdout, stderr
+            )
+        )
     return out
 
 
@@ -255,7 +303,11 @@ def small_tmpfs(path: str | os.PathLike[str], size: str = "256k") -> Iterator[Pa
     p.mkdir(parents=True, exist_ok=True)
     if not sys.platform.startswith("linux") or os.geteuid() != 0 or not shutil.which("mount"):
         raise TmpfsUnavailable("needs root on Linux")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(p)], capture_output=True, text=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(p)],
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         raise TmpfsUnavailable(res.stderr.strip() or "mount failed")
     try:
@@ -329,10 +381,19 @@ def _writer_loop(req: dict[str, Any], out_fd: int) -> None:
                 labels = rng.integers(0, 4, size=sel.size) if rng.random() < 0.3 else None
                 cur.split(sel, labels)
             elif kind == "label":
-                cur.label([int(rng.choice(ids))], group=str(rng.choice(["good", "mua", "noise", "unsorted"])))
+                cur.label(
+                    [int(rng.choice(ids))],
+                    group=str(rng.choice(["good", "mua", "noise", "unsorted"])),
+                )
             elif kind == "field":
-                value: Any = int(rng.integers(0, 5)) if rng.random() < 0.5 else f"q{int(rng.integers(0, 9))}"
-                cur.label(rng.choice(ids, size=min(3, ids.size), replace=False).tolist(), field="quality", value=value)
+                value: Any = (
+                    int(rng.integers(0, 5)) if rng.random() < 0.5 else f"q{int(rng.integers(0, 9))}"
+                )
+                cur.label(
+                    rng.choice(ids, size=min(3, ids.size), replace=False).tolist(),
+                    field="quality",
+                    value=value,
+                )
             elif kind == "undo":
                 if cur.undo() is None:
                     continue
@@ -520,7 +581,9 @@ class KillStats:
         return asdict(self)
 
 
-def _parse_acks(lines: list[str]) -> tuple[tuple[int, str, str] | None, list[tuple[int, str, str]], list[str]]:
+def _parse_acks(
+    lines: list[str],
+) -> tuple[tuple[int, str, str] | None, list[tuple[int, str, str]], list[str]]:
     ready = None
     acks = []
     errors = []
@@ -580,8 +643,16 @@ def kill_writer_campaign(
                 stats.logs += 1
             phase = "start" if rnd.random() < 0.15 else "ready"
             delay = float(rnd.uniform(0, 0.12 if phase == "start" else max_delay))
-            req = {"kind": "writer", "folder": str(folder), "log": str(log), "seed": int(seed * 1_000_003 + i),
-                   "phase": phase, "delay": delay, "max_split_frac": 0.5, "verify": verify_replay}
+            req = {
+                "kind": "writer",
+                "folder": str(folder),
+                "log": str(log),
+                "seed": int(seed * 1_000_003 + i),
+                "phase": phase,
+                "delay": delay,
+                "max_split_frac": 0.5,
+                "verify": verify_replay,
+            }
             opts = _replay_opts(req)
             resp = zyg.run(req)
             stats.runs += 1
@@ -638,14 +709,19 @@ def kill_writer_campaign(
                             got = state_digest(old)
                     if got != digest:
                         stats.wrong_states += 1
-                        stats.problems.append(f"run {i}: state at seq {seq} differs from the acknowledged one")
+                        stats.problems.append(
+                            f"run {i}: state at seq {seq} differs from the acknowledged one"
+                        )
             finally:
                 cur.close()
             if log.exists():
                 scan = curalog.store.log.read_log(log)
                 ends = [*scan.offsets[1:], scan.good_end]
                 if scan.offsets:
-                    stats.max_record = max(stats.max_record, max(e - o for o, e in zip(scan.offsets, ends, strict=True)))
+                    stats.max_record = max(
+                        stats.max_record,
+                        max(e - o for o, e in zip(scan.offsets, ends, strict=True)),
+                    )
             if progress:
                 progress(i, stats)
     finally:
@@ -684,14 +760,18 @@ def build_export_fixture(work: Path, n_spikes: int, seed: int) -> tuple[Path, Pa
         cur.merge([1, 2])
         cur.label([3, 4], group="good")
         cur.split(rng.choice(n_spikes, n_spikes // 3, replace=False))
-        cur.label([int(cur.cluster_ids[-1])], group="mua")  # group only: see test_export_own_label_files_*
+        cur.label(
+            [int(cur.cluster_ids[-1])], group="mua"
+        )  # group only: see test_export_own_label_files_*
         cur.merge(cur.cluster_ids[:4].tolist())
         cur.undo()
         cur.label(cur.cluster_ids[4:7].tolist(), group="noise")
     return folder, log, [1, 2, 3, 4, 5, 6, 7]
 
 
-def expected_exports(folder: Path, log: Path, seqs: list[int], scratch: Path) -> dict[str, set[str]]:
+def expected_exports(
+    folder: Path, log: Path, seqs: list[int], scratch: Path
+) -> dict[str, set[str]]:
     """For each exported file name, the sha256 of every complete version it may hold."""
     import curalog
 
@@ -705,7 +785,9 @@ def expected_exports(folder: Path, log: Path, seqs: list[int], scratch: Path) ->
     return out
 
 
-def check_export_dir(out: Path, expected: dict[str, set[str]], n_spikes: int) -> tuple[int, list[str]]:
+def check_export_dir(
+    out: Path, expected: dict[str, set[str]], n_spikes: int
+) -> tuple[int, list[str]]:
     """Every exported file is one complete version (np.load / TSV parse / hash)."""
     problems = []
     checked = 0
@@ -758,8 +840,16 @@ def kill_export_campaign(
     try:
         for i in range(runs):
             out = outs[i % 2]
-            req = {"kind": "export", "folder": str(folder), "log": str(log), "out": str(out), "seqs": seqs,
-                   "start": int(rnd.integers(0, len(seqs))), "phase": "ready", "delay": float(rnd.uniform(0, max_delay))}
+            req = {
+                "kind": "export",
+                "folder": str(folder),
+                "log": str(log),
+                "out": str(out),
+                "seqs": seqs,
+                "start": int(rnd.integers(0, len(seqs))),
+                "phase": "ready",
+                "delay": float(rnd.uniform(0, max_delay)),
+            }
             resp = zyg.run(req)
             stats.runs += 1
             stats.exports_acked += sum(1 for ln in resp["lines"] if ln.startswith("ACK"))
@@ -865,8 +955,18 @@ def readers_during_writes(
     try:
         for t in threads:
             t.start()
-        resp = zyg.run({"kind": "writer", "folder": str(folder), "log": str(log), "seed": seed, "phase": "ready",
-                        "delay": duration, "max_split_frac": 0.3, "max_blob": 4 << 20})
+        resp = zyg.run(
+            {
+                "kind": "writer",
+                "folder": str(folder),
+                "log": str(log),
+                "seed": seed,
+                "phase": "ready",
+                "delay": duration,
+                "max_split_frac": 0.3,
+                "max_blob": 4 << 20,
+            }
+        )
     finally:
         done.set()
         for t in threads:
@@ -886,11 +986,15 @@ def readers_during_writes(
     for n, head in seen:
         if hashes.get(n) != head:
             stats.bad += 1
-            stats.problems.append(f"a reader saw {n} events ending in {head[:12]}, not a prefix of the final log")
+            stats.problems.append(
+                f"a reader saw {n} events ending in {head[:12]}, not a prefix of the final log"
+            )
     for seq, d in replayed:
         if seq in digests and digests[seq] != d:
             stats.bad += 1
-            stats.problems.append(f"a reader replayed seq {seq} to a state the writer never acknowledged")
+            stats.problems.append(
+                f"a reader replayed seq {seq} to a state the writer never acknowledged"
+            )
     return stats
 
 
@@ -985,7 +1089,10 @@ def msgpack_values(max_leaves: int = 20):
     )
     return st.recursive(
         scalars,
-        lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+        lambda children: (
+            st.lists(children, max_size=5)
+            | st.dictionaries(st.text(max_size=8), children, max_size=5)
+        ),
         max_leaves=max_leaves,
     )
 
@@ -1004,7 +1111,10 @@ def finite_msgpack_values(max_leaves: int = 20):
     )
     return st.recursive(
         scalars,
-        lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+        lambda children: (
+            st.lists(children, max_size=5)
+            | st.dictionaries(st.text(max_size=8), children, max_size=5)
+        ),
         max_leaves=max_leaves,
     )
 
@@ -1019,7 +1129,9 @@ def hostile_bodies(values, *, wide: bool = True):
     small_ids = st.integers(min_value=-3, max_value=70)
     id_lists = st.lists(small_ids, max_size=6) | values
     arrays = st.builds(
-        lambda vals, dtype, enc, lie: packed(np.abs(np.asarray(vals, dtype=np.int64)), dtype, enc, None if lie is None else lie),
+        lambda vals, dtype, enc, lie: packed(
+            np.abs(np.asarray(vals, dtype=np.int64)), dtype, enc, None if lie is None else lie
+        ),
         st.lists(st.integers(min_value=0, max_value=2500), max_size=40),
         st.sampled_from(["<u4", "<u8", "<i8", "<i4", "f8"]),
         st.sampled_from(["delta-zlib", "zlib", "raw"]),
@@ -1027,19 +1139,30 @@ def hostile_bodies(values, *, wide: bool = True):
     )
     maybe = lambda s: s | values  # noqa: E731
     label_ids = id_lists if wide else st.lists(small_ids, max_size=6)
-    merge = st.fixed_dictionaries({"clusters": id_lists, "new": maybe(small_ids), "n_spikes": maybe(small_ids)})
+    merge = st.fixed_dictionaries(
+        {"clusters": id_lists, "new": maybe(small_ids), "n_spikes": maybe(small_ids)}
+    )
     split = st.fixed_dictionaries(
-        {"spikes": maybe(arrays), "added": id_lists, "deleted": id_lists, "n_spikes": maybe(small_ids)},
+        {
+            "spikes": maybe(arrays),
+            "added": id_lists,
+            "deleted": id_lists,
+            "n_spikes": maybe(small_ids),
+        },
         optional={"labels": st.none() | maybe(arrays), "as_merge": values},
     )
-    assign = st.fixed_dictionaries({"spikes": maybe(arrays), "clusters": maybe(arrays), "added": id_lists, "deleted": id_lists})
+    assign = st.fixed_dictionaries(
+        {"spikes": maybe(arrays), "clusters": maybe(arrays), "added": id_lists, "deleted": id_lists}
+    )
     if wide:
         fields = maybe(st.sampled_from(["group", "quality", "a\tb", "../x", ""]))
         label_values = maybe(st.sampled_from(["good", "mua", "bogus", "x\r\ny", 3, 2.5]))
     else:
         fields = st.sampled_from(["group", "quality"])
         label_values = st.sampled_from(["good", "mua", "noise", None, 3, 2.5, "ok"])
-    label = st.fixed_dictionaries({"clusters": label_ids, "field": fields, "value": label_values, "previous": values})
+    label = st.fixed_dictionaries(
+        {"clusters": label_ids, "field": fields, "value": label_values, "previous": values}
+    )
     undo = st.fixed_dictionaries({"target": maybe(st.integers(-1, 8)), "kind": values})
     note = st.fixed_dictionaries({"kind": values, "text": values})
     return st.one_of(
@@ -1049,7 +1172,12 @@ def hostile_bodies(values, *, wide: bool = True):
         st.tuples(st.just("label"), label),
         st.tuples(st.sampled_from(["undo", "redo"]), undo),
         st.tuples(st.just("note"), note),
-        st.tuples(st.sampled_from(["merge", "split", "undo", "frobnicate", ""] + (["label"] if wide else [])), values),
+        st.tuples(
+            st.sampled_from(
+                ["merge", "split", "undo", "frobnicate", ""] + (["label"] if wide else [])
+            ),
+            values,
+        ),
     )
 
 
@@ -1082,7 +1210,9 @@ def fuzz_replay(folder: Path, log: Path, data: bytes) -> str:
                 rows = text.split("\r\n")
                 widths = {len(r.split("\t")) for r in rows[:-1]}
                 if rows[-1] or "\n" in text.replace("\r\n", "") or len(widths) != 1:
-                    raise AssertionError(f"{p.name}: malformed TSV written from a replayed log: {text[:200]!r}")
+                    raise AssertionError(
+                        f"{p.name}: malformed TSV written from a replayed log: {text[:200]!r}"
+                    )
 
     try:
         return outcome(run)
@@ -1098,9 +1228,18 @@ def fuzz_settings(default: int, **kwargs: Any):
     from hypothesis import HealthCheck, settings
 
     n = int(os.environ.get("CURALOG_FUZZ_EXAMPLES", default))
-    base = {"max_examples": n, "deadline": datetime.timedelta(seconds=10), "derandomize": True, "database": None,
-            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                                      HealthCheck.function_scoped_fixture]}
+    base = {
+        "max_examples": n,
+        "deadline": datetime.timedelta(seconds=10),
+        "derandomize": True,
+        "database": None,
+        "suppress_health_check": [
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.function_scoped_fixture,
+        ],
+    }
     base.update(kwargs)
     return settings(**base)
 
@@ -1112,7 +1251,9 @@ def raw_logs():
 
     log = _log_mod()
     tail = st.binary(max_size=3000)
-    return st.one_of(tail, tail.map(lambda b: log.MAGIC + b"\x01\x00" + b), tail.map(lambda b: log.MAGIC + b))
+    return st.one_of(
+        tail, tail.map(lambda b: log.MAGIC + b"\x01\x00" + b), tail.map(lambda b: log.MAGIC + b)
+    )
 
 
 def mutations(size: int):
@@ -1170,15 +1311,30 @@ def hostile_payloads():
     """msgpack (or not) payloads: random values, lying container headers, deep nesting, ext."""
     from hypothesis import strategies as st
 
-    lies = st.sampled_from([
-        b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\xdb\xff\xff\xff\xff", b"\xc6\xff\xff\xff\xff",
-        b"\xc9\xff\xff\xff\xff\x01", b"\xdc\xff\xff", b"\xde\xff\xff", b"\xc1", b"\xd9\x20abc",
-        b"\x81\xa1v\xdd\x7f\xff\xff\xff",
-    ])
+    lies = st.sampled_from(
+        [
+            b"\xdd\xff\xff\xff\xff",
+            b"\xdf\xff\xff\xff\xff",
+            b"\xdb\xff\xff\xff\xff",
+            b"\xc6\xff\xff\xff\xff",
+            b"\xc9\xff\xff\xff\xff\x01",
+            b"\xdc\xff\xff",
+            b"\xde\xff\xff",
+            b"\xc1",
+            b"\xd9\x20abc",
+            b"\x81\xa1v\xdd\x7f\xff\xff\xff",
+        ]
+    )
     nested = st.integers(1, 5000).map(lambda d: b"\x91" * d + b"\xc0")
     nested_maps = st.integers(1, 3000).map(lambda d: b"\x81\xa1a" * d + b"\xc0")
-    return st.one_of(st.binary(max_size=200), msgpack_values().map(pack), lies, nested, nested_maps,
-                     st.tuples(lies, st.binary(max_size=50)).map(lambda t: t[0] + t[1]))
+    return st.one_of(
+        st.binary(max_size=200),
+        msgpack_values().map(pack),
+        lies,
+        nested,
+        nested_maps,
+        st.tuples(lies, st.binary(max_size=50)).map(lambda t: t[0] + t[1]),
+    )
 
 
 def fuzz_payload(header: dict[str, Any], payload: bytes, *, as_header: bool = False) -> str:
@@ -1194,10 +1350,18 @@ def hostile_envelopes(values=None):
     values = values if values is not None else msgpack_values(8)
     maybe = lambda good: good | values  # noqa: E731
     return st.fixed_dictionaries(
-        {"v": maybe(st.integers(-2, 3)), "type": maybe(st.sampled_from(["merge", "split", "label", "undo", "x", ""])),
-         "time": maybe(st.integers(0, 2**63 - 1)), "author": maybe(st.text(max_size=10)), "body": maybe(st.just({}))},
-        optional={"seq": maybe(st.integers(-1, 3)), "prev": maybe(st.binary(min_size=32, max_size=32)),
-                  "extra": values},
+        {
+            "v": maybe(st.integers(-2, 3)),
+            "type": maybe(st.sampled_from(["merge", "split", "label", "undo", "x", ""])),
+            "time": maybe(st.integers(0, 2**63 - 1)),
+            "author": maybe(st.text(max_size=10)),
+            "body": maybe(st.just({})),
+        },
+        optional={
+            "seq": maybe(st.integers(-1, 3)),
+            "prev": maybe(st.binary(min_size=32, max_size=32)),
+            "extra": values,
+        },
     )
 
 
@@ -1222,11 +1386,20 @@ def hostile_arrays():
         st.none() | st.integers(-5, 2**40),
     )
     bomb = st.integers(1, 1 << 22).map(
-        lambda n: {"enc": "zlib", "dtype": "<i8", "n": n, "data": zlib.compress(b"\0" * min(n * 8, 1 << 20), 9)}
+        lambda n: {
+            "enc": "zlib",
+            "dtype": "<i8",
+            "n": n,
+            "data": zlib.compress(b"\0" * min(n * 8, 1 << 20), 9),
+        }
     )
     garbage = st.fixed_dictionaries(
-        {"enc": st.sampled_from(["zlib", "delta-zlib"]), "dtype": st.sampled_from(["<u4", "<i8"]),
-         "n": st.integers(0, 100), "data": st.binary(max_size=64)}
+        {
+            "enc": st.sampled_from(["zlib", "delta-zlib"]),
+            "dtype": st.sampled_from(["<u4", "<i8"]),
+            "n": st.integers(0, 100),
+            "data": st.binary(max_size=64),
+        }
     )
     return st.one_of(honest, bomb, garbage, msgpack_values(6))
 
@@ -1237,7 +1410,9 @@ def fuzz_array(obj: Any) -> str:
     def run() -> None:
         arr = unpack_array(obj, "fuzz")
         if arr.dtype != np.int64 or arr.shape != (obj["n"],):
-            raise AssertionError(f"unpack_array returned {arr.dtype} {arr.shape} for n={obj.get('n')}")
+            raise AssertionError(
+                f"unpack_array returned {arr.dtype} {arr.shape} for n={obj.get('n')}"
+            )
 
     return outcome(run)
 
@@ -1273,7 +1448,9 @@ def hostile_headers(good: dict[str, Any], wide: bool):
             h["dataset"] = {**h["dataset"], **dict(fp_changes)}
         return h
 
-    fp_values = values if wide else (st.integers(-(2**40), 2**40) | st.text(max_size=10) | st.none())
+    fp_values = (
+        values if wide else (st.integers(-(2**40), 2**40) | st.text(max_size=10) | st.none())
+    )
     return st.builds(
         build,
         st.lists(st.tuples(st.sampled_from(keys), values), max_size=3),
@@ -1292,12 +1469,23 @@ class FuzzContext:
         self.crafted = self.work / "crafted.log"
 
     def replay(self, records: list[Any], header: dict[str, Any] | None = None) -> str:
-        return fuzz_replay(self.folder, self.crafted, craft_log(None, header or self.header, records))
+        return fuzz_replay(
+            self.folder, self.crafted, craft_log(None, header or self.header, records)
+        )
 
 
 # ---------------------------------------------------------------------- fuzz: dataset loader
-NPY_FILES = ("spike_times.npy", "spike_templates.npy", "amplitudes.npy", "templates.npy", "channel_map.npy",
-             "channel_positions.npy", "similar_templates.npy", "template_ind.npy", "spike_clusters.npy")
+NPY_FILES = (
+    "spike_times.npy",
+    "spike_templates.npy",
+    "amplitudes.npy",
+    "templates.npy",
+    "channel_map.npy",
+    "channel_positions.npy",
+    "similar_templates.npy",
+    "template_ind.npy",
+    "spike_clusters.npy",
+)
 
 
 def npy_bytes(header: str, body: bytes = b"", version: int = 1) -> bytes:
@@ -1319,50 +1507,146 @@ def dataset_specs(wide: bool):
     from hypothesis import strategies as st
 
     n = st.integers(0, 40)
-    times_kind = st.sampled_from(["ok", "ok", "unsorted", "negative", "float", "float_nan", "uint64", "int32", "col",
-                                  "row", "2col", "bool", "complex", "str", "scalar", "empty", "huge_uint64"])
-    tmpl_kind = st.sampled_from(["ok", "ok", "uint32", "int64_big", "negative", "float", "float_nan", "float_frac",
-                                 "col", "row", "2col", "bool", "complex", "str", "scalar", "empty", "uint64_huge"])
+    times_kind = st.sampled_from(
+        [
+            "ok",
+            "ok",
+            "unsorted",
+            "negative",
+            "float",
+            "float_nan",
+            "uint64",
+            "int32",
+            "col",
+            "row",
+            "2col",
+            "bool",
+            "complex",
+            "str",
+            "scalar",
+            "empty",
+            "huge_uint64",
+        ]
+    )
+    tmpl_kind = st.sampled_from(
+        [
+            "ok",
+            "ok",
+            "uint32",
+            "int64_big",
+            "negative",
+            "float",
+            "float_nan",
+            "float_frac",
+            "col",
+            "row",
+            "2col",
+            "bool",
+            "complex",
+            "str",
+            "scalar",
+            "empty",
+            "uint64_huge",
+        ]
+    )
     amp_kind = st.sampled_from([None, "ok", "nan", "inf", "short", "str", "2d", "int"])
-    sr_good = ["30000.0", "'30000'", "3e4", "-1", "0", "float('nan')", "1e400", "'abc'", "[30000]", "None", "True",
-               "{'a': 1}", "30000j"]
+    sr_good = [
+        "30000.0",
+        "'30000'",
+        "3e4",
+        "-1",
+        "0",
+        "float('nan')",
+        "1e400",
+        "'abc'",
+        "[30000]",
+        "None",
+        "True",
+        "{'a': 1}",
+        "30000j",
+    ]
     sr_wide = ["1" + "0" * 400]
     params_kind = st.one_of(
         st.sampled_from(sr_good + (sr_wide if wide else [])).map(lambda v: f"sample_rate = {v}\n"),
         st.text(max_size=200).map(lambda t: PARAMS + t),
         st.text(max_size=200),
-        st.just("x = " + "-" * 20000 + "1\nsample_rate = 1\n") if wide else st.just("dat_path = ''\n"),
+        st.just("x = " + "-" * 20000 + "1\nsample_rate = 1\n")
+        if wide
+        else st.just("dat_path = ''\n"),
         st.just("DIR") if wide else st.just(""),
     )
-    safe_header_text = st.text(alphabet=st.characters(codec="latin-1", exclude_characters="([{"), max_size=120)
-    header_text = st.text(alphabet=st.characters(codec="latin-1"), max_size=120) if wide else safe_header_text
-    descr = st.sampled_from(["<i4", "<i8", "<u4", "<f4", "<f8", "|b1", "<c8", "<U3", "|S4", "<M8[ns]", "|V4", "O", ">i4"])
-    shape = st.one_of(st.integers(-1, 60).map(lambda k: f"({k},)"), st.just("(10, 2)"), st.just("()"),
-                      st.just("(5, 0)"), st.just("(3, 4, 5)"))
+    safe_header_text = st.text(
+        alphabet=st.characters(codec="latin-1", exclude_characters="([{"), max_size=120
+    )
+    header_text = (
+        st.text(alphabet=st.characters(codec="latin-1"), max_size=120) if wide else safe_header_text
+    )
+    descr = st.sampled_from(
+        [
+            "<i4",
+            "<i8",
+            "<u4",
+            "<f4",
+            "<f8",
+            "|b1",
+            "<c8",
+            "<U3",
+            "|S4",
+            "<M8[ns]",
+            "|V4",
+            "O",
+            ">i4",
+        ]
+    )
+    shape = st.one_of(
+        st.integers(-1, 60).map(lambda k: f"({k},)"),
+        st.just("(10, 2)"),
+        st.just("()"),
+        st.just("(5, 0)"),
+        st.just("(3, 4, 5)"),
+    )
     if wide:
-        shape = shape | st.sampled_from(["(68719476736,)", "(4611686018427387904, 4)", "(1099511627776,)"])
-    crafted_header = st.builds(lambda d, f, s: f"{{'descr': '{d}', 'fortran_order': {f}, 'shape': {s}, }}",
-                               descr, st.sampled_from(["False", "True", "1", "'x'"]), shape)
+        shape = shape | st.sampled_from(
+            ["(68719476736,)", "(4611686018427387904, 4)", "(1099511627776,)"]
+        )
+    crafted_header = st.builds(
+        lambda d, f, s: f"{{'descr': '{d}', 'fortran_order': {f}, 'shape': {s}, }}",
+        descr,
+        st.sampled_from(["False", "True", "1", "'x'"]),
+        shape,
+    )
     npy_damage = st.one_of(
         st.none(),
         st.tuples(st.just("truncate"), st.sampled_from(NPY_FILES), st.integers(0, 200)),
         st.tuples(st.just("header"), st.sampled_from(NPY_FILES), crafted_header | header_text),
         st.tuples(st.just("garbage"), st.sampled_from(NPY_FILES), st.binary(max_size=300)),
     )
-    tsv_cells = st.sampled_from(["1", "0", "-1", "2.0", "nan", "x", "", "good", "999999999999", "1e3"] +
-                                (["inf", "1e400", "x" * 200_000] if wide else []))
+    tsv_cells = st.sampled_from(
+        ["1", "0", "-1", "2.0", "nan", "x", "", "good", "999999999999", "1e3"]
+        + (["inf", "1e400", "x" * 200_000] if wide else [])
+    )
     tsv = st.one_of(
         st.none(),
         st.text(max_size=300),
         st.lists(st.tuples(tsv_cells, tsv_cells), max_size=6).map(
-            lambda rows: "cluster_id\tgroup\n" + "".join(f"{a}\t{b}\n" for a, b in rows)),
+            lambda rows: "cluster_id\tgroup\n" + "".join(f"{a}\t{b}\n" for a, b in rows)
+        ),
     )
-    return st.fixed_dictionaries({
-        "n": n, "times": times_kind, "templates": tmpl_kind, "length_delta": st.integers(-2, 2),
-        "templates_rows": st.none() | st.integers(0, 12), "amplitudes": amp_kind, "params": params_kind,
-        "npy_damage": npy_damage, "cluster_group": tsv, "extra_tsv": tsv,
-        "channel_map": st.none() | st.sampled_from(["ok", "float", "2d", "nan"]),
-    })
+    return st.fixed_dictionaries(
+        {
+            "n": n,
+            "times": times_kind,
+            "templates": tmpl_kind,
+            "length_delta": st.integers(-2, 2),
+            "templates_rows": st.none() | st.integers(0, 12),
+            "amplitudes": amp_kind,
+            "params": params_kind,
+            "npy_damage": npy_damage,
+            "cluster_group": tsv,
+            "extra_tsv": tsv,
+            "channel_map": st.none() | st.sampled_from(["ok", "float", "2d", "nan"]),
+        }
+    )
 
 
 def _vector(kind: str, base: np.ndarray, dtype: Any) -> np.ndarray:
@@ -1407,28 +1691,53 @@ def build_dataset(folder: Path, spec: dict[str, Any]) -> Path:
     tm = np.resize(templ, m) if n else templ[:0]
     np.save(folder / "spike_templates.npy", _vector(spec["templates"], tm, np.int32))
     if spec["templates_rows"] is not None:
-        np.save(folder / "templates.npy", rng.normal(size=(spec["templates_rows"], 5, 3)).astype(np.float32))
+        np.save(
+            folder / "templates.npy",
+            rng.normal(size=(spec["templates_rows"], 5, 3)).astype(np.float32),
+        )
     amp = spec["amplitudes"]
     if amp is not None:
         a = rng.gamma(2.0, 3.0, n).astype(np.float32)
-        a = {"ok": a, "nan": np.full(n, np.nan, np.float32), "inf": np.where(a > 5, np.inf, a), "short": a[:-1],
-             "str": a.astype(str), "2d": np.stack([a, a], 1), "int": a.astype(np.int16)}[amp]
+        a = {
+            "ok": a,
+            "nan": np.full(n, np.nan, np.float32),
+            "inf": np.where(a > 5, np.inf, a),
+            "short": a[:-1],
+            "str": a.astype(str),
+            "2d": np.stack([a, a], 1),
+            "int": a.astype(np.int16),
+        }[amp]
         np.save(folder / "amplitudes.npy", a)
     cm = spec["channel_map"]
     if cm is not None:
         c = np.arange(3)
-        c = {"ok": c, "float": c.astype(float), "2d": c.reshape(1, 3, 1), "nan": np.array([0, np.nan, 2])}[cm]
+        c = {
+            "ok": c,
+            "float": c.astype(float),
+            "2d": c.reshape(1, 3, 1),
+            "nan": np.array([0, np.nan, 2]),
+        }[cm]
         np.save(folder / "channel_map.npy", c)
     if spec["cluster_group"] is not None:
-        (folder / "cluster_group.tsv").write_text(spec["cluster_group"], encoding="utf-8", errors="surrogateescape")
+        (folder / "cluster_group.tsv").write_text(
+            spec["cluster_group"], encoding="utf-8", errors="surrogateescape"
+        )
     if spec["extra_tsv"] is not None:
-        (folder / "cluster_KSLabel.tsv").write_text(spec["extra_tsv"], encoding="utf-8", errors="surrogateescape")
+        (folder / "cluster_KSLabel.tsv").write_text(
+            spec["extra_tsv"], encoding="utf-8", errors="surrogateescape"
+        )
     dmg = spec["npy_damage"]
     if dmg is not None:
         kind, name, arg = dmg
         path = folder / name
         if kind == "truncate":
-            data = path.read_bytes() if path.exists() else npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", bytes(24))
+            data = (
+                path.read_bytes()
+                if path.exists()
+                else npy_bytes(
+                    "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", bytes(24)
+                )
+            )
             path.write_bytes(data[:arg])
         elif kind == "header":
             path.write_bytes(npy_bytes(arg, bytes(64)))
@@ -1443,8 +1752,18 @@ def touch_dataset(folder: Path, scratch: Path) -> None:
     from curalog.dataset import load_dataset
 
     ds = load_dataset(folder)
-    for name in ("amplitudes", "templates", "template_channels", "channel_map", "channel_positions",
-                 "channel_shanks", "similar_templates", "sorter_metadata", "base_groups", "sorter_columns"):
+    for name in (
+        "amplitudes",
+        "templates",
+        "template_channels",
+        "channel_map",
+        "channel_positions",
+        "channel_shanks",
+        "similar_templates",
+        "sorter_metadata",
+        "base_groups",
+        "sorter_columns",
+    ):
         getattr(ds, name)
     _ = ds.fingerprint
     ds.phy_spike_clusters()

@@ -16,13 +16,38 @@ from curalog.analysis.autolabel import (
 )
 
 ROWS = {
-    1: {"id": 1, "n_spikes": 5000, "isi_violations_ratio": 0.8, "firing_rate": 3.0, "KSLabel": "good",
-        "presence_ratio": 0.95, "amplitude_cutoff": 0.01, "rp_contamination": 0.0, "peak_to_trough_ms": 0.5},
-    2: {"id": 2, "n_spikes": 120, "isi_violations_ratio": 0.0, "firing_rate": 0.1, "KSLabel": "mua",
-        "presence_ratio": math.nan, "amplitude_cutoff": math.nan, "rp_contamination": math.nan,
-        "peak_to_trough_ms": 0.6},
-    3: {"id": 3, "n_spikes": 9000, "isi_violations_ratio": 0.01, "firing_rate": 12.0,
-        "presence_ratio": 0.99, "amplitude_cutoff": 0.05, "rp_contamination": 0.02, "peak_to_trough_ms": 0.05},
+    1: {
+        "id": 1,
+        "n_spikes": 5000,
+        "isi_violations_ratio": 0.8,
+        "firing_rate": 3.0,
+        "KSLabel": "good",
+        "presence_ratio": 0.95,
+        "amplitude_cutoff": 0.01,
+        "rp_contamination": 0.0,
+        "peak_to_trough_ms": 0.5,
+    },
+    2: {
+        "id": 2,
+        "n_spikes": 120,
+        "isi_violations_ratio": 0.0,
+        "firing_rate": 0.1,
+        "KSLabel": "mua",
+        "presence_ratio": math.nan,
+        "amplitude_cutoff": math.nan,
+        "rp_contamination": math.nan,
+        "peak_to_trough_ms": 0.6,
+    },
+    3: {
+        "id": 3,
+        "n_spikes": 9000,
+        "isi_violations_ratio": 0.01,
+        "firing_rate": 12.0,
+        "presence_ratio": 0.99,
+        "amplitude_cutoff": 0.05,
+        "rp_contamination": 0.02,
+        "peak_to_trough_ms": 0.05,
+    },
 }
 
 
@@ -63,7 +88,11 @@ def decide(rule: str, row: dict) -> bool:
         ("x / 0 > 0", {"x": 1}, False),
         ("true", {}, True),
         ("false or TRUE", {}, True),
-        ("fr > 1 and amp > 2 and sh == 0", {"firing_rate": 2, "template_amplitude": 3, "shank": 0}, True),
+        (
+            "fr > 1 and amp > 2 and sh == 0",
+            {"firing_rate": 2, "template_amplitude": 3, "shank": 0},
+            True,
+        ),
     ],
 )
 def test_semantics(expr, row, expected):
@@ -103,11 +132,20 @@ def test_unknown_column_is_reported_with_known_ones():
 
 
 def test_first_matching_rule_wins_and_unmatched_are_absent():
-    rules = ["isi_violations_ratio > 0.5 -> mua", "n_spikes > 1000 -> good", "firing_rate > 100 -> noise"]
+    rules = [
+        "isi_violations_ratio > 0.5 -> mua",
+        "n_spikes > 1000 -> good",
+        "firing_rate > 100 -> noise",
+    ]
     out = evaluate_rules(rules, ROWS)
-    assert out == {1: ("mua", "isi_violations_ratio > 0.5 -> mua"), 3: ("good", "n_spikes > 1000 -> good")}
+    assert out == {
+        1: ("mua", "isi_violations_ratio > 0.5 -> mua"),
+        3: ("good", "n_spikes > 1000 -> good"),
+    }
     assert autolabel_decisions(list(ROWS.values()), rules) == [
-        (1, "mua", "isi_violations_ratio > 0.5 -> mua"), (3, "good", "n_spikes > 1000 -> good")]
+        (1, "mua", "isi_violations_ratio > 0.5 -> mua"),
+        (3, "good", "n_spikes > 1000 -> good"),
+    ]
 
 
 def test_default_rules():

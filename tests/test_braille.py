@@ -36,7 +36,11 @@ def ref_bin(x, y, frame: Frame) -> np.ndarray:
     out = np.zeros((frame.ny, frame.nx), dtype=np.int64)
     x0, _ = frame.x_range
     y0, _ = frame.y_range
-    for xi, yi in zip(np.asarray(x, dtype=np.float64).tolist(), np.asarray(y, dtype=np.float64).tolist(), strict=True):
+    for xi, yi in zip(
+        np.asarray(x, dtype=np.float64).tolist(),
+        np.asarray(y, dtype=np.float64).tolist(),
+        strict=True,
+    ):
         u = (xi - x0) * frame.sx
         v = (yi - y0) * frame.sy
         if not (0.0 <= u <= frame.nx and 0.0 <= v <= frame.ny):
@@ -72,8 +76,16 @@ def ref_plot_cells(layers, frame: Frame):
     out = [[(" ", None) for _ in range(w)] for _ in range(h)]
     for r in range(h):
         for c in range(w):
-            fg = [(tot[r, c], -i, ly, bits) for i, (ly, bits, tot) in enumerate(per) if not ly.background and tot[r, c] > 0]
-            bg = [(tot[r, c], -i, ly, bits) for i, (ly, bits, tot) in enumerate(per) if ly.background and tot[r, c] > 0]
+            fg = [
+                (tot[r, c], -i, ly, bits)
+                for i, (ly, bits, tot) in enumerate(per)
+                if not ly.background and tot[r, c] > 0
+            ]
+            bg = [
+                (tot[r, c], -i, ly, bits)
+                for i, (ly, bits, tot) in enumerate(per)
+                if ly.background and tot[r, c] > 0
+            ]
             pool = fg or bg
             if not pool:
                 continue
@@ -97,15 +109,21 @@ coords = st.one_of(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(coords, coords), max_size=200), st.integers(1, 9), st.integers(1, 7),
-       st.sampled_from([(-2.0, 2.0), (-1.0, 1.5), (0.1, 0.3), (1.0, 1.0)]))
+@given(
+    st.lists(st.tuples(coords, coords), max_size=200),
+    st.integers(1, 9),
+    st.integers(1, 7),
+    st.sampled_from([(-2.0, 2.0), (-1.0, 1.5), (0.1, 0.3), (1.0, 1.0)]),
+)
 def test_bin_points_matches_reference(pts, w, h, rng):
     frame = Frame(w, h, rng, (-2.0, 2.0))
     x = np.array([p[0] for p in pts], dtype=np.float64)
     y = np.array([p[1] for p in pts], dtype=np.float64)
     np.testing.assert_array_equal(bin_points(x, y, frame), ref_bin(x, y, frame))
-    np.testing.assert_array_equal(bin_points(x.astype(np.float32), y.astype(np.float32), frame),
-                                  ref_bin(x.astype(np.float32), y.astype(np.float32), frame))
+    np.testing.assert_array_equal(
+        bin_points(x.astype(np.float32), y.astype(np.float32), frame),
+        ref_bin(x.astype(np.float32), y.astype(np.float32), frame),
+    )
 
 
 def test_bin_points_edges_and_types():
@@ -125,7 +143,7 @@ def test_bin_points_parallel_path_matches_serial():
     f = Frame(40, 12, (-3, 3), (-3, 3))
     got = bin_points(x, y, f)
     step = 1_000_000
-    want = sum(bin_points(x[i:i + step], y[i:i + step], f) for i in range(0, x.shape[0], step))
+    want = sum(bin_points(x[i : i + step], y[i : i + step], f) for i in range(0, x.shape[0], step))
     np.testing.assert_array_equal(got, want)
 
 
@@ -144,14 +162,19 @@ layer_pts = st.lists(st.tuples(st.floats(-1, 1), st.floats(-1, 1)), max_size=60)
 
 
 @settings(max_examples=120, deadline=None)
-@given(st.lists(st.tuples(layer_pts, st.booleans()), min_size=1, max_size=4), st.integers(12, 30),
-       st.integers(5, 12))
+@given(
+    st.lists(st.tuples(layer_pts, st.booleans()), min_size=1, max_size=4),
+    st.integers(12, 30),
+    st.integers(5, 12),
+)
 def test_render_matches_reference_composition(spec, width, height):
     layers = []
     for i, (pts, bg) in enumerate(spec):
         x = np.array([p[0] for p in pts], dtype=np.float64)
         y = np.array([p[1] for p in pts], dtype=np.float64)
-        layers.append(ScatterLayer(x, y, BACKGROUND_COLOR if bg else CLUSTER_COLORS[i], background=bg))
+        layers.append(
+            ScatterLayer(x, y, BACKGROUND_COLOR if bg else CLUSTER_COLORS[i], background=bg)
+        )
     plot = render_scatter(layers, width, height, x_range=(-1, 1), y_range=(-1, 1))
     f = plot.frame
     assert len(plot.lines) == height and all(len(t.plain) == width for t in plot.lines)
@@ -192,7 +215,9 @@ def test_one_million_points_all_counted():
 
 
 def test_frame_cell_mapping_round_trip():
-    plot = render_scatter([ScatterLayer(np.array([0.0, 10.0]), np.array([-5.0, 5.0]), "#ffffff")], 40, 15)
+    plot = render_scatter(
+        [ScatterLayer(np.array([0.0, 10.0]), np.array([-5.0, 5.0]), "#ffffff")], 40, 15
+    )
     f = plot.frame
     for row in range(f.top, f.top + f.height):
         for col in range(f.left, f.left + f.width):
@@ -203,8 +228,16 @@ def test_frame_cell_mapping_round_trip():
 def test_axes_labels_and_header():
     x = np.array([-3.0, 7.0])
     y = np.array([10.0, 250.0])
-    plot = render_scatter([ScatterLayer(x, y, "#ffffff")], 50, 12, x_range=(-3, 7), y_range=(10, 250),
-                          title="cluster 4", x_label="ch 3 PC1", y_label="ch 5 PC1")
+    plot = render_scatter(
+        [ScatterLayer(x, y, "#ffffff")],
+        50,
+        12,
+        x_range=(-3, 7),
+        y_range=(10, 250),
+        title="cluster 4",
+        x_label="ch 3 PC1",
+        y_label="ch 5 PC1",
+    )
     text = plot.plain().splitlines()
     assert text[0].startswith("cluster 4  ↑ ch 5 PC1")
     assert text[1].lstrip().startswith("250┤") and text[-3].lstrip().startswith("10┤")
@@ -221,8 +254,14 @@ def test_too_small_is_a_message():
 # ---------------------------------------------------------------------- overlay
 def test_polygon_overlay_vertices_edges_cursor():
     ov = PolygonOverlay([(-0.5, -0.5), (0.5, -0.5), (0.5, 0.5)], cursor=(-0.5, 0.5))
-    plot = render_scatter([ScatterLayer(np.zeros(0), np.zeros(0), "#ffffff")], 40, 14,
-                          x_range=(-1, 1), y_range=(-1, 1), overlay=ov)
+    plot = render_scatter(
+        [ScatterLayer(np.zeros(0), np.zeros(0), "#ffffff")],
+        40,
+        14,
+        x_range=(-1, 1),
+        y_range=(-1, 1),
+        overlay=ov,
+    )
     f = plot.frame
     for vx, vy in ov.vertices:
         col, row = f.cell_at(vx, vy)
@@ -235,8 +274,14 @@ def test_polygon_overlay_vertices_edges_cursor():
     c1, _ = f.cell_at(0.5, -0.5)
     assert all(ord(plot.lines[r0].plain[c]) > BRAILLE_BASE for c in range(c0 + 1, c1))
     closed = PolygonOverlay(list(ov.vertices), closed=True)
-    plot2 = render_scatter([ScatterLayer(np.zeros(0), np.zeros(0), "#ffffff")], 40, 14,
-                           x_range=(-1, 1), y_range=(-1, 1), overlay=closed)
+    plot2 = render_scatter(
+        [ScatterLayer(np.zeros(0), np.zeros(0), "#ffffff")],
+        40,
+        14,
+        x_range=(-1, 1),
+        y_range=(-1, 1),
+        overlay=closed,
+    )
     assert "x=" not in plot2.lines[0].plain
 
 
@@ -250,15 +295,21 @@ def test_overlay_far_outside_is_clipped():
 def test_bin_cache_reuses_background():
     cache = BinCache(max_entries=2)
     rng = np.random.default_rng(2)
-    bg = ScatterLayer(rng.normal(size=10_000), rng.normal(size=10_000), BACKGROUND_COLOR,
-                      background=True, cache_key="bg")
+    bg = ScatterLayer(
+        rng.normal(size=10_000),
+        rng.normal(size=10_000),
+        BACKGROUND_COLOR,
+        background=True,
+        cache_key="bg",
+    )
     fg = ScatterLayer(rng.normal(size=100), rng.normal(size=100), CLUSTER_COLORS[0])
     a = render_scatter([bg, fg], 40, 12, x_range=(-3, 3), y_range=(-3, 3), cache=cache)
     b = render_scatter([bg, fg], 40, 12, x_range=(-3, 3), y_range=(-3, 3), cache=cache)
     assert cache.hits == 1 and cache.misses == 1
     assert a.plain() == b.plain()
-    pre = ScatterLayer(None, None, BACKGROUND_COLOR, background=True,
-                       counts=bin_points(bg.x, bg.y, a.frame))
+    pre = ScatterLayer(
+        None, None, BACKGROUND_COLOR, background=True, counts=bin_points(bg.x, bg.y, a.frame)
+    )
     c = render_scatter([pre, fg], 40, 12, x_range=(-3, 3), y_range=(-3, 3))
     assert c.plain() == a.plain()
 
@@ -267,8 +318,10 @@ def test_side_histogram_rows_align_with_plot():
     rng = np.random.default_rng(3)
     y1 = rng.normal(size=5000)
     y2 = rng.normal(size=500) + 2
-    layers = [ScatterLayer(np.arange(5000.0), y1, CLUSTER_COLORS[0]),
-              ScatterLayer(np.arange(500.0), y2, CLUSTER_COLORS[1])]
+    layers = [
+        ScatterLayer(np.arange(5000.0), y1, CLUSTER_COLORS[0]),
+        ScatterLayer(np.arange(500.0), y2, CLUSTER_COLORS[1]),
+    ]
     plot = render_scatter(layers, 60, 20)
     hist = side_histogram(layers, plot, 12)
     assert len(hist) == len(plot.lines) and all(len(t.plain) == 12 for t in hist)

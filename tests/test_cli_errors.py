@@ -73,7 +73,9 @@ def test_bad_arguments(folder, tmp_path, capsys, argv, needle):
 def test_log_from_another_dataset_is_refused(folder, tmp_path, capsys):
     other = write_folder(tmp_path / "other", [3, 3, 3, 4, 4, 4, 4, 8, 1], n_templates=9)
     before = snapshot_dir(other)
-    code, err = run(["merge", str(other), "3", "4", "--log", str(folder / ".curalog/main.log")], capsys)
+    code, err = run(
+        ["merge", str(other), "3", "4", "--log", str(folder / ".curalog/main.log")], capsys
+    )
     assert_one_line_error(code, err, "spike_templates.npy content")
     assert snapshot_dir(other) == before
 
@@ -98,15 +100,22 @@ def test_readonly_dataset_folder_with_log_elsewhere(folder, tmp_path, capsys):
     for p in [*ro.iterdir(), ro]:
         p.chmod(0o555 if p.is_dir() else 0o444)
     try:
-        code, _ = run(["merge", str(ro), "3", "4", "--log", str(tmp_path / "elsewhere.log")], capsys)
+        code, _ = run(
+            ["merge", str(ro), "3", "4", "--log", str(tmp_path / "elsewhere.log")], capsys
+        )
         assert code == 0
-        assert np.array_equal(curalog.replay(ro, tmp_path / "elsewhere.log"), curalog.replay(folder))
+        assert np.array_equal(
+            curalog.replay(ro, tmp_path / "elsewhere.log"), curalog.replay(folder)
+        )
     finally:
         ro.chmod(0o755)
 
 
 def test_subprocess_error_is_one_line(folder):
-    out = subprocess.run([sys.executable, "-m", "curalog", "merge", str(folder), "8", "123"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "curalog", "merge", str(folder), "8", "123"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == "curalog: error: merge: unknown cluster 123"

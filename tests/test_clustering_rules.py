@@ -8,7 +8,11 @@ from curalog.errors import InvalidActionError
 
 
 def apply(state: ClusterState, kind: str, *args):
-    change = {"merge": state.resolve_merge, "split": state.resolve_split, "assign": state.resolve_assign}[kind](*args)
+    change = {
+        "merge": state.resolve_merge,
+        "split": state.resolve_split,
+        "assign": state.resolve_assign,
+    }[kind](*args)
     state.apply(change)
     return change
 

@@ -46,7 +46,9 @@ def test_templates_ind_arange_is_dense_and_spikeinterface_folder(tmp_path):
     np.save(d / "template_ind.npy", np.array([[0, 1, 2, -1]] * 3, dtype=np.int64))
     assert load_dataset(d).template_channels[0].tolist() == [0, 1, 2, -1]
     (d / "cluster_si_unit_ids.tsv").write_text("cluster_id\tsi_unit_id\n0\tunit-a\n1\t7\n")
-    (d / "cluster_group.tsv").write_text("cluster_id\tgroup\n0\tunsorted\n1\tunsorted\n2\tunsorted\n")
+    (d / "cluster_group.tsv").write_text(
+        "cluster_id\tgroup\n0\tunsorted\n1\tunsorted\n2\tunsorted\n"
+    )
     ds = load_dataset(d)
     assert ds.sorter_columns["si_unit_id"] == {0: "unit-a", 1: 7}
     with curalog.open(d) as cur:
@@ -56,14 +58,20 @@ def test_templates_ind_arange_is_dense_and_spikeinterface_folder(tmp_path):
 def test_kilosort4_extras_are_accepted(tmp_path):
     d = write_folder(tmp_path / "d", [0, 1, 1, 2])
     np.save(d / "spike_detection_templates.npy", np.array([0, 1, 1, 2]))
-    np.save(d / "kept_spikes.npy", np.ones(7, dtype=bool))  # length != n_spikes: not used, not validated
-    (d / "params.py").write_text("dat_path = ['a.bin', 'b.bin']\nsample_rate = 30000.0\nn_channels_dat = 4\ndtype='int16'\n")
+    np.save(
+        d / "kept_spikes.npy", np.ones(7, dtype=bool)
+    )  # length != n_spikes: not used, not validated
+    (d / "params.py").write_text(
+        "dat_path = ['a.bin', 'b.bin']\nsample_rate = 30000.0\nn_channels_dat = 4\ndtype='int16'\n"
+    )
     assert load_dataset(d).n_spikes == 4
 
 
 def test_params_is_not_executed(tmp_path):
     p = tmp_path / "params.py"
-    p.write_text("import os\nos.system('touch pwned')\nsample_rate = 20000\ndat_path = os.path.join('a', 'b')\n")
+    p.write_text(
+        "import os\nos.system('touch pwned')\nsample_rate = 20000\ndat_path = os.path.join('a', 'b')\n"
+    )
     params = read_params(p)
     assert params == {"sample_rate": 20000}
     assert not (tmp_path / "pwned").exists()
@@ -83,11 +91,20 @@ def test_metadata_tsv_rules(tmp_path):
         (lambda d: (d / "params.py").write_text("dat_path='x'\n"), "no sample_rate"),
         (lambda d: (d / "params.py").write_text("sample_rate = (\n"), "not valid Python"),
         (lambda d: np.save(d / "spike_times.npy", np.array([5, 3, 9, 10])), "must be sorted"),
-        (lambda d: np.save(d / "spike_templates.npy", np.array([0, 1, 2])), "spike_templates.npy: 3 spikes"),
+        (
+            lambda d: np.save(d / "spike_templates.npy", np.array([0, 1, 2])),
+            "spike_templates.npy: 3 spikes",
+        ),
         (lambda d: np.save(d / "spike_templates.npy", np.array([0, -1, 2, 2])), "negative ids"),
-        (lambda d: np.save(d / "spike_templates.npy", np.array([0.5, 1, 2, 2])), "not whole numbers"),
+        (
+            lambda d: np.save(d / "spike_templates.npy", np.array([0.5, 1, 2, 2])),
+            "not whole numbers",
+        ),
         (lambda d: np.save(d / "spike_templates.npy", np.array([0, 1, 2, 7])), "out of range"),
-        (lambda d: (d / "spike_templates.npy").write_bytes(b"\x93NUMPY garbage"), "spike_templates.npy"),
+        (
+            lambda d: (d / "spike_templates.npy").write_bytes(b"\x93NUMPY garbage"),
+            "spike_templates.npy",
+        ),
         (lambda d: (d / "spike_times.npy").write_bytes(b""), "spike_times.npy"),
     ],
 )

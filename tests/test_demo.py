@@ -22,7 +22,10 @@ def test_demo_end_to_end(tmp_path, capsys):
 
 
 def test_synth_command(tmp_path, capsys):
-    assert main(["synth", str(tmp_path / "s"), "--spikes", "5000", "--templates", "10", "--seed", "2"]) == 0
+    assert (
+        main(["synth", str(tmp_path / "s"), "--spikes", "5000", "--templates", "10", "--seed", "2"])
+        == 0
+    )
     assert "5,000 spikes" in capsys.readouterr().out
     assert curalog.load_dataset(tmp_path / "s").n_spikes == 5000
     assert main(["synth", str(tmp_path / "s"), "--spikes", "5000"]) == 2  # refuses to overwrite

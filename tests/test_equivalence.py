@@ -45,10 +45,14 @@ def sessions(draw):
         if kind == "merge":
             ops.append(("merge", draw(st.lists(st.integers(0, 10_000), min_size=2, max_size=3))))
         elif kind.startswith("split"):
-            spikes = draw(st.lists(st.integers(0, N_SPIKES - 1), min_size=1, max_size=25, unique=True))
+            spikes = draw(
+                st.lists(st.integers(0, N_SPIKES - 1), min_size=1, max_size=25, unique=True)
+            )
             labels = None
             if kind == "split_labels":
-                labels = draw(st.lists(st.integers(0, 4), min_size=len(spikes), max_size=len(spikes)))
+                labels = draw(
+                    st.lists(st.integers(0, 4), min_size=len(spikes), max_size=len(spikes))
+                )
             ops.append(("split", (spikes, labels)))
         else:
             ops.append((kind, None))
@@ -119,7 +123,9 @@ def run_phy(base: np.ndarray, concrete) -> np.ndarray:
     return np.asarray(c.spike_clusters).astype(np.int32)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(session=sessions())
 def test_api_replay_and_cli_agree(tmp_path_factory, session):
     base, ops = session
@@ -128,11 +134,18 @@ def test_api_replay_and_cli_agree(tmp_path_factory, session):
     state, concrete = run_api(folder, ops)
     assert np.array_equal(curalog.replay(folder), state)
     # the fast replay (effective actions only) equals the event-by-event replay
-    with curalog.open(folder, readonly=True) as fast, curalog.open(folder, readonly=True, verify=True) as slow:
+    with (
+        curalog.open(folder, readonly=True) as fast,
+        curalog.open(folder, readonly=True, verify=True) as slow,
+    ):
         assert np.array_equal(fast.spike_clusters, slow.spike_clusters)
         assert fast.state.counter == slow.state.counter
         assert fast.labels.snapshot() == slow.labels.snapshot()
-        assert (fast.can_undo, fast.can_redo, fast.undo_depth) == (slow.can_undo, slow.can_redo, slow.undo_depth)
+        assert (fast.can_undo, fast.can_redo, fast.undo_depth) == (
+            slow.can_undo,
+            slow.can_redo,
+            slow.undo_depth,
+        )
     # every prefix of the log replays to a consistent state
     with curalog.open(folder, readonly=True) as cur:
         n = cur.seq
@@ -143,7 +156,9 @@ def test_api_replay_and_cli_agree(tmp_path_factory, session):
 
 
 @pytest.mark.interop
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(session=sessions())
 def test_same_ids_as_phy_clustering(tmp_path_factory, session):
     if _phy_clustering() is None:

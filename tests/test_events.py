@@ -23,7 +23,9 @@ def test_values_round_trip(values):
 
 
 def test_smallest_delta_type_is_used():
-    assert pack_indices(np.arange(5_000_000, 5_100_000, 7))["dtype"] == "<u2"  # far start, small gaps
+    assert (
+        pack_indices(np.arange(5_000_000, 5_100_000, 7))["dtype"] == "<u2"
+    )  # far start, small gaps
     assert pack_indices(np.array([0, 70_000]))["dtype"] == "<u4"
     assert pack_indices(np.array([0, 2**33]))["dtype"] == "<u8"
     run = pack_indices(np.arange(40_000_000, 41_000_000))

@@ -13,7 +13,9 @@ from conftest import write_folder
 
 @pytest.fixture
 def curated(tmp_path):
-    d = write_folder(tmp_path / "d", [3, 3, 3, 4, 4, 4, 4, 8, 8], n_templates=9, groups={8: "noise"})
+    d = write_folder(
+        tmp_path / "d", [3, 3, 3, 4, 4, 4, 4, 8, 8], n_templates=9, groups={8: "noise"}
+    )
     with curalog.open(d) as cur:
         new = cur.merge([3, 4])
         cur.label([new], group="good")
@@ -26,10 +28,17 @@ def test_files_and_formats(curated, tmp_path):
     with curalog.open(curated) as cur:
         res = cur.export(out)
         assert export_status(cur) == "up to date"
-    assert {p.name for p in res.files} >= {"spike_clusters.npy", "cluster_group.tsv", "cluster_comment.tsv", "cluster_info.tsv"}
+    assert {p.name for p in res.files} >= {
+        "spike_clusters.npy",
+        "cluster_group.tsv",
+        "cluster_comment.tsv",
+        "cluster_info.tsv",
+    }
     sc = np.load(out / "spike_clusters.npy")
     assert sc.dtype == np.int32 and sc.tolist() == [9] * 7 + [8, 8]
-    assert (out / "cluster_group.tsv").read_bytes() == b"cluster_id\tgroup\r\n8\tnoise\r\n9\tgood\r\n"
+    assert (
+        out / "cluster_group.tsv"
+    ).read_bytes() == b"cluster_id\tgroup\r\n8\tnoise\r\n9\tgood\r\n"
     assert (out / "cluster_comment.tsv").read_bytes() == b"cluster_id\tcomment\r\n8\tedge\r\n"
     info = (out / "cluster_info.tsv").read_bytes().decode().split("\r\n")
     header = info[0].split("\t")

@@ -53,9 +53,17 @@ def _ops(wide: bool):
             st.tuples(st.just("merge"), _ids(wide)),
             st.tuples(st.just("merge_live"), st.integers(2, 4)),
             st.tuples(st.just("split"), st.tuples(_selection(), _labels(wide))),
-            st.tuples(st.just("label"), st.tuples(_ids(wide), st.sampled_from(["good", "mua", "bogus", None, "unsorted"]))),
-            st.tuples(st.just("field"), st.tuples(st.sampled_from(["quality", "KSLabel", "", "a/b", "cluster_id"]),
-                                                  st.sampled_from([1, 2.5, "x", "a\tb", float("nan"), None, [1]]))),
+            st.tuples(
+                st.just("label"),
+                st.tuples(_ids(wide), st.sampled_from(["good", "mua", "bogus", None, "unsorted"])),
+            ),
+            st.tuples(
+                st.just("field"),
+                st.tuples(
+                    st.sampled_from(["quality", "KSLabel", "", "a/b", "cluster_id"]),
+                    st.sampled_from([1, 2.5, "x", "a\tb", float("nan"), None, [1]]),
+                ),
+            ),
             st.tuples(st.just("undo"), st.none()),
             st.tuples(st.just("redo"), st.none()),
         ),
@@ -81,9 +89,14 @@ def _run(tmp_path_factory, ops):
             if kind == "merge":
                 call = lambda a=arg: cur.merge(a)  # noqa: E731
             elif kind == "merge_live":
-                call = lambda k=arg, ids=ids: cur.merge(rng.choice(ids, size=min(k, ids.size), replace=False).tolist())  # noqa: E731
+                call = lambda k=arg, ids=ids: cur.merge(  # noqa: E731
+                    rng.choice(ids, size=min(k, ids.size), replace=False).tolist()
+                )
             elif kind == "split":
-                call = lambda a=arg: cur.split(a[0], None if a[1] is None else np.resize(np.asarray(a[1]), np.asarray(a[0]).size))  # noqa: E731
+                call = lambda a=arg: cur.split(  # noqa: E731
+                    a[0],
+                    None if a[1] is None else np.resize(np.asarray(a[1]), np.asarray(a[0]).size),
+                )
             elif kind == "label":
                 call = lambda a=arg, ids=ids: cur.label(a[0] or ids[:1].tolist(), group=a[1])  # noqa: E731
             elif kind == "field":

@@ -33,9 +33,16 @@ def _fp_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def holder(tmp_path):
     folder = faultlib.make_dataset(tmp_path / "ds", 2000, 20)
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "open", proc.stderr.read() if proc.stderr else ""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "open", (
+        proc.stderr.read() if proc.stderr else ""
+    )
     yield folder, proc
     if proc.poll() is None:
         proc.kill()

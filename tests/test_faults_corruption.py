@@ -76,7 +76,9 @@ def test_flipped_log_is_refused_for_writing_and_left_untouched(small, tmp_path):
             assert cur.corruption, f"flip at {pos} replayed without being reported"
             assert cur.seq < n_events
             assert faultlib.state_digest(cur) == digests[cur.seq]
-    assert not list(tmp_path.glob("flipped.log.torn-*")), "a flipped record was cut off as a torn tail"
+    assert not list(tmp_path.glob("flipped.log.torn-*")), (
+        "a flipped record was cut off as a torn tail"
+    )
 
 
 def test_every_truncation_is_a_valid_prefix_for_the_reader(small):
@@ -98,7 +100,15 @@ def test_every_truncation_is_a_valid_prefix_for_the_reader(small):
 def test_truncated_log_reopens_to_the_prefix_state(small, tmp_path):
     folder, _, data, digests = small
     first, ends = faultlib.prefix_counts(data)
-    points = sorted({first, *ends, *(e - 1 for e in ends), *(e + 1 for e in ends[:-1]), *range(first, len(data), 17)})
+    points = sorted(
+        {
+            first,
+            *ends,
+            *(e - 1 for e in ends),
+            *(e + 1 for e in ends[:-1]),
+            *range(first, len(data), 17),
+        }
+    )
     for n in points:
         work = tmp_path / f"cut{n}"
         work.mkdir()

@@ -162,8 +162,15 @@ def test_full_tmpfs_cli_prints_one_line(tmp_path, tmpfs):
     np.save(tmp_path / "sel.npy", np.sort(rng.choice(200_000, 100_000, replace=False)))
     faultlib.fill_disk(tmpfs / "filler")
     before = log.read_bytes()
-    res = faultlib.run_cli("split", str(folder), "--log", str(log), "--spikes", str(tmp_path / "sel.npy"),
-                           env={"CURALOG_CACHE_DIR": str(tmp_path / "fp-cache")})
+    res = faultlib.run_cli(
+        "split",
+        str(folder),
+        "--log",
+        str(log),
+        "--spikes",
+        str(tmp_path / "sel.npy"),
+        env={"CURALOG_CACHE_DIR": str(tmp_path / "fp-cache")},
+    )
     faultlib.assert_one_line_error(res, "No space left on device")
     assert log.read_bytes() == before
 

@@ -42,7 +42,9 @@ def test_backups_in_the_same_second_never_overwrite_each_other(tmp_path, monkeyp
     edited[:100] = 3
     np.save(folder / "spike_clusters.npy", edited)
     phy_edit = _sha(folder / "spike_clusters.npy")
-    monkeypatch.setattr(phy_io.time, "strftime", lambda fmt, *a: "20250101T000000")  # one and the same second
+    monkeypatch.setattr(
+        phy_io.time, "strftime", lambda fmt, *a: "20250101T000000"
+    )  # one and the same second
     with curalog.open(folder) as cur:
         cur.merge([1, 2])
         cur.export()
@@ -92,6 +94,8 @@ def test_two_atomic_writes_of_one_file_in_one_process_never_mix(tmp_path):
         finally:
             f.write(b"A" * 1000)
 
-    with contextlib.suppress(OSError):  # one of the two may fail; the file must stay one complete version
+    with contextlib.suppress(
+        OSError
+    ):  # one of the two may fail; the file must stay one complete version
         write_atomic(target, outer)
     assert target.read_bytes() in (b"A" * 2000, b"B" * 500)

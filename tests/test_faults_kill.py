@@ -15,7 +15,9 @@ import curalog
 
 import faultlib
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork + SIGKILL harness is Linux-only")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="fork + SIGKILL harness is Linux-only"
+)
 
 
 @pytest.fixture(scope="module")

@@ -69,14 +69,16 @@ def test_matches_exact_reference_with_edges_and_vertices(case):
     y = np.array([p[1] for p in pts])
     got = points_in_polygon(x, y, poly)
     want = np.array([reference_inside(px, py, poly) for px, py in pts])
-    assert np.array_equal(got, want), [(p, g, w) for p, g, w in zip(pts, got, want, strict=True) if g != w]
+    assert np.array_equal(got, want), [
+        (p, g, w) for p, g, w in zip(pts, got, want, strict=True) if g != w
+    ]
 
 
 @settings(max_examples=200, deadline=None)
 @given(polygon_and_points(), st.integers(0, 7), st.booleans())
 def test_invariant_under_rotation_and_reversal(case, shift, reverse):
     poly, pts = case
-    other = poly[shift % len(poly):] + poly[: shift % len(poly)]
+    other = poly[shift % len(poly) :] + poly[: shift % len(poly)]
     if reverse:
         other = other[::-1]
     x = np.array([p[0] for p in pts])
@@ -85,8 +87,12 @@ def test_invariant_under_rotation_and_reversal(case, shift, reverse):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=3, max_size=7),
-       st.lists(st.tuples(st.floats(-1.2e3, 1.2e3), st.floats(-1.2e3, 1.2e3)), min_size=1, max_size=30))
+@given(
+    st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=3, max_size=7),
+    st.lists(
+        st.tuples(st.floats(-1.2e3, 1.2e3), st.floats(-1.2e3, 1.2e3)), min_size=1, max_size=30
+    ),
+)
 def test_random_floats_away_from_edges(poly, pts):
     # Far from every edge line float64 rounding cannot flip a decision: exact agreement.
     vs = [(Fraction(a), Fraction(b)) for a, b in poly]
@@ -148,11 +154,15 @@ def test_nan_points_are_never_inside():
 
 def test_dtypes_and_empty_input():
     assert points_in_polygon(np.zeros(0), np.zeros(0), SQUARE).shape == (0,)
-    got = points_in_polygon(np.array([1, 5], dtype=np.int32), np.array([1, 1], dtype=np.float32), SQUARE)
+    got = points_in_polygon(
+        np.array([1, 5], dtype=np.int32), np.array([1, 1], dtype=np.float32), SQUARE
+    )
     assert got.tolist() == [True, False]
 
 
-@pytest.mark.parametrize("bad", [[(0, 0), (1, 1)], [(0, 0), (1, np.nan), (2, 0)], [[0, 1, 2]], "abc"])
+@pytest.mark.parametrize(
+    "bad", [[(0, 0), (1, 1)], [(0, 0), (1, np.nan), (2, 0)], [[0, 1, 2]], "abc"]
+)
 def test_bad_polygons_are_refused(bad):
     with pytest.raises(PolygonError):
         points_in_polygon(np.zeros(1), np.zeros(1), bad)

@@ -43,8 +43,9 @@ N_TEMPLATES = 20
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("feat") / "ks"
-    synthesize(out, n_spikes=N_SPIKES, n_templates=N_TEMPLATES, seed=11, n_channels=32,
-               pc_features=True)
+    synthesize(
+        out, n_spikes=N_SPIKES, n_templates=N_TEMPLATES, seed=11, n_channels=32, pc_features=True
+    )
     return out
 
 
@@ -200,8 +201,12 @@ def test_spikes_in_polygon_takes_every_spike_not_only_displayed(synth_dir: Path)
     xs = np.concatenate([ly.x for ly in data.layers])
     ys = np.concatenate([ly.y for ly in data.layers])
     cx, cy = np.median(xs), np.median(ys)
-    poly = [(cx, data.y_range[0]), (data.x_range[1], data.y_range[0]), (data.x_range[1], cy),
-            (cx, data.y_range[1] * 2)]
+    poly = [
+        (cx, data.y_range[0]),
+        (data.x_range[1], data.y_range[0]),
+        (data.x_range[1], cy),
+        (cx, data.y_range[1] * 2),
+    ]
     got = spikes_in_polygon(spec, poly)
     every = np.concatenate([state.spikes(a), state.spikes(b)])
     rx = ref_pc(synth_dir, every, spec.x.channel, 0)
@@ -231,13 +236,17 @@ def test_split_by_polygon_end_to_end(synth_dir: Path, tmp_path: Path):
         new = cur.split(sel, meta=meta)
         assert len(new) == 2
         np.testing.assert_array_equal(cur.spikes(new[0]), sel)
-        np.testing.assert_array_equal(np.sort(np.concatenate([cur.spikes(new[0]), cur.spikes(new[1])])), before)
+        np.testing.assert_array_equal(
+            np.sort(np.concatenate([cur.spikes(new[0]), cur.spikes(new[1])])), before
+        )
         event = cur.history[-1]
         assert event.body["meta"]["polygon_split"]["polygon"] == [list(map(float, v)) for v in poly]
     # the provenance alone reproduces the selection on the state before the split
     with curalog.open(folder, readonly=True, upto=0) as old:
         spec2 = view_from_provenance(FeatureSource(old.dataset), meta["polygon_split"], old.spikes)
-        np.testing.assert_array_equal(spikes_in_polygon(spec2, meta["polygon_split"]["polygon"]), sel)
+        np.testing.assert_array_equal(
+            spikes_in_polygon(spec2, meta["polygon_split"]["polygon"]), sel
+        )
 
 
 def test_template_feature_polygon(synth_dir: Path):
@@ -270,8 +279,12 @@ def test_subset_folder(subset_dir: Path):
     assert data.n_without[c] == int((~has).sum()) and len(data.layers[0]) == int(has.sum())
     assert "without features" in (data.note or "")
     assert data.background is not None and np.all(data.background.spike_ids % 3 == 0)
-    poly = [(data.x_range[0], data.y_range[0]), (data.x_range[1], data.y_range[0]),
-            (data.x_range[1], data.y_range[1]), (data.x_range[0], data.y_range[1])]
+    poly = [
+        (data.x_range[0], data.y_range[0]),
+        (data.x_range[1], data.y_range[0]),
+        (data.x_range[1], data.y_range[1]),
+        (data.x_range[0], data.y_range[1]),
+    ]
     with pytest.raises(MissingFeaturesError, match="no coordinates") as err:
         spikes_in_polygon(spec, poly)
     assert err.value.counts == {c: int((~has).sum())}
@@ -284,8 +297,12 @@ def test_subset_folder(subset_dir: Path):
 def test_no_feature_files(synth_dir: Path, tmp_path: Path):
     folder = tmp_path / "ks"
     shutil.copytree(synth_dir, folder)
-    for name in ("pc_features.npy", "pc_feature_ind.npy", "template_features.npy",
-                 "template_feature_ind.npy"):
+    for name in (
+        "pc_features.npy",
+        "pc_feature_ind.npy",
+        "template_features.npy",
+        "template_feature_ind.npy",
+    ):
         (folder / name).unlink()
     ds, state, src = _open(folder)
     assert "pc_features.npy is missing" in src.unavailable("pc")
@@ -296,7 +313,10 @@ def test_no_feature_files(synth_dir: Path, tmp_path: Path):
         feature_view(src, {a: state.spikes(a)})
     with pytest.raises(ViewUnavailableError, match="template_features.npy"):
         template_feature_view(src, {a: state.spikes(a), b: state.spikes(b)})
-    assert len(compute_view(amplitude_view(src, {a: state.spikes(a)})).layers[0]) == state.spikes(a).shape[0]
+    assert (
+        len(compute_view(amplitude_view(src, {a: state.spikes(a)})).layers[0])
+        == state.spikes(a).shape[0]
+    )
 
 
 def test_malformed_feature_files_name_the_file(synth_dir: Path, tmp_path: Path):
@@ -347,8 +367,9 @@ def _phylib(folder: Path):
 
 @pytest.mark.interop
 @pytest.mark.parametrize("which", ["real", "synthetic", "subset"])
-def test_against_phylib(which: str, phy_template: Path, synth_dir: Path, subset_dir: Path,
-                        tmp_path: Path):
+def test_against_phylib(
+    which: str, phy_template: Path, synth_dir: Path, subset_dir: Path, tmp_path: Path
+):
     src_dir = {"real": phy_template, "synthetic": synth_dir, "subset": subset_dir}[which]
     folder = tmp_path / "copy"
     shutil.copytree(src_dir, folder)  # phylib writes into the folder
@@ -375,5 +396,6 @@ def test_against_phylib(which: str, phy_template: Path, synth_dir: Path, subset_
         for dim, ref_c in ((spec.x, a), (spec.y, b)):
             w = np.bincount(ds.spike_templates[state.spikes(ref_c)], minlength=dense.shape[1])
             (got,) = src.values(state.spikes(c), [dim])
-            np.testing.assert_allclose(got, np.average(dense, weights=w[: dense.shape[1]], axis=1),
-                                       rtol=1e-6, atol=1e-9)
+            np.testing.assert_allclose(
+                got, np.average(dense, weights=w[: dense.shape[1]], axis=1), rtol=1e-6, atol=1e-9
+            )

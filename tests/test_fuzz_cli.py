@@ -40,9 +40,22 @@ def test_hostile_inputs_get_one_line_and_exit_2(curated, tmp_path, env, capsys):
     newer_fmt = tmp_path / "newer-format.log"
     faultlib.craft_log(newer_fmt, ctx.header, [], fmt=7)
     broken = tmp_path / "broken"
-    faultlib.build_dataset(broken, {"n": 30, "times": "ok", "templates": "ok", "length_delta": 0, "templates_rows": 3,
-                                    "amplitudes": "ok", "params": faultlib.PARAMS, "npy_damage": None,
-                                    "cluster_group": None, "extra_tsv": None, "channel_map": None})
+    faultlib.build_dataset(
+        broken,
+        {
+            "n": 30,
+            "times": "ok",
+            "templates": "ok",
+            "length_delta": 0,
+            "templates_rows": 3,
+            "amplitudes": "ok",
+            "params": faultlib.PARAMS,
+            "npy_damage": None,
+            "cluster_group": None,
+            "extra_tsv": None,
+            "channel_map": None,
+        },
+    )
     trunc = tmp_path / "trunc"
     faultlib.make_dataset(trunc, 100, 5)
     (trunc / "spike_times.npy").write_bytes((trunc / "spike_times.npy").read_bytes()[:90])
@@ -150,7 +163,9 @@ def test_serve_binds_localhost_by_default_and_says_so(tmp_path, monkeypatch, cap
     assert "ssh -L" in out
     argv = shlex.split(seen["command"])  # a hostile folder name stays one argument
     assert argv[-1] == str(folder.resolve()) and argv[-2] == "tui"
-    assert serve.serve_command(folder, tmp_path / "a b.log").endswith(shlex.quote(str((tmp_path / "a b.log").resolve())))
+    assert serve.serve_command(folder, tmp_path / "a b.log").endswith(
+        shlex.quote(str((tmp_path / "a b.log").resolve()))
+    )
 
 
 def test_serve_on_another_host_warns(tmp_path, monkeypatch, capsys):
@@ -177,7 +192,9 @@ def test_refused_first_action_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CURALOG_CACHE_DIR", str(tmp_path / "fp-cache"))
     folder = faultlib.make_dataset(tmp_path / "ds", 100, 5)
     before = faultlib.snapshot_files(folder)
-    faultlib.assert_one_line_error(_main(("merge", str(folder), "999", "1000"), capsys), "unknown cluster")
+    faultlib.assert_one_line_error(
+        _main(("merge", str(folder), "999", "1000"), capsys), "unknown cluster"
+    )
     assert faultlib.snapshot_files(folder) == before
     assert not (folder / ".curalog").exists()
 

@@ -31,8 +31,19 @@ def test_loader_on_broken_folders(spec):
     faultlib.fuzz_dataset(spec)
 
 
-_OK = {"n": 30, "times": "ok", "templates": "ok", "length_delta": 0, "templates_rows": None, "amplitudes": "ok",
-       "params": faultlib.PARAMS, "npy_damage": None, "cluster_group": None, "extra_tsv": None, "channel_map": None}
+_OK = {
+    "n": 30,
+    "times": "ok",
+    "templates": "ok",
+    "length_delta": 0,
+    "templates_rows": None,
+    "amplitudes": "ok",
+    "params": faultlib.PARAMS,
+    "npy_damage": None,
+    "cluster_group": None,
+    "extra_tsv": None,
+    "channel_map": None,
+}
 
 
 def _spec(**kw):
@@ -47,21 +58,40 @@ def test_loader_on_broken_folders_wide(spec):
 
 
 DEFECTS = {
-    "params.py is a folder": (_spec(params="DIR"), "read_params: catch OSError (IsADirectoryError) -> DatasetError"),
-    "sample_rate = 10**400": (_spec(params="sample_rate = 1" + "0" * 400 + "\n"),
-                              "load_dataset: float(sr) raises OverflowError; catch it with TypeError/ValueError"),
-    "params.py parser overflow": (_spec(params="x = " + "-" * 20000 + "1\nsample_rate = 1\n"),
-                                  "read_params: ast.parse raises MemoryError/RecursionError on deep nesting; catch both"),
+    "params.py is a folder": (
+        _spec(params="DIR"),
+        "read_params: catch OSError (IsADirectoryError) -> DatasetError",
+    ),
+    "sample_rate = 10**400": (
+        _spec(params="sample_rate = 1" + "0" * 400 + "\n"),
+        "load_dataset: float(sr) raises OverflowError; catch it with TypeError/ValueError",
+    ),
+    "params.py parser overflow": (
+        _spec(params="x = " + "-" * 20000 + "1\nsample_rate = 1\n"),
+        "read_params: ast.parse raises MemoryError/RecursionError on deep nesting; catch both",
+    ),
     ".npy header with an open bracket": (
         _spec(npy_damage=("header", "spike_templates.npy", "{'descr': '<i4', 'shape': ((")),
-        "_load_npy: np.load raises tokenize.TokenError; catch Exception from np.load -> DatasetError"),
+        "_load_npy: np.load raises tokenize.TokenError; catch Exception from np.load -> DatasetError",
+    ),
     ".npy declaring 8 TiB": (
-        _spec(npy_damage=("header", "channel_map.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (1099511627776,), }")),
-        "_load_npy(mmap=False) lets np.load allocate the declared shape (MemoryError); check header size vs file size"),
-    "cluster_group.tsv id 'inf'": (_spec(cluster_group="cluster_id\tgroup\ninf\tgood\n"),
-                                   "read_metadata_tsv: int(float('inf')) raises OverflowError; catch it"),
-    "cluster_group.tsv 200 kB cell": (_spec(cluster_group="cluster_id\tgroup\n1\t" + "x" * 200_000 + "\n"),
-                                      "read_metadata_tsv: csv.Error (field larger than field limit); catch -> DatasetError"),
+        _spec(
+            npy_damage=(
+                "header",
+                "channel_map.npy",
+                "{'descr': '<i8', 'fortran_order': False, 'shape': (1099511627776,), }",
+            )
+        ),
+        "_load_npy(mmap=False) lets np.load allocate the declared shape (MemoryError); check header size vs file size",
+    ),
+    "cluster_group.tsv id 'inf'": (
+        _spec(cluster_group="cluster_id\tgroup\ninf\tgood\n"),
+        "read_metadata_tsv: int(float('inf')) raises OverflowError; catch it",
+    ),
+    "cluster_group.tsv 200 kB cell": (
+        _spec(cluster_group="cluster_id\tgroup\n1\t" + "x" * 200_000 + "\n"),
+        "read_metadata_tsv: csv.Error (field larger than field limit); catch -> DatasetError",
+    ),
 }
 
 
@@ -73,8 +103,16 @@ def test_loader_defect(name, request):
 
 
 def test_loader_memory_is_bounded_by_the_file(tmp_path):
-    folder = faultlib.build_dataset(tmp_path / "ds", _spec(npy_damage=(
-        "header", "channel_map.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (134217728,), }")))
+    folder = faultlib.build_dataset(
+        tmp_path / "ds",
+        _spec(
+            npy_damage=(
+                "header",
+                "channel_map.npy",
+                "{'descr': '<i8', 'fortran_order': False, 'shape': (134217728,), }",
+            )
+        ),
+    )
     ds = curalog.load_dataset(folder)
     tracemalloc.start()
     try:
@@ -83,7 +121,9 @@ def test_loader_memory_is_bounded_by_the_file(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB allocated for a {len((folder / 'channel_map.npy').read_bytes())}-byte file"
+    assert peak < 64 << 20, (
+        f"{peak / 2**20:.0f} MiB allocated for a {len((folder / 'channel_map.npy').read_bytes())}-byte file"
+    )
 
 
 CLEAN_ERRORS = {
@@ -94,9 +134,14 @@ CLEAN_ERRORS = {
     "complex template ids": (_spec(templates="complex"), "spike_templates.npy"),
     "template id beyond templates.npy": (_spec(templates_rows=2), "spike_templates.npy"),
     "amplitudes of the wrong length": (_spec(amplitudes="short"), "amplitudes.npy"),
-    "truncated spike_times": (_spec(npy_damage=("truncate", "spike_times.npy", 100)), "spike_times.npy"),
-    "garbage spike_templates": (_spec(npy_damage=("garbage", "spike_templates.npy", b"\x93NUMPY garbage")),
-                                "spike_templates.npy"),
+    "truncated spike_times": (
+        _spec(npy_damage=("truncate", "spike_times.npy", 100)),
+        "spike_times.npy",
+    ),
+    "garbage spike_templates": (
+        _spec(npy_damage=("garbage", "spike_templates.npy", b"\x93NUMPY garbage")),
+        "spike_templates.npy",
+    ),
     "no sample_rate": (_spec(params="dat_path = 'x'\n"), "params.py"),
     "sample_rate NaN": (_spec(params="sample_rate = float('nan')\n"), "params.py"),
 }

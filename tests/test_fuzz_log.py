@@ -79,7 +79,11 @@ def test_hostile_headers(ctx, data):
 
 @example(records=[("label", {"clusters": None, "field": "group", "value": "good", "previous": []})])
 @example(records=[("merge", {"clusters": [float("inf"), 1.0], "new": 8, "n_spikes": 5})])
-@example(records=[("label", {"clusters": [1], "field": "group", "value": "good\r\n7\tgood", "previous": []})])
+@example(
+    records=[
+        ("label", {"clusters": [1], "field": "group", "value": "good\r\n7\tgood", "previous": []})
+    ]
+)
 @faultlib.fuzz_settings(60, report_multiple_bugs=False)
 @given(records=faultlib.hostile_records(wide=True))
 def test_replay_of_hostile_records_wide(ctx, records):
@@ -89,20 +93,39 @@ def test_replay_of_hostile_records_wide(ctx, records):
 @example(overrides={"sorter_columns": None})
 @example(overrides={"base_groups": 5})
 @example(overrides={"base_groups": [[1]]})
-@example(overrides={"dataset": {"n_spikes": float("inf"), "n_templates": 8,
-                                "spike_templates_sha256": "", "spike_times_sha256": ""}})
+@example(
+    overrides={
+        "dataset": {
+            "n_spikes": float("inf"),
+            "n_templates": 8,
+            "spike_templates_sha256": "",
+            "spike_times_sha256": "",
+        }
+    }
+)
 @faultlib.fuzz_settings(60, report_multiple_bugs=False)
-@given(overrides=st.dictionaries(st.sampled_from(["base_groups", "sorter_columns", "dataset", "branch", "format"]),
-                                 faultlib.msgpack_values(6), max_size=2))
+@given(
+    overrides=st.dictionaries(
+        st.sampled_from(["base_groups", "sorter_columns", "dataset", "branch", "format"]),
+        faultlib.msgpack_values(6),
+        max_size=2,
+    )
+)
 def test_hostile_headers_wide(ctx, overrides):
-    faultlib.fuzz_replay(ctx.folder, ctx.crafted, faultlib.craft_log(None, {**ctx.header, **overrides}, []))
+    faultlib.fuzz_replay(
+        ctx.folder, ctx.crafted, faultlib.craft_log(None, {**ctx.header, **overrides}, [])
+    )
 
 
 def _split_declaring(n: int) -> dict:
     comp = zlib.compressobj(9)
     data = b"".join(comp.compress(bytes(1 << 20)) for _ in range((n * 8) >> 20)) + comp.flush()
-    return {"spikes": {"enc": "delta-zlib", "dtype": "<u8", "n": n, "data": data},
-            "added": [8, 9], "deleted": [0], "n_spikes": 1}
+    return {
+        "spikes": {"enc": "delta-zlib", "dtype": "<u8", "n": n, "data": data},
+        "added": [8, 9],
+        "deleted": [0],
+        "n_spikes": 1,
+    }
 
 
 def test_replay_memory_is_bounded_by_the_dataset(ctx):
@@ -121,8 +144,13 @@ def test_replay_memory_is_bounded_by_the_dataset(ctx):
 
 def test_deep_nesting_and_huge_lengths_are_bounded(ctx):
     """Explicit worst cases of the payload fuzzer (always run, whatever the example count)."""
-    for payload in (b"\x91" * 100_000 + b"\xc0", b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff",
-                    b"\xc6\xff\xff\xff\xff" + b"x" * 10, b"\x81\xa1v" * 50_000 + b"\xc0"):
+    for payload in (
+        b"\x91" * 100_000 + b"\xc0",
+        b"\xdd\xff\xff\xff\xff",
+        b"\xdf\xff\xff\xff\xff",
+        b"\xc6\xff\xff\xff\xff" + b"x" * 10,
+        b"\x81\xa1v" * 50_000 + b"\xc0",
+    ):
         for as_header in (False, True):
             t0 = time.perf_counter()
             faultlib.fuzz_payload(ctx.header, payload, as_header=as_header)

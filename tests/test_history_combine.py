@@ -145,7 +145,9 @@ def test_conflicts_are_listed_not_guessed(ds: Path) -> None:
     with open_curation(ds, res.path, readonly=True) as cur:
         assert cur.group(5) == "good" and cur.group(6) == "mua" and cur.group(9) == "mua"
         assert cur.group(10) == "good"
-        assert 13 in cur.state and sorted(cur.spikes(13)) == sorted(np.r_[spikes_of(2), spikes_of(3)])
+        assert 13 in cur.state and sorted(cur.spikes(13)) == sorted(
+            np.r_[spikes_of(2), spikes_of(3)]
+        )
         merged = int(cur.spike_clusters[spikes_of(7)[0]])
         assert np.array_equal(cur.spikes(merged), np.sort(np.r_[spikes_of(7), spikes_of(8)]))
         assert 4 in cur.state  # the dependent merge was not applied
@@ -166,7 +168,9 @@ def test_same_change_on_both_sides_maps_ids(ds: Path) -> None:
     assert res.id_map == {13: 14, 14: 15}
     with open_curation(ds, res.path, readonly=True) as cur:
         assert cur.group(15) == "good"  # inherited from the label b put on its (= a's) merge
-        assert np.array_equal(cur.spikes(15), np.sort(np.r_[spikes_of(2), spikes_of(3), spikes_of(4)]))
+        assert np.array_equal(
+            cur.spikes(15), np.sort(np.r_[spikes_of(2), spikes_of(3), spikes_of(4)])
+        )
 
 
 def test_undo_of_shared_history_is_a_conflict(ds: Path) -> None:
@@ -221,7 +225,9 @@ def test_cli_combine(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
         cur.merge([4, 5])
     assert main(["combine", str(ds), "a", "b", "--into", "ab", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["branch"] == "ab" and doc["conflicts"] == [] and doc["applied"] == [[3, 5]]  # a: merge, note, merge; ab: + note
+    assert (
+        doc["branch"] == "ab" and doc["conflicts"] == [] and doc["applied"] == [[3, 5]]
+    )  # a: merge, note, merge; ab: + note
     with on(ds, "b") as cur:
         cur.label([2], group="noise")
     assert main(["combine", str(ds), "a", "b", "--into", "ab2"]) == 1

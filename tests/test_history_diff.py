@@ -55,8 +55,11 @@ def brute_force_ari(a, b) -> float:
 
 
 labelings = st.integers(min_value=0, max_value=40).flatmap(
-    lambda n: st.tuples(st.lists(st.integers(0, 5), min_size=n, max_size=n),
-                        st.lists(st.integers(0, 1000), min_size=n, max_size=n)))
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 5), min_size=n, max_size=n),
+        st.lists(st.integers(0, 1000), min_size=n, max_size=n),
+    )
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -72,10 +75,14 @@ def test_ari_matches_sklearn() -> None:
     for n, ka, kb in [(1, 1, 1), (2, 1, 2), (50, 3, 7), (500, 20, 20), (5000, 100, 3)]:
         a = rng.integers(0, ka, n)
         b = rng.integers(0, kb, n)
-        assert adjusted_rand_index(a, b) == pytest.approx(sklearn_metrics.adjusted_rand_score(a, b), abs=1e-12)
+        assert adjusted_rand_index(a, b) == pytest.approx(
+            sklearn_metrics.adjusted_rand_score(a, b), abs=1e-12
+        )
     a = rng.integers(0, 30, 2000)
     b = np.where(rng.random(2000) < 0.9, a, rng.integers(0, 30, 2000))
-    assert adjusted_rand_index(a, b) == pytest.approx(sklearn_metrics.adjusted_rand_score(a, b), abs=1e-12)
+    assert adjusted_rand_index(a, b) == pytest.approx(
+        sklearn_metrics.adjusted_rand_score(a, b), abs=1e-12
+    )
 
 
 def test_ari_special_cases() -> None:
@@ -103,7 +110,9 @@ def test_contingency_paths_agree(mode: str, monkeypatch: pytest.MonkeyPatch) -> 
     assert np.array_equal(np.stack([t.ids_a[t.rows], t.ids_b[t.cols]], 1), keys)
     assert np.array_equal(t.counts, counts)
     assert t.counts.sum() == 10_000
-    assert np.array_equal(t.ids_a, np.unique(a)) and np.array_equal(t.sizes_b, np.unique(b, return_counts=True)[1])
+    assert np.array_equal(t.ids_a, np.unique(a)) and np.array_equal(
+        t.sizes_b, np.unique(b, return_counts=True)[1]
+    )
 
 
 def test_contingency_rejects_bad_input() -> None:
@@ -119,21 +128,27 @@ def test_outcome_diff_on_arrays() -> None:
     base = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4])
     a = np.array([9, 9, 9, 9, 9, 9, 2, 2, 5, 6, 4, 4])  # merged 0+1, split 3
     b = np.array([0, 0, 0, 1, 1, 1, 7, 7, 3, 3, 8, 8])  # renamed 2 -> 7 and 4 -> 8
-    d = outcome_diff(a, b, base, {"group": {2: "good", 4: "mua"}}, {"group": {7: "noise", 8: "mua"}})
+    d = outcome_diff(
+        a, b, base, {"group": {2: "good", 4: "mua"}}, {"group": {7: "noise", 8: "mua"}}
+    )
     assert d.identical == [(2, 7, 2), (4, 8, 2)]
     assert [x.to_dict() for x in d.differences] == [
         {"kind": "merge", "by": "a", "a_clusters": [9], "b_clusters": [0, 1], "n_spikes": 6},
         {"kind": "split", "by": "a", "a_clusters": [5, 6], "b_clusters": [3], "n_spikes": 2},
     ]
     assert [x.to_dict() for x in d.label_disagreements] == [
-        {"a_cluster": 2, "b_cluster": 7, "field": "group", "a": "good", "b": "noise"}]
+        {"a_cluster": 2, "b_cluster": 7, "field": "group", "a": "good", "b": "noise"}
+    ]
     assert d.agreement == pytest.approx(4 / 12)
     assert d.adjusted_rand_index == pytest.approx(brute_force_ari(a, b))
     assert not d.is_equal
     # Without a base, a one-to-many difference is reported as a merge by the coarse side.
     assert [x.kind for x in outcome_diff(a, b).differences] == ["merge", "merge"]
     # Swapping the sides swaps "by".
-    assert [(x.kind, x.by) for x in outcome_diff(b, a, base).differences] == [("merge", "b"), ("split", "b")]
+    assert [(x.kind, x.by) for x in outcome_diff(b, a, base).differences] == [
+        ("merge", "b"),
+        ("split", "b"),
+    ]
 
 
 # ---------------------------------------------------------------------- histories
@@ -166,9 +181,16 @@ def test_identical_histories(ds: Path) -> None:
     o = d.outcome
     assert o.is_equal and o.agreement == 1.0 and o.adjusted_rand_index == 1.0
     assert o.to_dict() == {
-        "n_spikes": 30, "n_clusters": {"a": 5, "b": 5}, "agreement": 1.0, "adjusted_rand_index": 1.0,
+        "n_spikes": 30,
+        "n_clusters": {"a": 5, "b": 5},
+        "agreement": 1.0,
+        "adjusted_rand_index": 1.0,
         "identical": {"count": 5, "n_spikes": 30, "renamed": []},
-        "merges": [], "splits": [], "other": [], "label_disagreements": []}
+        "merges": [],
+        "splits": [],
+        "other": [],
+        "label_disagreements": [],
+    }
 
 
 def test_pure_merge_disagreement(ds: Path) -> None:
@@ -176,7 +198,9 @@ def test_pure_merge_disagreement(ds: Path) -> None:
     assert d.common_prefix == 0
     assert [e.summary() for e in d.only_a][1:] == ["merge 0, 1 -> 6 (10 spikes)"]
     o = d.outcome.to_dict()
-    assert o["merges"] == [{"kind": "merge", "by": "a", "a_clusters": [6], "b_clusters": [0, 1], "n_spikes": 10}]
+    assert o["merges"] == [
+        {"kind": "merge", "by": "a", "a_clusters": [6], "b_clusters": [0, 1], "n_spikes": 10}
+    ]
     assert o["splits"] == [] and o["other"] == [] and o["label_disagreements"] == []
     assert o["identical"] == {"count": 4, "n_spikes": 20, "renamed": []}
     assert o["agreement"] == pytest.approx(20 / 30)
@@ -189,7 +213,9 @@ def test_split_disagreement(ds: Path) -> None:
     spikes_of_2 = np.flatnonzero(TEMPLATES == 2)  # 2, 8, 14, 20, 26
     d = _two_sides(ds, lambda c: None, lambda c: c.split(spikes_of_2[:2]))
     o = d.outcome.to_dict()
-    assert o["splits"] == [{"kind": "split", "by": "b", "a_clusters": [2], "b_clusters": [6, 7], "n_spikes": 5}]
+    assert o["splits"] == [
+        {"kind": "split", "by": "b", "a_clusters": [2], "b_clusters": [6, 7], "n_spikes": 5}
+    ]
     assert o["merges"] == [] and o["other"] == []
     assert o["identical"]["count"] == 5 and o["agreement"] == pytest.approx(25 / 30)
 
@@ -221,14 +247,18 @@ def test_label_disagreement_and_renamed_identical_clusters(ds: Path) -> None:
 def test_other_difference_and_compound_cases(ds: Path) -> None:
     o = _two_sides(ds, lambda c: c.merge([0, 1]), lambda c: c.merge([1, 2])).outcome
     assert [x.to_dict() for x in o.differences] == [
-        {"kind": "other", "by": None, "a_clusters": [2, 6], "b_clusters": [0, 6], "n_spikes": 15}]
+        {"kind": "other", "by": None, "a_clusters": [2, 6], "b_clusters": [0, 6], "n_spikes": 15}
+    ]
 
 
 def test_split_vs_merge_of_the_same_cluster_is_other(tmp_path: Path) -> None:
     folder = write_folder(tmp_path / "ds2", TEMPLATES, n_templates=6)
-    o = _two_sides(folder, lambda c: c.split(np.flatnonzero(TEMPLATES == 0)[:2]),
-                   lambda c: c.merge([0, 1])).outcome
-    assert [(x.kind, x.a_clusters, x.b_clusters) for x in o.differences] == [("other", [1, 6, 7], [6])]
+    o = _two_sides(
+        folder, lambda c: c.split(np.flatnonzero(TEMPLATES == 0)[:2]), lambda c: c.merge([0, 1])
+    ).outcome
+    assert [(x.kind, x.a_clusters, x.b_clusters) for x in o.differences] == [
+        ("other", [1, 6, 7], [6])
+    ]
 
 
 def test_base_is_the_common_prefix_not_the_templates(ds: Path) -> None:
@@ -237,7 +267,8 @@ def test_base_is_the_common_prefix_not_the_templates(ds: Path) -> None:
         cur.split(np.flatnonzero(TEMPLATES == 0)[:2])  # 0 -> 6, 7 (shared)
     o = _two_sides(ds, lambda c: c.merge([6, 7]), lambda c: None).outcome
     assert [x.to_dict() for x in o.differences] == [
-        {"kind": "merge", "by": "a", "a_clusters": [8], "b_clusters": [6, 7], "n_spikes": 5}]
+        {"kind": "merge", "by": "a", "a_clusters": [8], "b_clusters": [6, 7], "n_spikes": 5}
+    ]
     # b changed nothing since the fork: same outcome as main
     o = diff_histories(ds, "b", "main").outcome
     assert o.is_equal
@@ -269,20 +300,34 @@ def test_diff_errors(ds: Path, tmp_path: Path) -> None:
 
 
 def test_json_schema_is_stable(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _two_sides(ds, lambda c: (c.merge([0, 1]), c.label([2], group="good")), lambda c: c.label([2], group="mua"))
+    _two_sides(
+        ds,
+        lambda c: (c.merge([0, 1]), c.label([2], group="good")),
+        lambda c: c.label([2], group="mua"),
+    )
     assert main(["diff", str(ds), "a", "b", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == DIFF_SCHEMA == "curalog-diff/1"
     assert set(doc) == {"schema", "dataset", "a", "b", "events", "outcome"}
     assert set(doc["a"]) == {"name", "log", "events", "head", "seq", "clusters", "damaged"}
     assert set(doc["events"]) == {"same_root", "common_prefix", "base_head", "only_a", "only_b"}
-    assert set(doc["outcome"]) == {"n_spikes", "n_clusters", "agreement", "adjusted_rand_index", "identical",
-                                   "merges", "splits", "other", "label_disagreements"}
+    assert set(doc["outcome"]) == {
+        "n_spikes",
+        "n_clusters",
+        "agreement",
+        "adjusted_rand_index",
+        "identical",
+        "merges",
+        "splits",
+        "other",
+        "label_disagreements",
+    }
     ev = doc["events"]["only_a"][1]
     assert set(ev) == {"seq", "type", "time", "author", "hash", "summary", "clusters"}
     assert ev["type"] == "merge" and ev["clusters"] == [0, 1, 6] and ev["author"] == "a"
     assert doc["outcome"]["label_disagreements"] == [
-        {"a_cluster": 2, "b_cluster": 2, "field": "group", "a": "good", "b": "mua"}]
+        {"a_cluster": 2, "b_cluster": 2, "field": "group", "a": "good", "b": "mua"}
+    ]
     assert doc["a"]["name"] == "a" and doc["b"]["clusters"] == 6
 
 

@@ -26,23 +26,34 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def _phy():
-    clustering = pytest.importorskip("phy.cluster.clustering", reason="phy is not installed", exc_type=ImportError)
+    clustering = pytest.importorskip(
+        "phy.cluster.clustering", reason="phy is not installed", exc_type=ImportError
+    )
     utils = pytest.importorskip("phy.cluster._utils", exc_type=ImportError)
     misc = pytest.importorskip("phylib.utils._misc")
     return clustering.Clustering, utils.create_cluster_meta, misc._write_tsv_simple
 
 
-def phy_session(folder: Path, actions: Callable, *, start_groups: dict[int, str] | None = None) -> np.ndarray:
+def phy_session(
+    folder: Path, actions: Callable, *, start_groups: dict[int, str] | None = None
+) -> np.ndarray:
     """Curate ``folder`` with phy's engine as the Template GUI would, then save like phy."""
     Clustering, create_cluster_meta, write_tsv = _phy()
     sc_path = folder / "spike_clusters.npy"
-    start = np.load(sc_path).reshape(-1) if sc_path.exists() else np.load(folder / "spike_templates.npy").reshape(-1)
+    start = (
+        np.load(sc_path).reshape(-1)
+        if sc_path.exists()
+        else np.load(folder / "spike_templates.npy").reshape(-1)
+    )
     clustering = Clustering(start.astype(np.int64).copy())
     groups = start_groups
     if groups is None and (folder / "cluster_group.tsv").exists():
         from curalog.dataset import read_metadata_tsv
 
-        groups = {int(k): v for k, v in read_metadata_tsv(folder / "cluster_group.tsv").get("group", {}).items()}
+        groups = {
+            int(k): v
+            for k, v in read_metadata_tsv(folder / "cluster_group.tsv").get("group", {}).items()
+        }
     meta = create_cluster_meta(groups or {})
 
     def do(up):
@@ -54,7 +65,9 @@ def phy_session(folder: Path, actions: Callable, *, start_groups: dict[int, str]
     final = clustering.spike_clusters.astype(np.int32)
     np.save(sc_path, final)  # phy: model.save_spike_clusters
     live = {int(c): meta.get("group", c) for c in clustering.cluster_ids}
-    write_tsv(folder / "cluster_group.tsv", "group", {c: v for c, v in live.items() if v is not None})
+    write_tsv(
+        folder / "cluster_group.tsv", "group", {c: v for c, v in live.items() if v is not None}
+    )
     return final
 
 
@@ -62,15 +75,23 @@ def phy_session(folder: Path, actions: Callable, *, start_groups: dict[int, str]
 def synth(tmp_path: Path) -> Path:
     rng = np.random.default_rng(7)
     templates = rng.integers(0, 20, 3000)
-    return write_folder(tmp_path / "synth", templates, n_templates=20,
-                        groups={c: ("good" if c % 3 else "mua") for c in range(20)})
+    return write_folder(
+        tmp_path / "synth",
+        templates,
+        n_templates=20,
+        groups={c: ("good" if c % 3 else "mua") for c in range(20)},
+    )
 
 
 def session_1(c, meta, do) -> None:
     do(c.merge([3, 5]))  # 20
     do(c.merge([20, 7]))  # 21
     do(c.split(np.flatnonzero(np.isin(c.spike_clusters, [1, 2]))[::3]))  # lasso over two clusters
-    do(c.split(np.flatnonzero(c.spike_clusters == 9), np.arange(np.sum(c.spike_clusters == 9)) % 3 * 2))
+    do(
+        c.split(
+            np.flatnonzero(c.spike_clusters == 9), np.arange(np.sum(c.spike_clusters == 9)) % 3 * 2
+        )
+    )
     do(c.merge([0, 4]))
     c.undo()  # phy: the merge is undone, its id is burned
     do(c.merge([10, 11, 12]))
@@ -87,7 +108,8 @@ def assert_matches_folder(folder: Path, log: Path | None = None) -> None:
     with open_curation(folder, log, readonly=True) as cur:
         assert np.array_equal(cur.spike_clusters, phy_sc)
         assert {c: g for c, g in cur.groups().items() if g is not None} == {
-            int(c): g for c, g in groups.items() if g != "unsorted" and int(c) in cur.state}
+            int(c): g for c, g in groups.items() if g != "unsorted" and int(c) in cur.state
+        }
 
 
 def test_import_reproduces_a_phy_session(synth: Path, tmp_path: Path) -> None:
@@ -102,8 +124,12 @@ def test_import_reproduces_a_phy_session(synth: Path, tmp_path: Path) -> None:
     # export -> the same files phy wrote
     with open_curation(synth, readonly=True) as cur:
         out = cur.export(tmp_path / "out")
-    assert (tmp_path / "out" / "spike_clusters.npy").read_bytes() == (synth / "spike_clusters.npy").read_bytes()
-    assert (tmp_path / "out" / "cluster_group.tsv").read_bytes() == (synth / "cluster_group.tsv").read_bytes()
+    assert (tmp_path / "out" / "spike_clusters.npy").read_bytes() == (
+        synth / "spike_clusters.npy"
+    ).read_bytes()
+    assert (tmp_path / "out" / "cluster_group.tsv").read_bytes() == (
+        synth / "cluster_group.tsv"
+    ).read_bytes()
     assert out.files
 
 
@@ -156,8 +182,13 @@ def test_phy_template_real_folder(phy_template: Path, tmp_path: Path) -> None:
     assert_matches_folder(phy_template)
     with open_curation(phy_template, readonly=True) as cur:
         cur.export(tmp_path / "out")
-    assert np.array_equal(np.load(tmp_path / "out" / "spike_clusters.npy"), np.load(phy_template / "spike_clusters.npy"))
-    assert (tmp_path / "out" / "cluster_group.tsv").read_bytes() == (phy_template / "cluster_group.tsv").read_bytes()
+    assert np.array_equal(
+        np.load(tmp_path / "out" / "spike_clusters.npy"),
+        np.load(phy_template / "spike_clusters.npy"),
+    )
+    assert (tmp_path / "out" / "cluster_group.tsv").read_bytes() == (
+        phy_template / "cluster_group.tsv"
+    ).read_bytes()
 
 
 def test_unsorted_and_custom_groups(synth: Path) -> None:

@@ -28,15 +28,23 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def si_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     si = pytest.importorskip("spikeinterface.core", reason="spikeinterface is not installed")
     exporters = pytest.importorskip("spikeinterface.exporters")
-    rec, gt = si.generate_ground_truth_recording(durations=[10.0], sampling_frequency=30_000.0, num_channels=8,
-                                                 num_units=6, seed=3)
+    rec, gt = si.generate_ground_truth_recording(
+        durations=[10.0], sampling_frequency=30_000.0, num_channels=8, num_units=6, seed=3
+    )
     an = si.create_sorting_analyzer(sorting=gt, recording=rec, format="memory", sparse=True)
     an.compute("random_spikes", method="uniform", max_spikes_per_unit=100, seed=0)
     an.compute("templates")
     an.compute("template_similarity")
     out = tmp_path_factory.mktemp("si") / "phy"
-    exporters.export_to_phy(an, output_folder=out, compute_pc_features=False, compute_amplitudes=True,
-                            copy_binary=False, remove_if_exists=True, verbose=False)
+    exporters.export_to_phy(
+        an,
+        output_folder=out,
+        compute_pc_features=False,
+        compute_amplitudes=True,
+        copy_binary=False,
+        remove_if_exists=True,
+        verbose=False,
+    )
     return out
 
 
@@ -51,7 +59,9 @@ def test_export_to_phy_folder_opens_curates_and_exports(folder: Path) -> None:
     ds = load_dataset(folder)
     assert ds.n_templates == 6 and "si_unit_id" in ds.sorter_columns
     with open_curation(folder, author="t") as cur:
-        assert cur.n_clusters == 6 and all(g is None for g in cur.groups().values())  # SI writes 'unsorted'
+        assert cur.n_clusters == 6 and all(
+            g is None for g in cur.groups().values()
+        )  # SI writes 'unsorted'
         new = cur.merge([0, 1])
         parts = cur.split(cur.spikes(2)[::2])
         cur.label([new], group="good")
@@ -64,7 +74,9 @@ def test_export_to_phy_folder_opens_curates_and_exports(folder: Path) -> None:
     try:
         assert np.array_equal(model.spike_clusters, sc)
         assert sorted(model.cluster_ids.tolist()) == sorted(np.unique(sc).tolist())
-        assert {int(c): g for c, g in model.metadata.get("group", {}).items() if g != "unsorted"} == groups
+        assert {
+            int(c): g for c, g in model.metadata.get("group", {}).items() if g != "unsorted"
+        } == groups
     finally:
         model.close()
 

@@ -84,7 +84,11 @@ def test_unsorted_clears_and_invalid_labels_are_refused(folder):
         cur.label([0], group="unsorted")
         assert cur.group(0) is None
         n = cur.seq
-        for kwargs in ({"group": "great"}, {"field": "bad\tname", "value": 1}, {"field": "x", "value": float("nan")}):
+        for kwargs in (
+            {"group": "great"},
+            {"field": "bad\tname", "value": 1},
+            {"field": "x", "value": float("nan")},
+        ):
             with pytest.raises(InvalidActionError):
                 cur.label([0], **kwargs)
         with pytest.raises(InvalidActionError, match="unknown cluster"):
@@ -108,7 +112,9 @@ def test_base_groups_come_from_the_log_header_not_the_current_file(folder):
     with curalog.open(folder) as cur:
         cur.label([2], group="mua")
         cur.export()  # rewrites cluster_group.tsv
-    (folder / "cluster_group.tsv").write_text("cluster_id\tgroup\n3\tnoise\n")  # edited behind our back
+    (folder / "cluster_group.tsv").write_text(
+        "cluster_id\tgroup\n3\tnoise\n"
+    )  # edited behind our back
     with curalog.open(folder, readonly=True) as cur:
         assert cur.group(0) == "good" and cur.group(2) == "mua" and cur.group(3) is None
     assert np.array_equal(curalog.replay(folder), np.load(folder / "spike_templates.npy"))
@@ -120,7 +126,9 @@ def test_free_fields_stay_labels_after_export(phy_template):
         cur.label([1], field="comment", value="noisy")
         cur.export()
     assert (phy_template / "cluster_comment.tsv").exists()
-    (phy_template / "cluster_KSLabel.tsv").write_text("cluster_id\tKSLabel\n1\tgood\n")  # appears later
+    (phy_template / "cluster_KSLabel.tsv").write_text(
+        "cluster_id\tKSLabel\n1\tgood\n"
+    )  # appears later
     with curalog.open(phy_template) as cur:
         cur.label([1], field="comment", value="fine")  # still a label field
         assert cur.labels.get("comment", 1) == "fine"

@@ -44,8 +44,13 @@ def _same(a: list[Proposal], b: list[Proposal], rtol: float = 0.0) -> bool:
     if [(p.a, p.b) for p in a] != [(p.a, p.b) for p in b]:
         return False
     if rtol == 0.0:
-        return [p.score for p in a] == [p.score for p in b] and [p.reason for p in a] == [p.reason for p in b]
-    return all(math.isclose(p.score, q.score, rel_tol=rtol, abs_tol=1e-12) for p, q in zip(a, b, strict=True))
+        return [p.score for p in a] == [p.score for p in b] and [p.reason for p in a] == [
+            p.reason for p in b
+        ]
+    return all(
+        math.isclose(p.score, q.score, rel_tol=rtol, abs_tol=1e-12)
+        for p, q in zip(a, b, strict=True)
+    )
 
 
 def _fresh(folder: Path, log: Path) -> list[Proposal]:
@@ -88,7 +93,9 @@ def test_refractory_posterior() -> None:
     assert _p_same(2.0, 2.0, 0.2, 0.5, 1.5) < 0.2  # a few coincidences where a few expected
     values = [_p_same(float(o), 10.0, 0.2, 0.5, 1.5) for o in range(15)]
     assert all(x >= y for x, y in zip(values, values[1:], strict=False))  # monotone in O
-    assert _p_same(5000.0, 5000.0, 0.2, 0.5, 1.5) == 0.0 and _p_same(0.0, 5000.0, 0.2, 0.5, 1.5) == 1.0
+    assert (
+        _p_same(5000.0, 5000.0, 0.2, 0.5, 1.5) == 0.0 and _p_same(0.0, 5000.0, 0.2, 0.5, 1.5) == 1.0
+    )
 
 
 def test_score_of_any_pair_and_errors(drift_ds: Path, log: Path) -> None:
@@ -128,7 +135,9 @@ def test_accepted_merge_updates_only_affected_proposals(drift_ds: Path, log: Pat
         # no cached base score was recomputed or dropped
         assert all(eng._pairs[k] is v for k, v in base_before.items())
         # a proposal is re-adjusted only when a neighbour of one of its clusters changed
-        changed = {x for x in set(nbrs_before) | set(eng._nbrs) if nbrs_before.get(x) != eng._nbrs.get(x)}
+        changed = {
+            x for x in set(nbrs_before) | set(eng._nbrs) if nbrs_before.get(x) != eng._nbrs.get(x)
+        }
         redone = [pair for pair in after if pair in before and after[pair] is not before[pair]]
         assert all(set(pair) & changed for pair in redone)
         assert len(redone) < len(after) // 3
@@ -200,7 +209,9 @@ def test_accept_writes_a_merge_with_provenance(drift_ds: Path, log: Path) -> Non
     meta = event.body["meta"]["proposal"]
     assert meta["engine"] == "curalog.analysis.proposals" and meta["clusters"] == [p.a, p.b]
     assert meta["score"] == round(p.score, 4) and meta["reason"] == p.reason
-    assert set(meta["factors"]) >= {"f_sim", "f_ccg", "f_unique"} and "similarity" in meta["evidence"]
+    assert (
+        set(meta["factors"]) >= {"f_sim", "f_ccg", "f_unique"} and "similarity" in meta["evidence"]
+    )
     assert "params" not in meta  # default parameters
 
 
@@ -210,7 +221,10 @@ def test_rejected_pairs_are_not_proposed_again_after_a_restart(drift_ds: Path, l
         first = eng.proposals()[0]
         note = eng.reject(first, "two neurons: different spike widths")
         assert note.type == NOTE and note.body["kind"] == PROPOSAL_NOTE_KIND
-        assert note.body["data"]["decision"] == "reject" and note.body["data"]["clusters"] == [first.a, first.b]
+        assert note.body["data"]["decision"] == "reject" and note.body["data"]["clusters"] == [
+            first.a,
+            first.b,
+        ]
         assert first.pair not in {p.pair for p in eng.proposals()}
         assert eng.next() is not None and eng.next().pair != first.pair
         assert first.pair in {p.pair for p in eng.proposals(include_rejected=True)}
@@ -250,13 +264,26 @@ def test_evidence_arrays(drift_ds: Path, log: Path) -> None:
         ev = eng.evidence(p)
         assert ev.proposal is p and eng.evidence(p.a, p.b).proposal == p
         nb = eng.params.n_time_bins
-        for arr in (ev.time_s, ev.rate_a, ev.rate_b, ev.amplitude_a, ev.amplitude_b, ev.position_a, ev.position_b):
+        for arr in (
+            ev.time_s,
+            ev.rate_a,
+            ev.rate_b,
+            ev.amplitude_a,
+            ev.amplitude_b,
+            ev.position_a,
+            ev.position_b,
+        ):
             assert arr.shape == (nb,)
         assert ev.ccg.shape == ev.acg_a.shape == ev.acg_b.shape == ev.lags_ms.shape
-        assert 0 < ev.channels.shape[0] <= 8 and ev.channel_positions.shape == (ev.channels.shape[0], 2)
+        assert 0 < ev.channels.shape[0] <= 8 and ev.channel_positions.shape == (
+            ev.channels.shape[0],
+            2,
+        )
         assert ev.template_a.shape == ev.template_b.shape == (82, ev.channels.shape[0])
         n_a = cur.state.n_spikes_of(p.a)
-        assert math.isclose(float((ev.rate_a * (ev.time_s[1] - ev.time_s[0])).sum()), n_a, rel_tol=1e-9)
+        assert math.isclose(
+            float((ev.rate_a * (ev.time_s[1] - ev.time_s[0])).sum()), n_a, rel_tol=1e-9
+        )
         # the refractory window of the CCG is empty for a proposed pair of one neuron
         centre = np.abs(ev.lags_ms) < 1.0
         assert ev.ccg[centre].sum() <= p.evidence["coincidences"] + 1

@@ -26,8 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curalog")
     sub = parser.add_subparsers(dest="command")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str, *, dataset: bool = True,
-            author: bool = False) -> argparse.ArgumentParser:
+    def add(
+        name: str,
+        func: Callable[[argparse.Namespace], int],
+        help_: str,
+        *,
+        dataset: bool = True,
+        author: bool = False,
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         if dataset:
             p.add_argument("dir", metavar="DIR")
@@ -75,8 +81,23 @@ def test_list_table(ds: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_accept_all(ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "main.log"
-    assert run(["proposals", str(ds), "--log", str(log), "--accept-all", "--min-score", "0.2", "--json",
-                "--author", "tester"]) == 0
+    assert (
+        run(
+            [
+                "proposals",
+                str(ds),
+                "--log",
+                str(log),
+                "--accept-all",
+                "--min-score",
+                "0.2",
+                "--json",
+                "--author",
+                "tester",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     merges = out["merges"]
     assert merges and out["clusters_after"] == out["clusters_before"] - len(merges)
@@ -89,16 +110,33 @@ def test_accept_all(ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     # nothing is left above the threshold
     assert run(["proposals", str(ds), "--log", str(log), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["proposals"] == []
-    assert run(["proposals", str(ds), "--log", str(tmp_path / "b.log"), "--accept-all", "--min-score",
-                "0.2", "--max-merges", "2"]) == 0
+    assert (
+        run(
+            [
+                "proposals",
+                str(ds),
+                "--log",
+                str(tmp_path / "b.log"),
+                "--accept-all",
+                "--min-score",
+                "0.2",
+                "--max-merges",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "accepted 2 proposals" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--accept-all"], "needs an explicit --min-score"),
-    (["--min-score", "1.5"], "between 0 and 1"),
-    (["--limit", "-1"], "--limit"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--accept-all"], "needs an explicit --min-score"),
+        (["--min-score", "1.5"], "between 0 and 1"),
+        (["--limit", "-1"], "--limit"),
+    ],
+)
 def test_bad_arguments(ds: Path, tmp_path: Path, argv: list[str], message: str) -> None:
     log = tmp_path / "x.log"
     with pytest.raises(CuralogError, match=message):

@@ -68,8 +68,12 @@ def nothing(cur) -> None:
     pass
 
 
-CASES: dict[str, Callable] = {"merges": merges_only, "splits": splits_only, "everything": everything,
-                               "nothing": nothing}
+CASES: dict[str, Callable] = {
+    "merges": merges_only,
+    "splits": splits_only,
+    "everything": everything,
+    "nothing": nothing,
+}
 
 
 def curate(ds: Path, case: str):
@@ -85,9 +89,14 @@ def test_export_structure_simple(ds: Path, tmp_path: Path) -> None:
     assert doc["format_version"] == "2" and doc["unit_ids"] == list(range(N_T))
     assert doc["merges"] == [{"unit_ids": [3, 5], "new_unit_id": 15}]
     assert doc["splits"] == [] and doc["removed"] == []
-    assert doc["label_definitions"]["quality"] == {"label_options": ["good", "mua", "noise"], "exclusive": True}
-    assert doc["manual_labels"] == [{"unit_id": 2, "labels": {"quality": ["good"]}},
-                                    {"unit_id": 4, "labels": {"quality": ["noise"]}}]
+    assert doc["label_definitions"]["quality"] == {
+        "label_options": ["good", "mua", "noise"],
+        "exclusive": True,
+    }
+    assert doc["manual_labels"] == [
+        {"unit_id": 2, "labels": {"quality": ["good"]}},
+        {"unit_id": 4, "labels": {"quality": ["noise"]}},
+    ]
     assert doc["curalog"]["seq"] == 3
 
 
@@ -114,11 +123,19 @@ def test_export_structure_chained(ds: Path) -> None:
     assert {tuple(m["unit_ids"]) for m in s1["merges"]} == {(0, 1), (9, 10), (11, 12, 13)}
     assert {m["new_unit_id"] for m in s1["merges"] if m["unit_ids"] == [11, 12, 13]} == {22}
     assert [s["unit_id"] for s in s1["splits"]] == [8]  # the rename: split in two temporary parts
-    assert [s["unit_id"] for s in s2["splits"]] != [] and [m["new_unit_id"] for m in s2["merges"]] == [18]
+    assert [s["unit_id"] for s in s2["splits"]] != [] and [
+        m["new_unit_id"] for m in s2["merges"]
+    ] == [18]
     assert s3["unit_ids"] == final and not s3["merges"] and not s3["splits"]
     labels = {m["unit_id"]: m["labels"] for m in s3["manual_labels"]}
-    assert labels[22] == {"quality": ["good"], "comment": ["clean"]} and labels[3] == {"quality": ["mua"], "comment": ["drifts"]}
-    assert s3["label_definitions"]["comment"] == {"label_options": ["clean", "drifts"], "exclusive": True}
+    assert labels[22] == {"quality": ["good"], "comment": ["clean"]} and labels[3] == {
+        "quality": ["mua"],
+        "comment": ["drifts"],
+    }
+    assert s3["label_definitions"]["comment"] == {
+        "label_options": ["clean", "drifts"],
+        "exclusive": True,
+    }
     assert doc[0]["curalog"]["fields_not_exported"] == ["score"]
     # every temporary id is above every real one
     temps = {m["new_unit_id"] for m in s1["merges"]} - set(final)
@@ -136,13 +153,18 @@ def test_round_trip_through_the_file(ds: Path, tmp_path: Path, case: str) -> Non
     res = import_spikeinterface(ds, out, log=default_log_path(ds, "si"))
     assert res.id_map == {}
     d = diff_histories(ds, "main", "si")
-    assert d.outcome.differences == [] and all(a == b for a, b, _ in d.outcome.identical)  # ids included
+    assert d.outcome.differences == [] and all(
+        a == b for a, b, _ in d.outcome.identical
+    )  # ids included
     assert [(x.field, x.a_value) for x in d.outcome.label_disagreements] == (
-        [("score", 0.5)] if case == "everything" else [])
+        [("score", 0.5)] if case == "everything" else []
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_spikeinterface_validates_and_applies_our_export(ds: Path, tmp_path: Path, case: str) -> None:
+def test_spikeinterface_validates_and_applies_our_export(
+    ds: Path, tmp_path: Path, case: str
+) -> None:
     si = pytest.importorskip("spikeinterface.core", reason="spikeinterface is not installed")
     si_cur = pytest.importorskip("spikeinterface.curation")
     model = pytest.importorskip("spikeinterface.curation.curation_model")
@@ -164,7 +186,9 @@ def test_spikeinterface_validates_and_applies_our_export(ds: Path, tmp_path: Pat
     for u in curated.unit_ids:
         assert np.array_equal(np.sort(curated.get_unit_spike_train(u)), TIMES[sc == int(u)]), u
     if any(g is not None for g in groups.values()):
-        quality = dict(zip((int(u) for u in curated.unit_ids), curated.get_property("quality"), strict=True))
+        quality = dict(
+            zip((int(u) for u in curated.unit_ids), curated.get_property("quality"), strict=True)
+        )
         for c, g in groups.items():
             if g is not None:
                 assert quality[c] == g
@@ -178,16 +202,27 @@ def write(tmp_path: Path, doc) -> Path:
 
 
 def test_import_v1_file(ds: Path, tmp_path: Path) -> None:
-    doc = {"format_version": "1", "unit_ids": list(range(N_T)),
-           "label_definitions": {"quality": {"label_options": ["good", "noise", "MUA"], "exclusive": True},
-                                 "tags": {"label_options": ["burst", "drift"], "exclusive": False}},
-           "manual_labels": [{"unit_id": 2, "quality": ["MUA"]}, {"unit_id": 6, "tags": ["drift", "burst"]}],
-           "merge_unit_groups": [[3, 4], [7, 8, 9]], "removed_units": [10]}
+    doc = {
+        "format_version": "1",
+        "unit_ids": list(range(N_T)),
+        "label_definitions": {
+            "quality": {"label_options": ["good", "noise", "MUA"], "exclusive": True},
+            "tags": {"label_options": ["burst", "drift"], "exclusive": False},
+        },
+        "manual_labels": [
+            {"unit_id": 2, "quality": ["MUA"]},
+            {"unit_id": 6, "tags": ["drift", "burst"]},
+        ],
+        "merge_unit_groups": [[3, 4], [7, 8, 9]],
+        "removed_units": [10],
+    }
     res = import_spikeinterface(ds, write(tmp_path, doc))
     with open_curation(ds, readonly=True) as cur:
         assert cur.group(2) == "mua" and cur.labels.get("tags", 6) == "burst,drift"
         assert cur.group(10) == "noise" and 10 in cur.state  # removal: kept, labelled noise
-        assert 3 not in cur.state and np.array_equal(cur.spikes(15), np.flatnonzero(np.isin(TEMPLATES, [3, 4])))
+        assert 3 not in cur.state and np.array_equal(
+            cur.spikes(15), np.flatnonzero(np.isin(TEMPLATES, [3, 4]))
+        )
         assert np.array_equal(cur.spikes(16), np.flatnonzero(np.isin(TEMPLATES, [7, 8, 9])))
     assert res.n_structural == 2 and res.n_labels == 3
 
@@ -196,13 +231,23 @@ def test_import_v2_variants_and_string_ids(ds: Path, tmp_path: Path) -> None:
     n4 = int(np.sum(TEMPLATES == 4))
     labels = (np.arange(n4) % 2).tolist()
     steps = [
-        {"format_version": "2", "unit_ids": [str(u) for u in range(N_T)],
-         "merges": {"40": ["1", "2"]},
-         "splits": [{"unit_id": "4", "mode": "labels", "labels": labels, "new_unit_ids": ["4a", "4b"]}]},
-        {"format_version": "2", "unit_ids": [u for u in range(N_T) if u not in (1, 2, 4)] + [40, "4a", "4b"],
-         "label_definitions": {"quality": {"label_options": ["good", "noise"], "exclusive": True}},
-         "manual_labels": [{"unit_id": "4a", "labels": {"quality": ["good"]}}],
-         "merges": [{"unit_ids": ["4b", 40], "new_unit_id": None}]},
+        {
+            "format_version": "2",
+            "unit_ids": [str(u) for u in range(N_T)],
+            "merges": {"40": ["1", "2"]},
+            "splits": [
+                {"unit_id": "4", "mode": "labels", "labels": labels, "new_unit_ids": ["4a", "4b"]}
+            ],
+        },
+        {
+            "format_version": "2",
+            "unit_ids": [u for u in range(N_T) if u not in (1, 2, 4)] + [40, "4a", "4b"],
+            "label_definitions": {
+                "quality": {"label_options": ["good", "noise"], "exclusive": True}
+            },
+            "manual_labels": [{"unit_id": "4a", "labels": {"quality": ["good"]}}],
+            "merges": [{"unit_ids": ["4b", 40], "new_unit_id": None}],
+        },
     ]
     res = import_spikeinterface(ds, write(tmp_path, steps))
     with open_curation(ds, readonly=True) as cur:
@@ -213,31 +258,67 @@ def test_import_v2_variants_and_string_ids(ds: Path, tmp_path: Path) -> None:
         assert b not in cur.state  # merged in step 2
         assert 40 not in cur.state
         new = int(cur.spike_clusters[spikes4[1]])
-        assert np.array_equal(cur.spikes(new), np.sort(np.r_[spikes4[1::2], np.flatnonzero(np.isin(TEMPLATES, [1, 2]))]))
+        assert np.array_equal(
+            cur.spikes(new),
+            np.sort(np.r_[spikes4[1::2], np.flatnonzero(np.isin(TEMPLATES, [1, 2]))]),
+        )
 
 
 def test_import_sortingview_v0(ds: Path, tmp_path: Path) -> None:
-    doc = {"labelsByUnit": {str(u): ["accept"] for u in range(N_T)}, "mergeGroups": [[5, 6]],
-           "unit_ids": list(range(N_T))}
+    doc = {
+        "labelsByUnit": {str(u): ["accept"] for u in range(N_T)},
+        "mergeGroups": [[5, 6]],
+        "unit_ids": list(range(N_T)),
+    }
     res = import_spikeinterface(ds, write(tmp_path, doc))
     with open_curation(ds, readonly=True) as cur:
         assert cur.labels.get("all_labels", 0) == "accept" and 15 in cur.state
     assert res.n_structural == 1
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ({"format_version": "3", "unit_ids": []}, "format_version '3' is not supported"),
-    ({"format_version": "2"}, "unit_ids"),
-    ({"format_version": "2", "unit_ids": [1, 2, 3], "merges": [[1, 2], [2, 3]]}, "unit 2 is in two merges"),
-    ({"format_version": "2", "unit_ids": [1, 2, 3], "merges": [[1]]}, "at least two units"),
-    ({"format_version": "2", "unit_ids": [1, 2], "merges": [[1, 2]], "removed": [1]}, "both removed and merged"),
-    ({"format_version": "2", "unit_ids": [1, 2], "splits": [{"unit_id": 1, "indices": [[0, 0]]}]}, "duplicate indices"),
-    ({"format_version": "2", "unit_ids": [1, 2], "manual_labels": [{"unit_id": 1, "labels": {"q": ["x"]}}]},
-     "missing from label_definitions"),
-    ({"format_version": "2", "unit_ids": [1, 2], "splits": [{"unit_id": 1, "indices": [[0]], "new_unit_ids": [2, 9]}]},
-     "already a unit"),
-])
-def test_invalid_files_are_refused_before_anything_is_written(ds: Path, tmp_path: Path, doc, message: str) -> None:
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"format_version": "3", "unit_ids": []}, "format_version '3' is not supported"),
+        ({"format_version": "2"}, "unit_ids"),
+        (
+            {"format_version": "2", "unit_ids": [1, 2, 3], "merges": [[1, 2], [2, 3]]},
+            "unit 2 is in two merges",
+        ),
+        ({"format_version": "2", "unit_ids": [1, 2, 3], "merges": [[1]]}, "at least two units"),
+        (
+            {"format_version": "2", "unit_ids": [1, 2], "merges": [[1, 2]], "removed": [1]},
+            "both removed and merged",
+        ),
+        (
+            {
+                "format_version": "2",
+                "unit_ids": [1, 2],
+                "splits": [{"unit_id": 1, "indices": [[0, 0]]}],
+            },
+            "duplicate indices",
+        ),
+        (
+            {
+                "format_version": "2",
+                "unit_ids": [1, 2],
+                "manual_labels": [{"unit_id": 1, "labels": {"q": ["x"]}}],
+            },
+            "missing from label_definitions",
+        ),
+        (
+            {
+                "format_version": "2",
+                "unit_ids": [1, 2],
+                "splits": [{"unit_id": 1, "indices": [[0]], "new_unit_ids": [2, 9]}],
+            },
+            "already a unit",
+        ),
+    ],
+)
+def test_invalid_files_are_refused_before_anything_is_written(
+    ds: Path, tmp_path: Path, doc, message: str
+) -> None:
     before = snapshot_dir(ds)
     with pytest.raises(CurationImportError, match=message):
         import_spikeinterface(ds, write(tmp_path, doc))
@@ -254,8 +335,12 @@ def test_state_errors_leave_the_log_untouched(ds: Path, tmp_path: Path) -> None:
     with pytest.raises(CurationImportError, match="branch started at 0"):
         import_spikeinterface(ds, write(tmp_path, stale))
     live = [u for u in range(2, N_T)] + [15]
-    out_of_range = {"format_version": "2", "unit_ids": live, "merges": [[2, 3]],
-                    "splits": [{"unit_id": 5, "indices": [[0, 1, 99999]]}]}
+    out_of_range = {
+        "format_version": "2",
+        "unit_ids": live,
+        "merges": [[2, 3]],
+        "splits": [{"unit_id": 5, "indices": [[0, 1, 99999]]}],
+    }
     with pytest.raises(CurationImportError, match="index out of range"):
         import_spikeinterface(ds, write(tmp_path, out_of_range))
     assert files(ds) == files_before(before)  # the merge of step 1 was only rehearsed
@@ -282,14 +367,28 @@ def test_one_spike_rename_is_refused(tmp_path: Path) -> None:
             build_curation(cur)
 
 
-def test_cli_export_and_import(ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_and_import(
+    ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     curate(ds, "everything")
     out = tmp_path / "cur.json"
     assert main(["export", str(ds), "--format", "spikeinterface", "--out", str(out)]) == 0
     assert json.loads(out.read_text())[0]["format_version"] == "2"
     create_branch(ds, "si", at=0)
     capsys.readouterr()
-    assert main(["import", str(ds), "--log", str(default_log_path(ds, "si")), "--from-spikeinterface", str(out)]) == 0
+    assert (
+        main(
+            [
+                "import",
+                str(ds),
+                "--log",
+                str(default_log_path(ds, "si")),
+                "--from-spikeinterface",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "from " in capsys.readouterr().out
     assert main(["import", str(ds), "--from-spikeinterface", str(tmp_path / "missing.json")]) == 2
     assert "no such file" in capsys.readouterr().err

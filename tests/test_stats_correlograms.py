@@ -54,8 +54,9 @@ def spike_trains(draw, max_spikes: int = 60, n_clusters: int = 3):
     n = draw(st.integers(0, max_spikes))
     gaps = draw(st.lists(st.integers(0, 40), min_size=n, max_size=n))  # 0: exact ties
     t = np.cumsum(np.asarray(gaps, dtype=np.int64)) if n else np.zeros(0, dtype=np.int64)
-    labels = np.asarray(draw(st.lists(st.integers(0, n_clusters - 1), min_size=n, max_size=n)),
-                        dtype=np.int64)
+    labels = np.asarray(
+        draw(st.lists(st.integers(0, n_clusters - 1), min_size=n, max_size=n)), dtype=np.int64
+    )
     bin_samples = draw(st.integers(1, 7))
     half = draw(st.integers(0, 8))
     return t, labels, bin_samples, half
@@ -113,8 +114,12 @@ def test_merge_identity_exact_including_zero_bin(data):
     parts = [np.flatnonzero(labels == c) for c in range(4)]
     a, bb = parts[0], parts[1]
     union = np.sort(np.concatenate([a, bb]))
-    composed = compose_acg(autocorrelogram(t, a, bins), autocorrelogram(t, bb, bins),
-                           cross_correlogram(t, a, bb, bins), cross_correlogram(t, bb, a, bins))
+    composed = compose_acg(
+        autocorrelogram(t, a, bins),
+        autocorrelogram(t, bb, bins),
+        cross_correlogram(t, a, bb, bins),
+        cross_correlogram(t, bb, a, bins),
+    )
     np.testing.assert_array_equal(composed, autocorrelogram(t, union, bins))
     # k parents: sum of ACGs and of all ordered raw CCGs
     allp = np.sort(np.concatenate(parts))
@@ -132,12 +137,19 @@ def test_zero_bin_symmetrised_sum_is_not_additive():
     a, b = np.array([0, 3]), np.array([1, 2])
     bins = _bins(5, 2)
     union = autocorrelogram(t, np.arange(4), bins)
-    raw = compose_acg(autocorrelogram(t, a, bins), autocorrelogram(t, b, bins),
-                      cross_correlogram(t, a, b, bins), cross_correlogram(t, b, a, bins))
+    raw = compose_acg(
+        autocorrelogram(t, a, bins),
+        autocorrelogram(t, b, bins),
+        cross_correlogram(t, a, b, bins),
+        cross_correlogram(t, b, a, bins),
+    )
     np.testing.assert_array_equal(raw, union)
-    sym = compose_acg(autocorrelogram(t, a, bins), autocorrelogram(t, b, bins),
-                      cross_correlogram(t, a, b, bins, symmetrize=True),
-                      cross_correlogram(t, b, a, bins, symmetrize=True))
+    sym = compose_acg(
+        autocorrelogram(t, a, bins),
+        autocorrelogram(t, b, bins),
+        cross_correlogram(t, a, b, bins, symmetrize=True),
+        cross_correlogram(t, b, a, bins, symmetrize=True),
+    )
     assert sym[2] != union[2]
 
 
@@ -162,11 +174,13 @@ def test_memmap_and_dtypes(tmp_path):
     mm = np.load(tmp_path / "t.npy", mmap_mode="r")
     sp32 = np.arange(0, 500, 2, dtype=np.int32)
     bins = make_bins(1000.0, 3.0, 40.0)
-    np.testing.assert_array_equal(autocorrelogram(mm, sp32, bins), autocorrelogram(t, sp32.astype(np.int64), bins))
+    np.testing.assert_array_equal(
+        autocorrelogram(mm, sp32, bins), autocorrelogram(t, sp32.astype(np.int64), bins)
+    )
     np.testing.assert_array_equal(gather_times(mm, sp32), t[sp32])
-    np.testing.assert_array_equal(acg_half(t[sp32], bins)[::-1], autocorrelogram(t, sp32, bins)[: bins.half + 1])
-
-
+    np.testing.assert_array_equal(
+        acg_half(t[sp32], bins)[::-1], autocorrelogram(t, sp32, bins)[: bins.half + 1]
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -177,15 +191,23 @@ def test_agrees_with_phylib(data):
     if len(t) < 2:
         return
     bins = _bins(b, h)
-    ref = ccg.correlograms(t.astype(np.float64), labels, cluster_ids=[0, 1, 2], sample_rate=1.0,
-                           bin_size=float(b), window_size=float((2 * h + 1) * b), symmetrize=True)
+    ref = ccg.correlograms(
+        t.astype(np.float64),
+        labels,
+        cluster_ids=[0, 1, 2],
+        sample_rate=1.0,
+        bin_size=float(b),
+        window_size=float((2 * h + 1) * b),
+        symmetrize=True,
+    )
     parts = [np.flatnonzero(labels == c) for c in range(3)]
     for i in range(3):
         np.testing.assert_array_equal(autocorrelogram(t, parts[i], bins), ref[i, i])
         for j in range(3):
             if i != j:
                 np.testing.assert_array_equal(
-                    cross_correlogram(t, parts[i], parts[j], bins, symmetrize=True), ref[i, j])
+                    cross_correlogram(t, parts[i], parts[j], bins, symmetrize=True), ref[i, j]
+                )
 
 
 def test_phy_template_folder_against_phylib(phy_template):
@@ -196,12 +218,19 @@ def test_phy_template_folder_against_phylib(phy_template):
     bins = make_bins(ds.sample_rate)  # 25 samples, 51 bins
     t = np.asarray(ds.spike_times)
     ids = np.unique(ds.spike_templates)
-    ref = ccg.correlograms(t.astype(np.float64), ds.spike_templates.astype(np.int64), cluster_ids=ids,
-                           sample_rate=1.0, bin_size=25.0, window_size=51 * 25.0)
+    ref = ccg.correlograms(
+        t.astype(np.float64),
+        ds.spike_templates.astype(np.int64),
+        cluster_ids=ids,
+        sample_rate=1.0,
+        bin_size=25.0,
+        window_size=51 * 25.0,
+    )
     for i, c in enumerate(ids[:20]):
         sc = np.flatnonzero(ds.spike_templates == c)
         np.testing.assert_array_equal(autocorrelogram(t, sc, bins), ref[i, i])
         d = ids[(i + 1) % len(ids)]
         sd = np.flatnonzero(ds.spike_templates == d)
-        np.testing.assert_array_equal(cross_correlogram(t, sc, sd, bins, symmetrize=True),
-                                      ref[i, (i + 1) % len(ids)])
+        np.testing.assert_array_equal(
+            cross_correlogram(t, sc, sd, bins, symmetrize=True), ref[i, (i + 1) % len(ids)]
+        )

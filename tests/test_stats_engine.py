@@ -20,12 +20,15 @@ from curalog.clustering import ClusterState, Update
 class FakeDataset:
     """A small in-memory Kilosort output with bursts (correlogram counts) and ties."""
 
-    def __init__(self, seed: int = 0, n_templates: int = 8, n_spikes: int = 1500,
-                 with_similar: bool = True):
+    def __init__(
+        self, seed: int = 0, n_templates: int = 8, n_spikes: int = 1500, with_similar: bool = True
+    ):
         rng = np.random.default_rng(seed)
         base = np.sort(rng.integers(0, 1_800_000, n_spikes))  # 180 s at 10 kHz
         extra_src = base[: n_spikes // 3]
-        extra = extra_src + rng.integers(0, 60, extra_src.shape[0])  # near-coincident spikes, some ties
+        extra = extra_src + rng.integers(
+            0, 60, extra_src.shape[0]
+        )  # near-coincident spikes, some ties
         times = np.concatenate([base, extra])
         templates_of = rng.integers(0, n_templates, times.shape[0])
         order = np.argsort(times, kind="stable")
@@ -43,8 +46,10 @@ class FakeDataset:
         self.channel_shanks = np.zeros(n_ch, dtype=np.int64)
         sim = rng.random((n_templates, n_templates)).astype(np.float32).round(1)  # ties
         self.similar_templates = (sim + sim.T) / 2 if with_similar else None
-        self.sorter_columns = {"KSLabel": {c: "good" for c in range(n_templates)},
-                               "ContamPct": {c: float(c) for c in range(n_templates)}}
+        self.sorter_columns = {
+            "KSLabel": {c: "good" for c in range(n_templates)},
+            "ContamPct": {c: float(c) for c in range(n_templates)},
+        }
         self.duration = float(self.spike_times[-1]) / self.sample_rate
 
     @property
@@ -70,8 +75,15 @@ class Driver:
         self.state.apply(change)
         self.done.append(change)
         self.undone.clear()
-        self._emit(Update(kind=change.kind, added=tuple(change.added_ids), deleted=tuple(change.deleted_ids),
-                          descendants=change.descendants, largest_old=change.largest_old))
+        self._emit(
+            Update(
+                kind=change.kind,
+                added=tuple(change.added_ids),
+                deleted=tuple(change.deleted_ids),
+                descendants=change.descendants,
+                largest_old=change.largest_old,
+            )
+        )
 
     def merge(self, ids) -> int:
         ch = self.state.resolve_merge(ids)
@@ -87,15 +99,29 @@ class Driver:
         ch = self.done.pop()
         self.state.revert(ch)
         self.undone.append(ch)
-        self._emit(Update(kind=ch.kind, added=tuple(ch.deleted_ids), deleted=tuple(ch.added_ids),
-                          descendants=tuple((n, o) for o, n in ch.descendants), history="undo"))
+        self._emit(
+            Update(
+                kind=ch.kind,
+                added=tuple(ch.deleted_ids),
+                deleted=tuple(ch.added_ids),
+                descendants=tuple((n, o) for o, n in ch.descendants),
+                history="undo",
+            )
+        )
 
     def redo(self) -> None:
         ch = self.undone.pop()
         self.state.apply(ch)
         self.done.append(ch)
-        self._emit(Update(kind=ch.kind, added=tuple(ch.added_ids), deleted=tuple(ch.deleted_ids),
-                          descendants=ch.descendants, history="redo"))
+        self._emit(
+            Update(
+                kind=ch.kind,
+                added=tuple(ch.added_ids),
+                deleted=tuple(ch.deleted_ids),
+                descendants=ch.descendants,
+                history="redo",
+            )
+        )
 
 
 def assert_same(a: ClusterStats, b: ClusterStats) -> None:
@@ -107,8 +133,15 @@ def assert_same(a: ClusterStats, b: ClusterStats) -> None:
             assert isinstance(vb, float) and math.isnan(vb), k
         else:
             assert va == vb, (k, va, vb)
-    for name in ("acg_half", "template_ids", "template_counts", "presence_counts", "series_counts",
-                 "fr_series", "spikes"):
+    for name in (
+        "acg_half",
+        "template_ids",
+        "template_counts",
+        "presence_counts",
+        "series_counts",
+        "fr_series",
+        "spikes",
+    ):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     np.testing.assert_array_equal(a.amp_series, b.amp_series)
     np.testing.assert_array_equal(a.best_channels, b.best_channels)
@@ -127,14 +160,22 @@ def check_against_scratch(ds, state, engine) -> None:
 
 # ---------------------------------------------------------------------- properties
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**31 - 1), st.lists(st.sampled_from(["merge", "merge", "split", "undo", "redo", "look"]),
-                                           min_size=1, max_size=14))
+@given(
+    st.integers(0, 2**31 - 1),
+    st.lists(
+        st.sampled_from(["merge", "merge", "split", "undo", "redo", "look"]),
+        min_size=1,
+        max_size=14,
+    ),
+)
 def test_incremental_equals_from_scratch(seed, actions):
     rng = np.random.default_rng(seed)
     ds = FakeDataset(seed % 7)
     state = ClusterState(ds.spike_templates)
     # odd seeds: no gather cache, so merges compose the ACG but gather the spikes again
-    engine = StatsEngine(ds, state, bin_ms=1.0, window_ms=10.0, gather_cache_mb=0 if seed % 2 else 256)
+    engine = StatsEngine(
+        ds, state, bin_ms=1.0, window_ms=10.0, gather_cache_mb=0 if seed % 2 else 256
+    )
     drv = Driver(state, engine)
     for c in state.cluster_ids.tolist():
         if rng.random() < 0.7:
@@ -230,8 +271,14 @@ def test_similarity_ranking_follows_phys_rule():
     new = drv.merge([2, 5])
     s = ds.similar_templates
     ranked = engine.similar(new)
-    expect = sorted(((c, float(max(s[i, j] for i in (2, 5) for j in [c])))
-                     for c in state.cluster_ids.tolist() if c != new), key=lambda x: (-x[1], x[0]))
+    expect = sorted(
+        (
+            (c, float(max(s[i, j] for i in (2, 5) for j in [c])))
+            for c in state.cluster_ids.tolist()
+            if c != new
+        ),
+        key=lambda x: (-x[1], x[0]),
+    )
     assert ranked == expect
     assert engine.similarity(new, 3) == pytest.approx(max(s[2, 3], s[5, 3]))
     assert [c for c, _ in engine.similar(new, limit=3)] == [c for c, _ in expect[:3]]
@@ -254,11 +301,19 @@ def test_ccg_and_acg_views():
     engine = StatsEngine(ds, state)
     from curalog.analysis.stats.correlograms import autocorrelogram, cross_correlogram
 
-    np.testing.assert_array_equal(engine.acg(3), autocorrelogram(ds.spike_times, state.spikes(3), engine.bins))
-    np.testing.assert_array_equal(engine.ccg(3, 4), cross_correlogram(
-        ds.spike_times, state.spikes(3), state.spikes(4), engine.bins, symmetrize=True))
-    np.testing.assert_array_equal(engine.ccg(3, 4, symmetrize=False), cross_correlogram(
-        ds.spike_times, state.spikes(3), state.spikes(4), engine.bins))
+    np.testing.assert_array_equal(
+        engine.acg(3), autocorrelogram(ds.spike_times, state.spikes(3), engine.bins)
+    )
+    np.testing.assert_array_equal(
+        engine.ccg(3, 4),
+        cross_correlogram(
+            ds.spike_times, state.spikes(3), state.spikes(4), engine.bins, symmetrize=True
+        ),
+    )
+    np.testing.assert_array_equal(
+        engine.ccg(3, 4, symmetrize=False),
+        cross_correlogram(ds.spike_times, state.spikes(3), state.spikes(4), engine.bins),
+    )
     assert engine.acg(3).shape == (51,)
 
 
@@ -284,7 +339,9 @@ def test_background_workers_compute_everything_once():
         ids = state.cluster_ids.tolist()
         engine.prefetch(ids)
         results: list = []
-        threads = [threading.Thread(target=lambda: results.append(engine.get(ids[-1]))) for _ in range(4)]
+        threads = [
+            threading.Thread(target=lambda: results.append(engine.get(ids[-1]))) for _ in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:

@@ -27,18 +27,33 @@ from curalog.analysis.stats.metrics import (
 class FakeDataset:
     """The Dataset attributes the statistics read, in memory."""
 
-    def __init__(self, spike_times, spike_templates, *, sample_rate=10_000.0, amplitudes=None,
-                 templates=None, template_channels=None, n_channels=4, duration=None,
-                 similar_templates=None, sorter_columns=None):
+    def __init__(
+        self,
+        spike_times,
+        spike_templates,
+        *,
+        sample_rate=10_000.0,
+        amplitudes=None,
+        templates=None,
+        template_channels=None,
+        n_channels=4,
+        duration=None,
+        similar_templates=None,
+        sorter_columns=None,
+    ):
         self.spike_times = np.asarray(spike_times, dtype=np.int64)
         self.spike_templates = np.asarray(spike_templates, dtype=np.int32)
         self.sample_rate = float(sample_rate)
-        self.n_templates = int(self.spike_templates.max()) + 1 if templates is None else templates.shape[0]
+        self.n_templates = (
+            int(self.spike_templates.max()) + 1 if templates is None else templates.shape[0]
+        )
         self.amplitudes = amplitudes
         self.templates = templates
         self.template_channels = template_channels
         self.channel_map = np.arange(n_channels) + 100
-        self.channel_positions = np.column_stack([np.zeros(n_channels), 20.0 * np.arange(n_channels)])
+        self.channel_positions = np.column_stack(
+            [np.zeros(n_channels), 20.0 * np.arange(n_channels)]
+        )
         self.channel_shanks = np.zeros(n_channels, dtype=np.int64)
         self.similar_templates = similar_templates
         self.sorter_columns = sorter_columns or {}
@@ -95,7 +110,8 @@ def test_spike_metrics_against_definitions(data, isi_ms, rp_ms):
     t_r = int(round(rp_ms * fs / 1000))
     assert s.rp_violations == brute_rp(tt, t_r)
     assert (math.isnan(s.rp_contamination) and n <= 1) or s.rp_contamination == pytest.approx(
-        rp_contamination(brute_rp(tt, t_r), n, 2_000_000, 0, t_r), nan_ok=True)
+        rp_contamination(brute_rp(tt, t_r), n, 2_000_000, 0, t_r), nan_ok=True
+    )
     # presence: 30 s bins over 200 s -> 6 full bins (the last partial one is dropped)
     counts = np.histogram(tt, bins=np.arange(0, 6 * 300_000 + 1, 300_000))[0]
     assert s.presence_ratio == pytest.approx(np.count_nonzero(counts) / 6)
@@ -110,12 +126,16 @@ def test_spike_metrics_against_definitions(data, isi_ms, rp_ms):
 
 def test_formulas_edge_cases():
     assert math.isnan(isi_violations_ratio(0, 0, 10.0, 0.0015, 0.0))
-    assert isi_violations_ratio(3, 10, 100.0, 0.0015, 0.0) == pytest.approx(3 * 100 / (2 * 100 * 0.0015))
+    assert isi_violations_ratio(3, 10, 100.0, 0.0015, 0.0) == pytest.approx(
+        3 * 100 / (2 * 100 * 0.0015)
+    )
     assert math.isnan(rp_contamination(0, 1, 1000, 0, 10))
     assert rp_contamination(0, 10, 1000, 0, 10) == 0.0
     assert rp_contamination(10_000, 10, 1000, 0, 10) == 1.0  # negative radicand
     n_v, n, ts, tr = 1, 100, 100_000, 30
-    assert rp_contamination(n_v, n, ts, 0, tr) == pytest.approx(1 - math.sqrt(1 - n_v * ts / (n * n * tr)))
+    assert rp_contamination(n_v, n, ts, 0, tr) == pytest.approx(
+        1 - math.sqrt(1 - n_v * ts / (n * n * tr))
+    )
     assert dominant_template(np.array([2, 5, 7]), np.array([3, 4, 4])) == 5  # tie -> smaller id
     assert dominant_template(np.zeros(0, dtype=np.int32), np.zeros(0)) is None
 
@@ -127,8 +147,9 @@ def test_presence_nan_when_shorter_than_a_bin():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=300),
-       st.integers(1, 120))
+@given(
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=300), st.integers(1, 120)
+)
 def test_uniform_histogram_is_numpys(values, n_bins):
     a = np.asarray(values)
     lo, hi = a.min(), a.max()
@@ -143,12 +164,17 @@ def test_uniform_histogram_is_numpys(values, n_bins):
 def test_gaussian_smoothing_matches_scipy(h, sigma):
     ndimage = pytest.importorskip("scipy.ndimage")
     h = np.asarray(h, dtype=np.int64)
-    np.testing.assert_allclose(gaussian_smooth_nearest(h, sigma),
-                               ndimage.gaussian_filter1d(h.astype(np.float64), sigma, mode="nearest"),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        gaussian_smooth_nearest(h, sigma),
+        ndimage.gaussian_filter1d(h.astype(np.float64), sigma, mode="nearest"),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     # the integer truncation SpikeInterface gets from filtering an integer histogram
-    np.testing.assert_array_equal(np.trunc(gaussian_smooth_nearest(h, sigma)),
-                                  ndimage.gaussian_filter1d(h, sigma, mode="nearest"))
+    np.testing.assert_array_equal(
+        np.trunc(gaussian_smooth_nearest(h, sigma)),
+        ndimage.gaussian_filter1d(h, sigma, mode="nearest"),
+    )
 
 
 def test_amplitude_cutoff_behaviour():
@@ -165,8 +191,10 @@ def test_amplitude_cutoff_behaviour():
 # ---------------------------------------------------------------------- SpikeInterface
 def _si_misc():
     pytest.importorskip("spikeinterface")
-    for name in ("spikeinterface.metrics.quality.misc_metrics",
-                 "spikeinterface.qualitymetrics.misc_metrics"):
+    for name in (
+        "spikeinterface.metrics.quality.misc_metrics",
+        "spikeinterface.qualitymetrics.misc_metrics",
+    ):
         try:
             return __import__(name, fromlist=["isi_violations"])
         except ImportError:
@@ -195,7 +223,8 @@ def test_agrees_with_spikeinterface(data, isi_ms, min_isi_ms):
     n_v = mm._compute_nb_violations_numba(t, t_r)
     assert s.rp_violations == n_v
     assert s.rp_contamination == pytest.approx(
-        mm._compute_rp_contamination_one_unit(n_v, len(t), total, 0, t_r), nan_ok=True)
+        mm._compute_rp_contamination_one_unit(n_v, len(t), total, 0, t_r), nan_ok=True
+    )
     b = int(60.0 * fs)
     edges = np.arange(0, total // b * b + 1, b)
     assert s.presence_ratio == pytest.approx(mm.presence_ratio(t, bin_edges=edges), nan_ok=True)
@@ -242,7 +271,9 @@ def test_phy_template_columns_against_phylib(phy_template):
     eng = StatsEngine(ds, ClusterState(ds.spike_templates))
     rows = {r["id"]: r for r in eng.table_rows()}
     assert len(rows) == 62 and sum(r["n_spikes"] for r in rows.values()) == 314
-    assert all(r["firing_rate"] == pytest.approx(r["n_spikes"] / ds.duration) for r in rows.values())
+    assert all(
+        r["firing_rate"] == pytest.approx(r["n_spikes"] / ds.duration) for r in rows.values()
+    )
     assert math.isnan(rows[0]["presence_ratio"])  # 11.9 s < one 60 s bin
     model_mod = pytest.importorskip("phylib.io.model")
     model = model_mod.load_model(phy_template / "params.py")
@@ -257,8 +288,13 @@ def test_phy_template_columns_against_phylib(phy_template):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, 1.0, -2.5])),
-                min_size=1, max_size=400))
+@given(
+    st.lists(
+        st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, 1.0, -2.5])),
+        min_size=1,
+        max_size=400,
+    )
+)
 def test_select_median_is_numpys_exactly(values):
     a = np.asarray(values, dtype=np.float64)
     assert _select_median(a, a.min(), a.max()) == np.median(a)

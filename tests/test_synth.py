@@ -27,8 +27,7 @@ def ds(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
 @pytest.fixture(scope="module")
 def legacy(tmp_path_factory: pytest.TempPathFactory) -> SynthInfo:
     out = tmp_path_factory.mktemp("synth_legacy")
-    return synthesize(out, 5_000, 16, seed=1, n_channels=32, legacy_quirks=True,
-                      pc_features=True)
+    return synthesize(out, 5_000, 16, seed=1, n_channels=32, legacy_quirks=True, pc_features=True)
 
 
 def _load(info: SynthInfo, name: str) -> np.ndarray:
@@ -74,8 +73,14 @@ def test_counts_dtypes_shapes(ds: SynthInfo) -> None:
 
     params: dict = {}
     exec((ds.path / "params.py").read_text(), {}, params)
-    assert params == {"dat_path": "raw.dat", "n_channels_dat": N_CHANNELS, "dtype": "int16",
-                      "offset": 0, "sample_rate": 30_000.0, "hp_filtered": False}
+    assert params == {
+        "dat_path": "raw.dat",
+        "n_channels_dat": N_CHANNELS,
+        "dtype": "int16",
+        "offset": 0,
+        "sample_rate": 30_000.0,
+        "hp_filtered": False,
+    }
     assert not (ds.path / "templates_ind.npy").exists()
     assert not (ds.path / "pc_features.npy").exists()
     assert not list(ds.path.glob(".*partial*"))
@@ -229,8 +234,13 @@ def test_determinism(tmp_path: Path) -> None:
     a = synthesize(tmp_path / "a", 3_000, 12, seed=11, n_channels=32)
     b = synthesize(tmp_path / "b", 3_000, 12, seed=11, n_channels=32)
     c = synthesize(tmp_path / "c", 3_000, 12, seed=12, n_channels=32)
-    names = (*PER_SPIKE, "templates.npy", "similar_templates.npy", synth.TRUTH_FILE,
-             "cluster_ContamPct.tsv")
+    names = (
+        *PER_SPIKE,
+        "templates.npy",
+        "similar_templates.npy",
+        synth.TRUTH_FILE,
+        "cluster_ContamPct.tsv",
+    )
     for name in names:
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     for name in ("spike_times.npy", "spike_templates.npy"):
@@ -244,8 +254,14 @@ def test_chunking_does_not_change_output(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(synth, "_CAP_HEADROOM", 0.8)
     monkeypatch.setattr(synth, "_CAP_EXTRA", 0)
     calls: list[tuple[int, int]] = []
-    b = synthesize(tmp_path / "b", 20_000, 24, seed=3, n_channels=32,
-                   progress=lambda d, t: calls.append((d, t)))
+    b = synthesize(
+        tmp_path / "b",
+        20_000,
+        24,
+        seed=3,
+        n_channels=32,
+        progress=lambda d, t: calls.append((d, t)),
+    )
     for name in (*PER_SPIKE, "cluster_ContamPct.tsv", "cluster_Amplitude.tsv"):
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     assert len(calls) > 20 and calls[-1] == (20_000, 20_000)
@@ -262,8 +278,9 @@ def test_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_creates_missing_folder_and_validates(tmp_path: Path) -> None:
-    info = synthesize(tmp_path / "x" / "y", 500, 3, n_channels=8, n_samples=61,
-                      sample_rate=25_000.0)
+    info = synthesize(
+        tmp_path / "x" / "y", 500, 3, n_channels=8, n_samples=61, sample_rate=25_000.0
+    )
     assert info.path.is_dir()
     uot = info.unit_of_template
     assert uot.shape == (3,) and set(uot[uot >= 0].tolist()) == set(range(info.n_units))
@@ -341,8 +358,10 @@ def test_drift_pieces_follow_the_motion(drift: SynthInfo) -> None:
     for u in truth["units"]:
         if u["split"] != "drift" or len(u["templates"]) < 3:
             continue
-        means = [np.interp(st[tp == t] / knot, np.arange(motion.size), motion).mean()
-                 for t in u["templates"]]
+        means = [
+            np.interp(st[tp == t] / knot, np.arange(motion.size), motion).mean()
+            for t in u["templates"]
+        ]
         assert np.all(np.diff(means) > 0), u["unit"]
         checked += 1
     assert checked >= 3
@@ -370,4 +389,6 @@ def test_drift_determinism(tmp_path: Path) -> None:
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     assert (a.path / "spike_times.npy").read_bytes() != (c.path / "spike_times.npy").read_bytes()
     plain = synthesize(tmp_path / "d", 30_000, 24, seed=8, n_channels=32)
-    assert (a.path / "spike_templates.npy").read_bytes() != (plain.path / "spike_templates.npy").read_bytes()
+    assert (a.path / "spike_templates.npy").read_bytes() != (
+        plain.path / "spike_templates.npy"
+    ).read_bytes()

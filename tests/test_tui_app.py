@@ -39,8 +39,13 @@ def ds(base_dataset: Path, tmp_path: Path) -> Path:
 
 def make_app(folder: Path, **kwargs) -> CuralogApp:
     session = open_session(folder)
-    return CuralogApp(session.cur, readonly_reason=session.readonly_reason, owns_curation=True,
-                      cursor_blink=False, **kwargs)
+    return CuralogApp(
+        session.cur,
+        readonly_reason=session.readonly_reason,
+        owns_curation=True,
+        cursor_blink=False,
+        **kwargs,
+    )
 
 
 async def type_text(pilot, text: str) -> None:
@@ -77,7 +82,9 @@ async def test_merge_key_updates_only_changed_rows(ds):
         table = app.table
         best, similar = app.best, app.similar
         bystander = next(c for c in row_ids(app) if c not in (best, similar))
-        row_before = table.rows[table.get_row_key(bystander)] if hasattr(table, "get_row_key") else None
+        row_before = (
+            table.rows[table.get_row_key(bystander)] if hasattr(table, "get_row_key") else None
+        )
         data_before = table._data[next(k for k in table.rows if k.value == str(bystander))]
         rendered_before = table.cells_rendered
         table.clear = None  # a rebuild would call clear(): make it explode
@@ -107,7 +114,12 @@ async def test_label_keys_change_group_cell_log_and_advance(ds):
         await settle(pilot)
         cur = app.cur
         ev = cur.history[-1]
-        assert ev.type == "label" and ev.body == {**ev.body, "clusters": [first], "field": "group", "value": "noise"}
+        assert ev.type == "label" and ev.body == {
+            **ev.body,
+            "clusters": [first],
+            "field": "group",
+            "value": "noise",
+        }
         assert cur.group(first) == "noise"
         assert app.table.get_cell(str(first), "group").plain == "noise"
         assert app.best != first  # phy's "move": next best
@@ -188,7 +200,11 @@ async def test_filter_and_clear(ds):
         await type_text(pilot, "n_spikes > 500 and group == good")
         await pilot.press("enter")
         await settle(pilot)
-        expected = {int(c) for c in cur.cluster_ids if cur.state.n_spikes_of(int(c)) > 500 and cur.group(int(c)) == "good"}
+        expected = {
+            int(c)
+            for c in cur.cluster_ids
+            if cur.state.n_spikes_of(int(c)) > 500 and cur.group(int(c)) == "good"
+        }
         assert set(row_ids(app)) == expected and 0 < len(expected) < 32
         await pilot.press("slash")
         await type_text(pilot, " and bogus > 1")
@@ -240,7 +256,9 @@ async def test_split_screen_other_rules_and_cancel(ds):
         screen = app.screen
         await pilot.press("m")  # k-means on amplitudes + times
         await settle(pilot)
-        assert screen.plan is not None and screen.plan.rule == "kmeans" and screen.plan.n_pieces == 2
+        assert (
+            screen.plan is not None and screen.plan.rule == "kmeans" and screen.plan.n_pieces == 2
+        )
         await pilot.press("plus")
         await settle(pilot)
         assert screen.plan.n_pieces == 3
@@ -374,7 +392,11 @@ async def test_kmeans_on_pc_features_of_the_real_phy_folder(phy_template):
         await pilot.press("enter")
         await settle(pilot)
         ev = app.cur.history[-1]
-        assert ev.type == "split" and ev.body["meta"]["rule"] == "kmeans" and ev.body["deleted"] == [biggest]
+        assert (
+            ev.type == "split"
+            and ev.body["meta"]["rule"] == "kmeans"
+            and ev.body["deleted"] == [biggest]
+        )
         assert sorted(app.cur.state.n_spikes_of(c) for c in ev.body["added"]) == sorted(plan.sizes)
 
 

@@ -62,8 +62,11 @@ def test_real_terminal_smoke_merge_and_quit(tmp_path):
     synthesize(ds, n_spikes=5_000, n_templates=12, seed=3)
     name = f"curalog-test-{int(time.time() * 1000) % 10**8}"
     cmd = f"{sys.executable} -m curalog tui {ds} --no-mouse"
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", cmd], check=True)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", cmd], check=True
+    )
     try:
+
         def wait_for(text: str, timeout: float = 60.0) -> str:
             end = time.monotonic() + timeout
             screen = ""

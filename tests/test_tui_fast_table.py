@@ -50,6 +50,7 @@ async def test_fast_cells_match_datatable_rendering():
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         slow, fast = app.query_one("#slow", DataTable), app.query_one("#fast", FastDataTable)
+
         def cells(table, render) -> dict:
             base = table.rich_style
             out = {}
@@ -57,7 +58,9 @@ async def test_fast_cells_match_datatable_rendering():
                 for col in range(8):
                     width = table.ordered_columns[col].get_render_width(table)
                     for cursor in (False, True):
-                        out[row, col, cursor] = explode(render(row, col, base, width, cursor, False))
+                        out[row, col, cursor] = explode(
+                            render(row, col, base, width, cursor, False)
+                        )
             return out
 
         slow.focus()  # the cursor style depends on focus: compare each table focused

@@ -28,7 +28,6 @@ from conftest import check_snapshot as check
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
-
 @pytest.fixture(scope="module")
 def drift_dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("proposals") / "d"
@@ -45,8 +44,13 @@ def ds(drift_dataset: Path, tmp_path: Path) -> Path:
 
 def make_app(folder: Path, **kwargs) -> CuralogApp:
     session = open_session(folder, author="test")
-    return CuralogApp(session.cur, readonly_reason=session.readonly_reason, owns_curation=True,
-                      cursor_blink=False, **kwargs)
+    return CuralogApp(
+        session.cur,
+        readonly_reason=session.readonly_reason,
+        owns_curation=True,
+        cursor_blink=False,
+        **kwargs,
+    )
 
 
 def row_ids(app: CuralogApp) -> list[int]:
@@ -89,8 +93,13 @@ async def test_accept_reject_undo_with_the_log_checked_after_each_key(ds):
         assert len(cur.history) == n_events + 1
         assert ev.type == "merge" and sorted(ev.body["clusters"]) == [first.a, first.b]
         prov = ev.body["meta"]["proposal"]
-        assert prov["clusters"] == [first.a, first.b] and prov["engine"] == "curalog.analysis.proposals"
-        assert prov["score"] == pytest.approx(first.score, abs=1e-4) and prov["reason"] == first.reason
+        assert (
+            prov["clusters"] == [first.a, first.b]
+            and prov["engine"] == "curalog.analysis.proposals"
+        )
+        assert (
+            prov["score"] == pytest.approx(first.score, abs=1e-4) and prov["reason"] == first.reason
+        )
         new = int(ev.body["new"])
         ids = row_ids(app)
         assert app.table.row_count == n_rows - 1
@@ -118,7 +127,10 @@ async def test_accept_reject_undo_with_the_log_checked_after_each_key(ds):
         await settle(pilot)
         ev = cur.history[-1]
         assert len(cur.history) == n_events + 3
-        assert ev.type == "note" and ev.body["data"] == {"decision": "unreject", "clusters": [second.a, second.b]}
+        assert ev.type == "note" and ev.body["data"] == {
+            "decision": "unreject",
+            "clusters": [second.a, second.b],
+        }
         assert screen.current is not None and screen.current.pair == second.pair
         assert not screen.review.engine.is_rejected(second.a, second.b)
 
@@ -210,7 +222,9 @@ async def test_threshold_keys_and_back_selects_the_merged_cluster(ds):
         await pilot.press("g")  # g accepts too (the main screen's merge key)
         await settle(pilot)
         new = int(app.cur.history[-1].body["new"])
-        assert app.cur.history[-1].type == "merge" and sorted(app.cur.history[-1].body["clusters"]) == [p.a, p.b]
+        assert app.cur.history[-1].type == "merge" and sorted(
+            app.cur.history[-1].body["clusters"]
+        ) == [p.a, p.b]
         await pilot.press("escape")
         await settle(pilot)
         assert not isinstance(app.screen, ProposalsScreen)
@@ -245,7 +259,9 @@ async def test_read_only_session_refuses_decisions(ds):
         await settle(pilot)
         ro = open_session(ds)  # the log is locked by the first app: read-only
         assert ro.readonly_reason
-        app2 = CuralogApp(ro.cur, readonly_reason=ro.readonly_reason, owns_curation=True, cursor_blink=False)
+        app2 = CuralogApp(
+            ro.cur, readonly_reason=ro.readonly_reason, owns_curation=True, cursor_blink=False
+        )
         before = log_bytes(ds)
         async with app2.run_test(size=(120, 40)) as pilot2:
             screen = await open_queue(pilot2)
@@ -291,7 +307,11 @@ def test_evidence_fills_the_area_exactly_at_any_size(drift_dataset, tmp_path):
         for p in props:  # the overlay channels come from both clusters, whatever they are
             ev = engine.evidence(p)
             assert 1 <= ev.channels.shape[0] <= 8
-            assert ev.template_a.shape == ev.template_b.shape == (ev.template_a.shape[0], ev.channels.shape[0])
+            assert (
+                ev.template_a.shape
+                == ev.template_b.shape
+                == (ev.template_a.shape[0], ev.channels.shape[0])
+            )
         data = EvidenceData(engine.evidence(props[0]), [])
         for w, h in ((40, 12), (59, 20), (78, 17), (121, 40), (200, 60)):
             lines = render_evidence(data, w, h, duration=float(cur.dataset.duration))

@@ -36,22 +36,28 @@ def write_dataset(path: Path, seed: int = 0) -> Path:
         amps.append(rng.normal(10 + t, 1.5, st.shape[0]).astype(np.float32))
     order = np.argsort(np.concatenate(times), kind="stable")
     path.mkdir(parents=True)
-    (path / "params.py").write_text(f"dat_path = 'raw.dat'\nn_channels_dat = {n_ch}\ndtype = 'int16'\n"
-                                    f"offset = 0\nsample_rate = {fs}\nhp_filtered = False\n")
+    (path / "params.py").write_text(
+        f"dat_path = 'raw.dat'\nn_channels_dat = {n_ch}\ndtype = 'int16'\n"
+        f"offset = 0\nsample_rate = {fs}\nhp_filtered = False\n"
+    )
     np.save(path / "spike_times.npy", np.concatenate(times)[order])
     np.save(path / "spike_templates.npy", np.concatenate(tpls)[order])
     np.save(path / "amplitudes.npy", np.concatenate(amps)[order])
     x = np.linspace(-1, 1, ns)
-    wave = (-np.exp(-(x * 8) ** 2) + 0.3 * np.exp(-((x - 0.3) * 6) ** 2)).astype(np.float32)
+    wave = (-np.exp(-((x * 8) ** 2)) + 0.3 * np.exp(-(((x - 0.3) * 6) ** 2))).astype(np.float32)
     templates = np.zeros((n_t, ns, n_ch), dtype=np.float32)
     for t in range(n_t):
         centre = t % n_ch
         for c in range(n_ch):
             templates[t, :, c] = wave * np.exp(-abs(c - centre) / 1.5) * (1 + 0.1 * t)
     np.save(path / "templates.npy", templates)
-    np.save(path / "channel_positions.npy", np.column_stack([np.zeros(n_ch), 20.0 * np.arange(n_ch)]))
-    (path / "cluster_group.tsv").write_text("cluster_id\tgroup\n" + "".join(
-        f"{t}\t{'mua' if t in (2, 7) else 'good'}\n" for t in range(n_t)))
+    np.save(
+        path / "channel_positions.npy", np.column_stack([np.zeros(n_ch), 20.0 * np.arange(n_ch)])
+    )
+    (path / "cluster_group.tsv").write_text(
+        "cluster_id\tgroup\n"
+        + "".join(f"{t}\t{'mua' if t in (2, 7) else 'good'}\n" for t in range(n_t))
+    )
     return path
 
 

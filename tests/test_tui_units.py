@@ -72,7 +72,9 @@ def test_filter_language():
     assert not p({"group": "good"})  # missing value: comparison is false
     assert compile_filter("fr >= 2", names)({"firing_rate": 2.5})  # phy's short name
     assert compile_filter("", names)({})
-    assert compile_filter("KSLabel == 'mua' or not (n_spikes < 10)", names)({"KSLabel": "good", "n_spikes": 50})
+    assert compile_filter("KSLabel == 'mua' or not (n_spikes < 10)", names)(
+        {"KSLabel": "good", "n_spikes": 50}
+    )
 
 
 @pytest.mark.parametrize("bad", ["foo > 1", "n_spikes >", "__import__('os')", "n_spikes.real > 1"])
@@ -152,7 +154,15 @@ def _ev(seq: int, type_: str) -> Event:
 
 
 def test_undo_stack_from_history():
-    events = [_ev(1, MERGE), _ev(2, LABEL), _ev(3, UNDO), _ev(4, MERGE), _ev(5, UNDO), _ev(6, REDO), _ev(7, UNDO)]
+    events = [
+        _ev(1, MERGE),
+        _ev(2, LABEL),
+        _ev(3, UNDO),
+        _ev(4, MERGE),
+        _ev(5, UNDO),
+        _ev(6, REDO),
+        _ev(7, UNDO),
+    ]
     st = undo_stack(events)
     assert st.active == [1] and st.undone == [4] and st.discarded == {2}
     assert st.status(2) == "dropped" and st.status(4) == "undone"

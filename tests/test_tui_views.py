@@ -22,11 +22,19 @@ from curalog_tui.testing import screen_text, settle
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 #: A rectangle of 10 x 10 cells around the plot centre, drawn from the keyboard.
-RECTANGLE = [("shift+left", "shift+up"), ("shift+right", "shift+right"), ("shift+down", "shift+down"),
-             ("shift+left", "shift+left")]
+RECTANGLE = [
+    ("shift+left", "shift+up"),
+    ("shift+right", "shift+right"),
+    ("shift+down", "shift+down"),
+    ("shift+left", "shift+left"),
+]
 #: A rectangle along the edges of the plot (every shown spike inside).
-EVERYTHING = [("shift+left",) * 40 + ("shift+up",) * 20, ("shift+right",) * 80, ("shift+down",) * 40,
-              ("shift+left",) * 80]
+EVERYTHING = [
+    ("shift+left",) * 40 + ("shift+up",) * 20,
+    ("shift+right",) * 80,
+    ("shift+down",) * 40,
+    ("shift+left",) * 80,
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +53,9 @@ def ds(base_dataset: Path, tmp_path: Path) -> Path:
 
 def make_app(folder: Path) -> CuralogApp:
     session = open_session(folder)
-    return CuralogApp(session.cur, readonly_reason=session.readonly_reason, owns_curation=True,
-                      cursor_blink=False)
+    return CuralogApp(
+        session.cur, readonly_reason=session.readonly_reason, owns_curation=True, cursor_blink=False
+    )
 
 
 def row_ids(app: CuralogApp) -> list[int]:

@@ -22,8 +22,12 @@ from curalog_tui.testing import screen_text, settle
 
 from conftest import check_snapshot as check
 
-RECTANGLE = [("shift+left", "shift+up"), ("shift+right", "shift+right"), ("shift+down", "shift+down"),
-             ("shift+left", "shift+left")]
+RECTANGLE = [
+    ("shift+left", "shift+up"),
+    ("shift+right", "shift+right"),
+    ("shift+down", "shift+down"),
+    ("shift+left", "shift+left"),
+]
 
 
 def write_feature_dataset(path: Path, seed: int = 0) -> Path:
@@ -47,23 +51,29 @@ def write_feature_dataset(path: Path, seed: int = 0) -> Path:
     amplitudes = np.concatenate(amps)[order]
     n = spike_times.shape[0]
     path.mkdir(parents=True)
-    (path / "params.py").write_text(f"dat_path = 'raw.dat'\nn_channels_dat = {n_ch}\ndtype = 'int16'\n"
-                                    f"offset = 0\nsample_rate = {fs}\nhp_filtered = False\n")
+    (path / "params.py").write_text(
+        f"dat_path = 'raw.dat'\nn_channels_dat = {n_ch}\ndtype = 'int16'\n"
+        f"offset = 0\nsample_rate = {fs}\nhp_filtered = False\n"
+    )
     np.save(path / "spike_times.npy", spike_times)
     np.save(path / "spike_templates.npy", spike_templates)
     np.save(path / "amplitudes.npy", amplitudes)
     x = np.linspace(-1, 1, ns)
-    wave = (-np.exp(-(x * 8) ** 2) + 0.3 * np.exp(-((x - 0.3) * 6) ** 2)).astype(np.float32)
+    wave = (-np.exp(-((x * 8) ** 2)) + 0.3 * np.exp(-(((x - 0.3) * 6) ** 2))).astype(np.float32)
     centres = [2 * t + 1 for t in range(n_t)]
     templates = np.zeros((n_t, ns, n_ch), dtype=np.float32)
     for t in range(n_t):
         for c in range(n_ch):
             templates[t, :, c] = wave * np.exp(-abs(c - centres[t]) / 1.5) * (1 + 0.1 * t)
     np.save(path / "templates.npy", templates)
-    np.save(path / "channel_positions.npy", np.column_stack([np.zeros(n_ch), 20.0 * np.arange(n_ch)]))
+    np.save(
+        path / "channel_positions.npy", np.column_stack([np.zeros(n_ch), 20.0 * np.arange(n_ch)])
+    )
     # pc features: the 4 channels nearest each template's centre (best first)
-    ind = np.array([sorted(range(n_ch), key=lambda c, t=t: (abs(c - centres[t]), c))[:4] for t in range(n_t)],
-                   dtype=np.uint32)
+    ind = np.array(
+        [sorted(range(n_ch), key=lambda c, t=t: (abs(c - centres[t]), c))[:4] for t in range(n_t)],
+        dtype=np.uint32,
+    )
     pcs = np.zeros((n, 3, 4), dtype=np.float32)
     for t in range(n_t):
         m = spike_templates == t
@@ -83,8 +93,9 @@ def write_feature_dataset(path: Path, seed: int = 0) -> Path:
     tf[:, 0] += 15.0 + amplitudes - amplitudes.mean()
     np.save(path / "template_features.npy", tf)
     np.save(path / "template_feature_ind.npy", tind)
-    (path / "cluster_group.tsv").write_text("cluster_id\tgroup\n" + "".join(
-        f"{t}\t{'mua' if t == 5 else 'good'}\n" for t in range(n_t)))
+    (path / "cluster_group.tsv").write_text(
+        "cluster_id\tgroup\n" + "".join(f"{t}\t{'mua' if t == 5 else 'good'}\n" for t in range(n_t))
+    )
     return path
 
 

@@ -85,9 +85,17 @@ class CuralogApp(BackgroundMixin, App[int]):
     model: ClusterModel
     readonly_reason: str | None
 
-    def __init__(self, cur: Curation | None = None, *, opener: Callable[[], Session] | None = None,
-                 readonly_reason: str | None = None, owns_curation: bool = False,
-                 cursor_blink: bool = True, mouse: bool = True, **kwargs: Any):
+    def __init__(
+        self,
+        cur: Curation | None = None,
+        *,
+        opener: Callable[[], Session] | None = None,
+        readonly_reason: str | None = None,
+        owns_curation: bool = False,
+        cursor_blink: bool = True,
+        mouse: bool = True,
+        **kwargs: Any,
+    ):
         """Give an open ``cur``, or an ``opener`` run in a thread after the first paint
         (large datasets take seconds to load; the screen says so meanwhile)."""
         super().__init__(**kwargs)
@@ -105,7 +113,9 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.last_update: Update | None = None
         self.on_table_changed: Callable[[], None] | None = None  # hook for benchmarks
         self.live = False  # the main widgets are mounted and the app is not shutting down
-        self.proposals: Any = None  # the merge-proposal engine (screens/proposals.py), made on first use
+        self.proposals: Any = (
+            None  # the merge-proposal engine (screens/proposals.py), made on first use
+        )
         if cur is not None:
             self._attach(cur, readonly_reason)
 
@@ -113,7 +123,9 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.cur = cur
         self.readonly_reason = readonly_reason
         self.stats = Stats(cur)
-        self.model = ClusterModel(cur, bin_ms=self.stats.bin_ms, refractory_ms=self.stats.refractory_ms)
+        self.model = ClusterModel(
+            cur, bin_ms=self.stats.bin_ms, refractory_ms=self.stats.refractory_ms
+        )
         cur.subscribe(self._on_curation_update)
 
     @property
@@ -123,15 +135,23 @@ class CuralogApp(BackgroundMixin, App[int]):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         if not self.ready:
-            yield Static(Text("opening the dataset and replaying its log…", style="bold"), id="loading")
+            yield Static(
+                Text("opening the dataset and replaying its log…", style="bold"), id="loading"
+            )
         else:
             yield from self._main_widgets()
         yield Footer()
 
     def _main_widgets(self) -> list[Widget]:
         left = Vertical(ClusterTable(self.model, id="clusters"), id="left")
-        right = Vertical(SimilarityTable(self.model, id="similar"), DetailPanel(id="detail"), id="right")
-        return [Horizontal(left, right, id="main"), Input(id="prompt", placeholder=""), StatusLine(id="status")]
+        right = Vertical(
+            SimilarityTable(self.model, id="similar"), DetailPanel(id="detail"), id="right"
+        )
+        return [
+            Horizontal(left, right, id="main"),
+            Input(id="prompt", placeholder=""),
+            StatusLine(id="status"),
+        ]
 
     @property
     def table(self) -> ClusterTable:
@@ -222,9 +242,16 @@ class CuralogApp(BackgroundMixin, App[int]):
     def refresh_status(self) -> None:
         t = self.table
         arrow = "↓" if t.descending else "↑"
-        self.status.show_state(status_text(
-            self.cur, readonly_reason=self.readonly_reason, sort=f"sort {t.sort_key}{arrow}",
-            filter_text=t.filter_text, shown=len(t.order), pending=len(self.feeder)))
+        self.status.show_state(
+            status_text(
+                self.cur,
+                readonly_reason=self.readonly_reason,
+                sort=f"sort {t.sort_key}{arrow}",
+                filter_text=t.filter_text,
+                shown=len(t.order),
+                pending=len(self.feeder),
+            )
+        )
 
     def attempt(self, fn: Callable[[], T]) -> T | None:
         """Run a curation call; a CuralogError becomes a status message, never a crash."""
@@ -274,9 +301,24 @@ class CuralogApp(BackgroundMixin, App[int]):
         table = self.table
         table.refresh_clusters(ids, [c.key for c in table.cols if not c.instant or c.key == "fr"])
         table.recheck(ids)
-        table.resort_if(["template_amplitude", "depth", "ch", "isi_violations_ratio", "rp_contamination",
-                         "presence_ratio", "amplitude_cutoff", "amplitude_median", "shank", "template",
-                         "peak_to_trough_ms", "best_channel", "isi_violations_count", "rp_violations"])
+        table.resort_if(
+            [
+                "template_amplitude",
+                "depth",
+                "ch",
+                "isi_violations_ratio",
+                "rp_contamination",
+                "presence_ratio",
+                "amplitude_cutoff",
+                "amplitude_median",
+                "shank",
+                "template",
+                "peak_to_trough_ms",
+                "best_channel",
+                "isi_violations_count",
+                "rp_violations",
+            ]
+        )
         for cid in ids:
             self.sim_table.set_acg(cid)
         self.refresh_status()
@@ -375,7 +417,9 @@ class CuralogApp(BackgroundMixin, App[int]):
     def action_merge(self, ids: list[int] | None = None) -> None:
         targets = ids if ids else self.merge_targets()
         if len(targets) < 2:
-            self.say("merge: select two clusters (cursor + similar, or mark them with x)", error=True)
+            self.say(
+                "merge: select two clusters (cursor + similar, or mark them with x)", error=True
+            )
             return
         new = self.attempt(lambda: self.cur.merge(targets))
         if new is not None:
@@ -538,8 +582,11 @@ class CuralogApp(BackgroundMixin, App[int]):
         prompt = self.query_one("#prompt", Input)
         prompt.display = True
         prompt.cursor_blink = self.cursor_blink
-        prompt.placeholder = ("filter, e.g. n_spikes > 500 and group != noise" if kind == "/"
-                              else "command: merge 3 4 | label good | select 1 2 | sort amp | help")
+        prompt.placeholder = (
+            "filter, e.g. n_spikes > 500 and group != noise"
+            if kind == "/"
+            else "command: merge 3 4 | label good | select 1 2 | sort amp | help"
+        )
         if kind == "/":
             initial = initial or self.table.filter_text
         prompt.value = initial
@@ -629,7 +676,9 @@ class CuralogApp(BackgroundMixin, App[int]):
             self.action_help()
         elif name == "quit":
             self.exit(0)
-        elif name == "note" and self.attempt(lambda: self.cur.note("comment", cmd.text)) is not None:
+        elif (
+            name == "note" and self.attempt(lambda: self.cur.note("comment", cmd.text)) is not None
+        ):
             self.say("note recorded")
             self.refresh_status()
 
@@ -650,8 +699,13 @@ class CuralogApp(BackgroundMixin, App[int]):
         super().exit(result, return_code, message)
 
 
-def run_app(dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None, *,
-            author: str | None = None, mouse: bool = True) -> int:
+def run_app(
+    dir: str | os.PathLike[str],
+    log: str | os.PathLike[str] | None = None,
+    *,
+    author: str | None = None,
+    mouse: bool = True,
+) -> int:
     """Open ``dir`` (and its log) and run the UI; returns the exit status.
 
     The dataset is opened in a worker after the first paint; a bad folder or log ends the
@@ -660,7 +714,9 @@ def run_app(dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = No
     if not Path(dir).is_dir():
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
-    app = CuralogApp(opener=lambda: open_session(dir, log, author=author), owns_curation=True, mouse=mouse)
+    app = CuralogApp(
+        opener=lambda: open_session(dir, log, author=author), owns_curation=True, mouse=mouse
+    )
     try:
         app.run(mouse=mouse)
     finally:

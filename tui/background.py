@@ -57,7 +57,13 @@ class BackgroundMixin:
             if cid is None:
                 return
 
-    @work(thread=True, exclusive=True, group="similar", exit_on_error=False, description="similar clusters")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="similar",
+        exit_on_error=False,
+        description="similar clusters",
+    )
     def _similar_worker(self, reference: int) -> None:
         try:
             ranked = self.stats.similar(reference, 100)
@@ -66,7 +72,13 @@ class BackgroundMixin:
         if not get_current_worker().is_cancelled:
             self.post_message(SimilarReady(reference, ranked))
 
-    @work(thread=True, exclusive=True, group="ccg", exit_on_error=False, description="cross-correlograms")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="ccg",
+        exit_on_error=False,
+        description="cross-correlograms",
+    )
     def _ccg_worker(self, reference: int, others: list[int]) -> None:
         worker = get_current_worker()
         batch = []
@@ -84,7 +96,9 @@ class BackgroundMixin:
         if batch and not worker.is_cancelled:
             self.post_message(CcgReady(reference, batch))
 
-    @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="detail panel")
+    @work(
+        thread=True, exclusive=True, group="detail", exit_on_error=False, description="detail panel"
+    )
     def _detail_worker(self, best: int, similar: int | None, group: str | None) -> None:
         worker = get_current_worker()
         s = self.stats
@@ -92,10 +106,20 @@ class BackgroundMixin:
             st = s.get(best)
             ccg = s.ccg(best, similar) if similar is not None and similar != best else None
             detail = Detail(
-                best=best, similar=similar, group=group, n_spikes=st.n_spikes, row=st.row(),
-                acg=s.acg(best), ccg=ccg, waveform=s.waveform(best), amp_points=s.amplitude_points(best),
-                fr_series=st.fr_series, duration=float(s.cur.dataset.duration), bin_ms=s.bin_ms,
-                window_ms=s.window_ms, refractory_ms=s.refractory_ms,
+                best=best,
+                similar=similar,
+                group=group,
+                n_spikes=st.n_spikes,
+                row=st.row(),
+                acg=s.acg(best),
+                ccg=ccg,
+                waveform=s.waveform(best),
+                amp_points=s.amplitude_points(best),
+                fr_series=st.fr_series,
+                duration=float(s.cur.dataset.duration),
+                bin_ms=s.bin_ms,
+                window_ms=s.window_ms,
+                refractory_ms=s.refractory_ms,
             )
         except (CuralogError, KeyError, ValueError, IndexError):
             return
@@ -112,6 +136,14 @@ class BackgroundMixin:
         except OSError as exc:
             self.post_message(ExportDone(f"export failed: {exc}", error=True))
             return
-        names = ", ".join(p.name for p in result.files[:3]) + (" ..." if len(result.files) > 3 else "")
-        backups = f"; kept {len(result.backups)} previous file(s) in .curalog/backup" if result.backups else ""
-        self.post_message(ExportDone(f"exported seq {result.seq} to {result.out}: {names}{backups}"))
+        names = ", ".join(p.name for p in result.files[:3]) + (
+            " ..." if len(result.files) > 3 else ""
+        )
+        backups = (
+            f"; kept {len(result.backups)} previous file(s) in .curalog/backup"
+            if result.backups
+            else ""
+        )
+        self.post_message(
+            ExportDone(f"exported seq {result.seq} to {result.out}: {names}{backups}")
+        )

@@ -67,8 +67,18 @@ DOT_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dt
 
 #: Distinct colours for selected clusters, in selection order.
 CLUSTER_COLORS: tuple[str, ...] = (
-    "#5fafff", "#ff5f5f", "#5fd75f", "#ffaf00", "#d787ff", "#00d7d7",
-    "#ff87af", "#afd700", "#ff8700", "#8787ff", "#87d7af", "#d7af87",
+    "#5fafff",
+    "#ff5f5f",
+    "#5fd75f",
+    "#ffaf00",
+    "#d787ff",
+    "#00d7d7",
+    "#ff87af",
+    "#afd700",
+    "#ff8700",
+    "#8787ff",
+    "#87d7af",
+    "#d7af87",
 )
 BACKGROUND_COLOR = "#8a8a8a"
 OVERLAY_COLOR = "#ffff5f"
@@ -76,7 +86,10 @@ OVERLAY_COLOR = "#ffff5f"
 SELECTION_COLOR = "#ffffff"
 #: phy's cluster-view group colours (unsorted: a light blue).
 GROUP_COLORS: dict[str | None, str] = {
-    "good": "#86d16d", "mua": "#afafaf", "noise": "#777777", None: "#5fafd7",
+    "good": "#86d16d",
+    "mua": "#afafaf",
+    "noise": "#777777",
+    None: "#5fafd7",
 }
 
 _PARALLEL_MIN = 8_000_000
@@ -158,7 +171,9 @@ class Frame:
         return self.left + ix // 2, self.top + iy // 4
 
     def contains_cell(self, col: int, row: int) -> bool:
-        return self.left <= col < self.left + self.width and self.top <= row < self.top + self.height
+        return (
+            self.left <= col < self.left + self.width and self.top <= row < self.top + self.height
+        )
 
 
 # ---------------------------------------------------------------------- binning
@@ -339,8 +354,10 @@ class ScatterLayer:
         """``(xmin, xmax, ymin, ymax)`` of the finite points, None if there are none."""
         if self.x is None or self.y is None or len(self.x) == 0:
             return None
-        n, xlo, xhi, ylo, yhi = _finite_bounds(np.ascontiguousarray(self.x, dtype=np.float64),
-                                               np.ascontiguousarray(self.y, dtype=np.float64))
+        n, xlo, xhi, ylo, yhi = _finite_bounds(
+            np.ascontiguousarray(self.x, dtype=np.float64),
+            np.ascontiguousarray(self.y, dtype=np.float64),
+        )
         if n == 0:
             return None
         return float(xlo), float(xhi), float(ylo), float(yhi)
@@ -400,8 +417,9 @@ class PolygonOverlay:
     color: str = OVERLAY_COLOR
 
 
-def _clip_segment(u0: float, v0: float, u1: float, v1: float, w: float,
-                  h: float) -> tuple[float, float, float, float] | None:
+def _clip_segment(
+    u0: float, v0: float, u1: float, v1: float, w: float, h: float
+) -> tuple[float, float, float, float] | None:
     """Liang-Barsky clip of a dot-space segment to [0, w] x [0, h]; None if outside."""
     du, dv = u1 - u0, v1 - v0
     t0, t1 = 0.0, 1.0
@@ -420,7 +438,9 @@ def _clip_segment(u0: float, v0: float, u1: float, v1: float, w: float,
     return u0 + t0 * du, v0 + t0 * dv, u0 + t1 * du, v0 + t1 * dv
 
 
-def _segment_dots(frame: Frame, a: tuple[float, float], b: tuple[float, float], out: np.ndarray) -> None:
+def _segment_dots(
+    frame: Frame, a: tuple[float, float], b: tuple[float, float], out: np.ndarray
+) -> None:
     x0, _ = frame.x_range
     _, y1 = frame.y_range
     u0, v0 = (a[0] - x0) * frame.sx, (y1 - a[1]) * frame.sy
@@ -488,8 +508,14 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if 1e-3 <= abs(v) < 1e5 else f"{v:.2e}"
 
 
-def layout_frame(width: int, height: int, x_range: tuple[float, float],
-                 y_range: tuple[float, float], *, axes: bool = True) -> Frame:
+def layout_frame(
+    width: int,
+    height: int,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    *,
+    axes: bool = True,
+) -> Frame:
     """The plot area of a ``width x height`` block (header row, y gutter, two axis rows)."""
     probe = Frame(1, 1, x_range, y_range)  # normalises the ranges
     if not axes:
@@ -497,12 +523,16 @@ def layout_frame(width: int, height: int, x_range: tuple[float, float],
     y0, y1 = probe.y_range
     labels = [_fmt(y1), _fmt((y0 + y1) / 2), _fmt(y0)]
     gutter = max(len(s) for s in labels) + 1
-    return Frame(max(1, width - gutter), max(1, height - 3), probe.x_range, probe.y_range, gutter, 1)
+    return Frame(
+        max(1, width - gutter), max(1, height - 3), probe.x_range, probe.y_range, gutter, 1
+    )
 
 
 def _auto_range(layers: Sequence[ScatterLayer]) -> tuple[tuple[float, float], tuple[float, float]]:
     b = [layer.bounds() for layer in layers if not layer.background]
-    b = [v for v in b if v is not None] or [v for v in (layer.bounds() for layer in layers) if v is not None]
+    b = [v for v in b if v is not None] or [
+        v for v in (layer.bounds() for layer in layers) if v is not None
+    ]
     if not b:
         return (-1.0, 1.0), (-1.0, 1.0)
     xlo, xhi = min(v[0] for v in b), max(v[1] for v in b)
@@ -617,8 +647,10 @@ def render_scatter(
 
     bits = np.zeros((h, w), dtype=np.uint8)
     styles = np.zeros((h, w), dtype=np.int64)
-    for tier_bits, tier_tot, tier_idx, is_bg in ((bg_bits, bg_tot, bg_idx, True),
-                                                 (fg_bits, fg_tot, fg_idx, False)):
+    for tier_bits, tier_tot, tier_idx, is_bg in (
+        (bg_bits, bg_tot, bg_idx, True),
+        (fg_bits, fg_tot, fg_idx, False),
+    ):
         if not tier_bits:
             continue
         tot = np.stack(tier_tot)
@@ -671,8 +703,9 @@ def render_scatter(
     head = title + (f"  ↑ {y_label}" if y_label else "")
     if readout:
         room = max(0, width - len(readout) - 1)
-        header = Text(_fit(head, room) + " " + readout if room else _fit(readout, width),
-                      no_wrap=True, end="")
+        header = Text(
+            _fit(head, room) + " " + readout if room else _fit(readout, width), no_wrap=True, end=""
+        )
         header.stylize("bold", 0, len(title))
         header.stylize(f"bold {OVERLAY_COLOR}", max(0, width - len(readout)), width)
     else:
@@ -686,7 +719,9 @@ def render_scatter(
         gutter = np.full((h, gw), 32, dtype=np.uint32)
         gutter[:, gw - 1] = ord("│")
         for r, lab in ((0, _fmt(y1)), (h // 2, _fmt((y0 + y1) / 2)), (h - 1, _fmt(y0))):
-            gutter[r, : gw - 1] = np.frombuffer(lab.rjust(gw - 1).encode("utf-32-le"), dtype=np.uint32)
+            gutter[r, : gw - 1] = np.frombuffer(
+                lab.rjust(gw - 1).encode("utf-32-le"), dtype=np.uint32
+            )
             gutter[r, gw - 1] = ord("┤")
         chars = np.concatenate([gutter, chars], axis=1)
         styles = np.concatenate([np.full((h, gw), sid("dim"), dtype=np.int64), styles], axis=1)
@@ -710,8 +745,14 @@ def render_scatter(
 
 
 # ---------------------------------------------------------------------- histogram
-def side_histogram(layers: Sequence[ScatterLayer], plot: ScatterPlot, width: int, *,
-                   include_background: bool = False, title: str = "count") -> list[Text]:
+def side_histogram(
+    layers: Sequence[ScatterLayer],
+    plot: ScatterPlot,
+    width: int,
+    *,
+    include_background: bool = False,
+    title: str = "count",
+) -> list[Text]:
     """A horizontal histogram of the layers' y values, row-aligned with ``plot``.
 
     One bin per plot row (the rows' y intervals), bars stacked per layer in its colour with
@@ -762,8 +803,14 @@ def side_histogram(layers: Sequence[ScatterLayer], plot: ScatterPlot, width: int
         out.append(Text(" " * width, end=""))
     out.append(Text(("└" + "─" * bar_w)[:width], style="dim", no_wrap=True, end=""))
     right = f"{top:,}"
-    out.append(Text(_fit("0" + " " * max(1, width - 1 - len(right)) + right, width), style="dim",
-                    no_wrap=True, end=""))
+    out.append(
+        Text(
+            _fit("0" + " " * max(1, width - 1 - len(right)) + right, width),
+            style="dim",
+            no_wrap=True,
+            end="",
+        )
+    )
     return out[:n_lines]
 
 
@@ -786,8 +833,13 @@ def group_layers(x: np.ndarray, y: np.ndarray, groups: Sequence[str | None]) -> 
     return out
 
 
-def view_layers(data: Any, *, preview: Any = None, palette: Sequence[str] = CLUSTER_COLORS,
-                background_key: Hashable | None = None) -> list[ScatterLayer]:
+def view_layers(
+    data: Any,
+    *,
+    preview: Any = None,
+    palette: Sequence[str] = CLUSTER_COLORS,
+    background_key: Hashable | None = None,
+) -> list[ScatterLayer]:
     """Layers for a :class:`curalog.analysis.features.ViewData` (background first, grey).
 
     With a :class:`curalog.analysis.features.SplitPreview`, the spikes inside the polygon (which the
@@ -797,14 +849,27 @@ def view_layers(data: Any, *, preview: Any = None, palette: Sequence[str] = CLUS
     out: list[ScatterLayer] = []
     if data.background is not None and len(data.background):
         bg = data.background
-        out.append(ScatterLayer(bg.x, bg.y, BACKGROUND_COLOR, background=True, name="others",
-                                cache_key=background_key))
+        out.append(
+            ScatterLayer(
+                bg.x,
+                bg.y,
+                BACKGROUND_COLOR,
+                background=True,
+                name="others",
+                cache_key=background_key,
+            )
+        )
     if preview is not None:
         xs = [ly.x[m] for ly, m in zip(data.layers, preview.inside, strict=True)]
         ys = [ly.y[m] for ly, m in zip(data.layers, preview.inside, strict=True)]
-        out.append(ScatterLayer(np.concatenate(xs) if xs else np.zeros(0),
-                                np.concatenate(ys) if ys else np.zeros(0),
-                                SELECTION_COLOR, name="selection"))
+        out.append(
+            ScatterLayer(
+                np.concatenate(xs) if xs else np.zeros(0),
+                np.concatenate(ys) if ys else np.zeros(0),
+                SELECTION_COLOR,
+                name="selection",
+            )
+        )
     for i, ly in enumerate(data.layers):
         color = palette[i % len(palette)]
         if preview is not None:

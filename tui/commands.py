@@ -31,8 +31,21 @@ ALIASES = {
     "?": "help",
     "e": "export",
 }
-COMMANDS = ("merge", "split", "label", "select", "sort", "filter", "undo", "redo", "export",
-            "history", "help", "quit", "note")
+COMMANDS = (
+    "merge",
+    "split",
+    "label",
+    "select",
+    "sort",
+    "filter",
+    "undo",
+    "redo",
+    "export",
+    "history",
+    "help",
+    "quit",
+    "note",
+)
 GROUP_NAMES = ("good", "mua", "noise", "unsorted")
 
 
@@ -117,7 +130,9 @@ def parse_command(line: str) -> Command:
         if rest and what.lower() == "group" and rest[0].lower() in GROUP_NAMES:
             return Command("label", ids=parse_ids(rest[1:]), group=rest[0].lower())
         if len(rest) >= 1:  # phy style ':l field value'
-            return Command("label", ids=parse_ids(rest[1:]), field_name=what, value=parse_value(rest[0]))
+            return Command(
+                "label", ids=parse_ids(rest[1:]), field_name=what, value=parse_value(rest[0])
+            )
         raise CommandError(f"label: {what!r} is not a group; use FIELD=VALUE for a free field")
     if name == "sort":
         if not args:
@@ -130,7 +145,9 @@ def parse_command(line: str) -> Command:
             desc = order == "desc"
         return Command("sort", column=args[0], descending=desc)
     if name in ("filter", "note", "export"):
-        return Command(name, text=" ".join(args) if name != "filter" else line[len(tokens[0]):].strip())
+        return Command(
+            name, text=" ".join(args) if name != "filter" else line[len(tokens[0]) :].strip()
+        )
     if args:
         raise CommandError(f"{name} takes no arguments")
     return Command(name)

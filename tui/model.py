@@ -65,12 +65,26 @@ BASE_COLUMNS: tuple[Column, ...] = (
 
 #: Short names accepted by ``sort`` and the filter, mapped to row keys.
 SHORT_NAMES = {c.key: c.source for c in BASE_COLUMNS if c.key != c.source}
-SHORT_NAMES.update({"n": "n_spikes", "sh": "shank", "pres": "presence_ratio", "rpc": "rp_contamination"})
+SHORT_NAMES.update(
+    {"n": "n_spikes", "sh": "shank", "pres": "presence_ratio", "rpc": "rp_contamination"}
+)
 
 STAT_KEYS = (
-    "template", "best_channel", "shank", "depth", "ch", "template_amplitude", "amplitude_median",
-    "isi_violations_ratio", "isi_violations_count", "rp_contamination", "rp_violations",
-    "presence_ratio", "amplitude_cutoff", "peak_to_trough_ms", "firing_rate",
+    "template",
+    "best_channel",
+    "shank",
+    "depth",
+    "ch",
+    "template_amplitude",
+    "amplitude_median",
+    "isi_violations_ratio",
+    "isi_violations_count",
+    "rp_contamination",
+    "rp_violations",
+    "presence_ratio",
+    "amplitude_cutoff",
+    "peak_to_trough_ms",
+    "firing_rate",
 )
 
 
@@ -105,14 +119,17 @@ class IdCell(Text):
 
     def __init__(self, cid: int, group: str | None, marked: bool = False):
         mark = "●" if marked else " "
-        super().__init__(f"{mark}{cid}", style=GROUP_STYLES.get(group, "italic") or "", justify="right")
+        super().__init__(
+            f"{mark}{cid}", style=GROUP_STYLES.get(group, "italic") or "", justify="right"
+        )
         self.cid = cid
         if marked:
             self.stylize("bold magenta", 0, 1)
 
 
-def acg_cell(acg_half: np.ndarray | None, bin_ms: float, refractory_ms: float = 2.0,
-             width: int = ACG_WIDTH) -> Text:
+def acg_cell(
+    acg_half: np.ndarray | None, bin_ms: float, refractory_ms: float = 2.0, width: int = ACG_WIDTH
+) -> Text:
     """Half ACG (lags 0..window/2) as blocks; the refractory characters in red."""
     if acg_half is None:
         return Text("…", style="dim")
@@ -121,8 +138,9 @@ def acg_cell(acg_half: np.ndarray | None, bin_ms: float, refractory_ms: float = 
     return sparkline(half, width, marked=marks)
 
 
-def ccg_cell(ccg: np.ndarray | None, bin_ms: float, refractory_ms: float = 2.0,
-             width: int = CCG_WIDTH) -> Text:
+def ccg_cell(
+    ccg: np.ndarray | None, bin_ms: float, refractory_ms: float = 2.0, width: int = CCG_WIDTH
+) -> Text:
     if ccg is None:
         return Text("…", style="dim")
     arr = np.asarray(ccg)
@@ -151,9 +169,13 @@ class ClusterModel:
     def columns(self) -> list[Column]:
         cols = list(BASE_COLUMNS)
         for name in self.sorter_names:
-            cols.append(Column(f"sorter:{name}", name, max(6, min(10, len(name))), name, "auto", True))
+            cols.append(
+                Column(f"sorter:{name}", name, max(6, min(10, len(name))), name, "auto", True)
+            )
         for name in self.label_fields():
-            cols.append(Column(f"label:{name}", name, max(6, min(12, len(name))), name, "auto", True))
+            cols.append(
+                Column(f"label:{name}", name, max(6, min(12, len(name))), name, "auto", True)
+            )
         return cols
 
     def column_names(self) -> set[str]:
@@ -193,8 +215,12 @@ class ClusterModel:
         cur = self.cur
         n = cur.state.n_spikes_of(cid) if cid in cur.state else 0
         group = cur.group(cid)
-        out: dict[str, Any] = {"id": cid, "n_spikes": n, "group": group or "unsorted",
-                               "firing_rate": n / self._duration}
+        out: dict[str, Any] = {
+            "id": cid,
+            "n_spikes": n,
+            "group": group or "unsorted",
+            "firing_rate": n / self._duration,
+        }
         st = self.stats.get(cid)
         if st:
             out.update({k: v for k, v in st.items() if v is not None})

@@ -98,8 +98,9 @@ def bar_chart(
     return Text("\n").join(rows)
 
 
-def correlogram_marks(n_bins: int, width: int, bin_ms: float, refractory_ms: float,
-                      *, half: bool = False) -> np.ndarray:
+def correlogram_marks(
+    n_bins: int, width: int, bin_ms: float, refractory_ms: float, *, half: bool = False
+) -> np.ndarray:
     """Which of ``width`` output cells cover lags within ``refractory_ms`` of zero.
 
     ``n_bins`` bins of ``bin_ms`` are centred on zero (bin ``n_bins // 2`` is ``[0, bin)``),
@@ -130,7 +131,9 @@ def correlogram_axis(width: int, window_ms: float, refractory_ms: float) -> Text
         text.stylize(REFRACTORY_STYLE, i, i + 1)
     left, right = f"-{half:g}ms", f"+{half:g}ms"
     if width > len(left) + len(right) + 6:
-        return Text.assemble(text, "\n", Text(left + " " * (width - len(left) - len(right)) + right, style="dim"))
+        return Text.assemble(
+            text, "\n", Text(left + " " * (width - len(left) - len(right)) + right, style="dim")
+        )
     return text
 
 
@@ -183,8 +186,15 @@ def _scale(v: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
     return np.clip(np.round((v - lo) / (hi - lo) * (n - 1)), 0, n - 1).astype(np.int64)
 
 
-def line_plot(y: np.ndarray, width: int, height: int, *, lo: float | None = None,
-              hi: float | None = None, style: str = BAR_STYLE) -> Text:
+def line_plot(
+    y: np.ndarray,
+    width: int,
+    height: int,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    style: str = BAR_STYLE,
+) -> Text:
     """A braille line plot of ``y`` over its index, scaled to ``[lo, hi]`` (default min/max)."""
     y = np.nan_to_num(np.asarray(y, dtype=np.float64))
     canvas = BrailleCanvas(width, height)
@@ -199,10 +209,17 @@ def line_plot(y: np.ndarray, width: int, height: int, *, lo: float | None = None
     return canvas.render(style)
 
 
-def scatter_plot(x: np.ndarray, y: np.ndarray, width: int, height: int, *,
-                 x_range: tuple[float, float] | None = None,
-                 y_range: tuple[float, float] | None = None,
-                 style: str = BAR_STYLE, hline: float | None = None) -> Text:
+def scatter_plot(
+    x: np.ndarray,
+    y: np.ndarray,
+    width: int,
+    height: int,
+    *,
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
+    style: str = BAR_STYLE,
+    hline: float | None = None,
+) -> Text:
     """A braille scatter plot; ``hline`` draws a horizontal marker (e.g. a threshold)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -221,8 +238,14 @@ def scatter_plot(x: np.ndarray, y: np.ndarray, width: int, height: int, *,
     return canvas.render(style)
 
 
-def histogram_rows(counts: np.ndarray, edges: np.ndarray, *, width: int, marker: float | None = None,
-                   fmt: str = "{:>8.3g}") -> Text:
+def histogram_rows(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    *,
+    width: int,
+    marker: float | None = None,
+    fmt: str = "{:>8.3g}",
+) -> Text:
     """A horizontal histogram: one row per bin, ``edge │████ count``; the bin holding
     ``marker`` is highlighted (used for the amplitude threshold)."""
     counts = np.asarray(counts, dtype=np.int64)

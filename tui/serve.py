@@ -26,8 +26,13 @@ def serve_command(dir: str | os.PathLike[str], log: str | os.PathLike[str] | Non
     return shlex.join(parts)
 
 
-def serve(dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None, *,
-          host: str = "127.0.0.1", port: int = 8000) -> int:
+def serve(
+    dir: str | os.PathLike[str],
+    log: str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> int:
     """Serve the UI of ``dir`` at ``http://host:port``; returns the exit status."""
     if not Path(dir).is_dir():
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
@@ -35,18 +40,31 @@ def serve(dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None
     try:
         from textual_serve.server import Server
     except ImportError:
-        print(f"curalog serve needs textual-serve, which is not installed: {INSTALL_HINT}", file=sys.stderr)
-        print(f"(it would bind http://{host}:{port}; `curalog tui {dir}` works in any terminal, also over SSH)",
-              file=sys.stderr)
+        print(
+            f"curalog serve needs textual-serve, which is not installed: {INSTALL_HINT}",
+            file=sys.stderr,
+        )
+        print(
+            f"(it would bind http://{host}:{port}; `curalog tui {dir}` works in any terminal, also over SSH)",
+            file=sys.stderr,
+        )
         return 2
     url = f"http://{host}:{port}"
-    print(f"curalog: serving {Path(dir).resolve()} at {url} (one app per browser tab; Ctrl+C stops)")
+    print(
+        f"curalog: serving {Path(dir).resolve()} at {url} (one app per browser tab; Ctrl+C stops)"
+    )
     if host in ("127.0.0.1", "localhost", "::1"):
-        print(f"curalog: local only; from another machine use an SSH tunnel: ssh -L {port}:127.0.0.1:{port} <this host>")
+        print(
+            f"curalog: local only; from another machine use an SSH tunnel: ssh -L {port}:127.0.0.1:{port} <this host>"
+        )
     else:
-        print("curalog: WARNING: textual-serve has no authentication; anyone who can reach this address can curate",
-              file=sys.stderr)
-    server = Server(serve_command(dir, log), host=host, port=port, title=f"curalog {Path(dir).name}")
+        print(
+            "curalog: WARNING: textual-serve has no authentication; anyone who can reach this address can curate",
+            file=sys.stderr,
+        )
+    server = Server(
+        serve_command(dir, log), host=host, port=port, title=f"curalog {Path(dir).name}"
+    )
     try:
         server.serve()
     except KeyboardInterrupt:

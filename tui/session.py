@@ -16,8 +16,12 @@ class Session:
     readonly_reason: str | None = None
 
 
-def open_session(folder: str | os.PathLike[str], log: str | os.PathLike[str] | None = None,
-                 *, author: str | None = None) -> Session:
+def open_session(
+    folder: str | os.PathLike[str],
+    log: str | os.PathLike[str] | None = None,
+    *,
+    author: str | None = None,
+) -> Session:
     """Open for writing; if another process holds the log (or the log is damaged in the
     middle), open read-only and say why.
 

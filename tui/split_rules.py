@@ -51,7 +51,12 @@ class SplitPlan:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return {"rule": self.rule, "cluster": int(self.cluster_id), **self.params, "pieces": self.sizes}
+        return {
+            "rule": self.rule,
+            "cluster": int(self.cluster_id),
+            **self.params,
+            "pieces": self.sizes,
+        }
 
     def describe(self) -> str:
         sizes = ", ".join(f"{s:,}" for s in self.sizes)
@@ -64,13 +69,20 @@ def dense_labels(raw: np.ndarray) -> np.ndarray:
     return inv.astype(np.int64).reshape(-1)
 
 
-def by_amplitude(cid: int, spikes: np.ndarray, amplitudes: np.ndarray, threshold: float) -> SplitPlan:
+def by_amplitude(
+    cid: int, spikes: np.ndarray, amplitudes: np.ndarray, threshold: float
+) -> SplitPlan:
     """Piece 0: amplitude strictly below ``threshold``; piece 1: the rest (incl. NaN)."""
     amps = np.asarray(amplitudes, dtype=np.float64)
     below = np.isfinite(amps) & (amps < threshold)
     raw = np.where(below, 0, 1)
-    return SplitPlan(cid, spikes, dense_labels(raw), "amplitude_threshold",
-                     {"threshold": float(threshold), "below": int(below.sum())})
+    return SplitPlan(
+        cid,
+        spikes,
+        dense_labels(raw),
+        "amplitude_threshold",
+        {"threshold": float(threshold), "below": int(below.sum())},
+    )
 
 
 def by_templates(cid: int, spikes: np.ndarray, templates: np.ndarray) -> SplitPlan:
@@ -85,12 +97,18 @@ def by_time(cid: int, spikes: np.ndarray, times_s: np.ndarray, t0: float, t1: fl
     t = np.asarray(times_s, dtype=np.float64)
     inside = (t >= t0) & (t < t1)
     raw = np.where(inside, 0, 1)
-    return SplitPlan(cid, spikes, dense_labels(raw), "time_range",
-                     {"t0": float(t0), "t1": float(t1), "inside": int(inside.sum())})
+    return SplitPlan(
+        cid,
+        spikes,
+        dense_labels(raw),
+        "time_range",
+        {"t0": float(t0), "t1": float(t1), "inside": int(inside.sum())},
+    )
 
 
-def kmeans(features: np.ndarray, k: int, seed: int = 0, *, n_iter: int = 50,
-           max_fit: int = 50_000) -> np.ndarray:
+def kmeans(
+    features: np.ndarray, k: int, seed: int = 0, *, n_iter: int = 50, max_fit: int = 50_000
+) -> np.ndarray:
     """Seeded k-means (k-means++ init, Lloyd iterations) on standardised features.
 
     Fits on at most ``max_fit`` spikes (a seeded subsample), then assigns every spike to the
@@ -140,11 +158,17 @@ def kmeans(features: np.ndarray, k: int, seed: int = 0, *, n_iter: int = 50,
     return rank[out]
 
 
-def by_kmeans(cid: int, spikes: np.ndarray, features: np.ndarray, k: int, seed: int,
-              feature_name: str) -> SplitPlan:
+def by_kmeans(
+    cid: int, spikes: np.ndarray, features: np.ndarray, k: int, seed: int, feature_name: str
+) -> SplitPlan:
     raw = kmeans(features, k, seed)
-    return SplitPlan(cid, spikes, dense_labels(raw), "kmeans",
-                     {"k": int(k), "seed": int(seed), "features": feature_name})
+    return SplitPlan(
+        cid,
+        spikes,
+        dense_labels(raw),
+        "kmeans",
+        {"k": int(k), "seed": int(seed), "features": feature_name},
+    )
 
 
 def amplitude_histogram(amplitudes: np.ndarray, n_bins: int = 16) -> tuple[np.ndarray, np.ndarray]:

@@ -29,8 +29,14 @@ class Waveform:
 class Stats:
     """Statistics for one curation session (thread-safe, cached by cluster id)."""
 
-    def __init__(self, cur: Curation, *, bin_ms: float = 1.0, window_ms: float = 50.0,
-                 refractory_ms: float = 2.0):
+    def __init__(
+        self,
+        cur: Curation,
+        *,
+        bin_ms: float = 1.0,
+        window_ms: float = 50.0,
+        refractory_ms: float = 2.0,
+    ):
         self.cur = cur
         self.engine = StatsEngine(cur.dataset, cur.state, bin_ms=bin_ms, window_ms=window_ms)
         cur.subscribe(self.engine.on_update)
@@ -77,7 +83,9 @@ class Stats:
         labels = [str(cmap[c]) if c < cmap.shape[0] else str(c) for c in best]
         return Waveform(int(st.template), traces, labels)
 
-    def amplitude_points(self, cid: int, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray] | None:
+    def amplitude_points(
+        self, cid: int, max_points: int = 4000
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``(times in s, amplitudes)`` of up to ``max_points`` evenly spaced spikes."""
         amps = self.cur.dataset.amplitudes
         if amps is None:

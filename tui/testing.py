@@ -38,8 +38,13 @@ def screen_text(app: App, *, mask: bool = True) -> str:
     capture is stable across runs.
     """
     width, _ = app.size
-    console = Console(record=True, width=width, file=open("/dev/null", "w"), color_system=None,  # noqa: SIM115
-                      legacy_windows=False)
+    console = Console(
+        record=True,
+        width=width,
+        file=open("/dev/null", "w"),  # noqa: SIM115
+        color_system=None,
+        legacy_windows=False,
+    )
     console.print(app.screen._compositor.render_update(full=True))
     text = console.export_text(styles=False)
     console.file.close()

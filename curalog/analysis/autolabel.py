@@ -347,8 +347,14 @@ class _Parser:
         if tok.kind == "num":
             self.take()
             value = float(tok.text)
-            return Node("num", (int(value) if value.is_integer() and "." not in tok.text
-                                and "e" not in tok.text.lower() else value,))
+            return Node(
+                "num",
+                (
+                    int(value)
+                    if value.is_integer() and "." not in tok.text and "e" not in tok.text.lower()
+                    else value,
+                ),
+            )
         if tok.kind == "str":
             self.take()
             return Node("str", (tok.text[1:-1],))
@@ -367,7 +373,9 @@ class _Parser:
             self.take()
             if self.peek().kind == "op" and self.peek().text == "(":
                 if word not in _FUNCTIONS:
-                    raise self.error(f"unknown function {tok.text!r} (known: {', '.join(_FUNCTIONS)})", tok)
+                    raise self.error(
+                        f"unknown function {tok.text!r} (known: {', '.join(_FUNCTIONS)})", tok
+                    )
                 self.take()
                 arg = self.expr()
                 self.expect("op", ")")
@@ -429,8 +437,9 @@ def parse_rules(rules: Iterable[str | Rule], columns: Iterable[str] | None = Non
     return [r if isinstance(r, Rule) else parse_rule(r, cols) for r in rules]
 
 
-def evaluate_rules(rules: Iterable[str | Rule], table: Mapping[int, Mapping[str, Any]]
-                   ) -> dict[int, tuple[str, str]]:
+def evaluate_rules(
+    rules: Iterable[str | Rule], table: Mapping[int, Mapping[str, Any]]
+) -> dict[int, tuple[str, str]]:
     """``{cluster_id: (group, rule_text)}``: for each cluster the first rule that matches.
 
     Clusters that match no rule are absent.
@@ -453,8 +462,9 @@ def _as_table(source: Any) -> dict[int, Mapping[str, Any]]:
     return {int(row["id"]): row for row in source}
 
 
-def autolabel_decisions(source: Any, rules: Iterable[str | Rule] = DEFAULT_RULES
-                        ) -> list[tuple[int, str, str]]:
+def autolabel_decisions(
+    source: Any, rules: Iterable[str | Rule] = DEFAULT_RULES
+) -> list[tuple[int, str, str]]:
     """Decisions ``[(cluster_id, group, rule_text)]`` sorted by id.
 
     ``source`` is a :class:`~curalog.analysis.stats.engine.StatsEngine` (its ``table_rows()`` over
@@ -463,11 +473,25 @@ def autolabel_decisions(source: Any, rules: Iterable[str | Rule] = DEFAULT_RULES
     decided (columns = the union of the rows' keys and the metric columns).
     """
     table = _as_table(source)
-    known: set[str] = {"id", "n_spikes", "template", "ch", "best_channel", "shank", "depth",
-                       "firing_rate", "template_amplitude", "amplitude_median",
-                       "isi_violations_ratio", "isi_violations_count", "rp_contamination",
-                       "rp_violations", "presence_ratio", "amplitude_cutoff",
-                       "peak_to_trough_ms"}
+    known: set[str] = {
+        "id",
+        "n_spikes",
+        "template",
+        "ch",
+        "best_channel",
+        "shank",
+        "depth",
+        "firing_rate",
+        "template_amplitude",
+        "amplitude_median",
+        "isi_violations_ratio",
+        "isi_violations_count",
+        "rp_contamination",
+        "rp_violations",
+        "presence_ratio",
+        "amplitude_cutoff",
+        "peak_to_trough_ms",
+    }
     for row in table.values():
         known.update(row.keys())
     parsed = parse_rules(rules, known)

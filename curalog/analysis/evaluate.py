@@ -90,7 +90,9 @@ def load_truth(path: str | os.PathLike[str]) -> Truth:
     except FileNotFoundError:
         raise TruthError(f"{p}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TruthError(f"{p}: not a truth file with 'unit_of_template' ({exc.__class__.__name__})") from None
+        raise TruthError(
+            f"{p}: not a truth file with 'unit_of_template' ({exc.__class__.__name__})"
+        ) from None
     return Truth(uot)
 
 
@@ -175,10 +177,14 @@ class _Tracker:
             per_source.update(t)
         true_pairs = sum(n * (n - 1) // 2 for n in per_source.values())
         return Outcome(
-            min_score=float(min_score), merges=self.merges, clusters=len(self.members),
-            real_clusters=real, n_units=self.n_units,
+            min_score=float(min_score),
+            merges=self.merges,
+            clusters=len(self.members),
+            real_clusters=real,
+            n_units=self.n_units,
             excess=real / self.n_units - 1.0 if self.n_units else math.nan,
-            impure_merges=self.impure_merges, impure_clusters=impure,
+            impure_merges=self.impure_merges,
+            impure_clusters=impure,
             pair_precision=tp / put if put else 1.0,
             pair_recall=tp / true_pairs if true_pairs else 1.0,
         )
@@ -210,9 +216,14 @@ def phy_top1(engine: Any, truth: Truth, template_counts: np.ndarray) -> dict[str
     }
 
 
-def evaluate(folder: str | os.PathLike[str], truth: str | os.PathLike[str] | Truth | None = None, *,
-             thresholds: Sequence[float] = DEFAULT_THRESHOLDS, params: Any = None,
-             progress: Callable[[str], None] | None = None) -> Evaluation:
+def evaluate(
+    folder: str | os.PathLike[str],
+    truth: str | os.PathLike[str] | Truth | None = None,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    params: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
     """Accept proposals on a scratch log and measure the outcome at every threshold.
 
     Parameters
@@ -244,13 +255,19 @@ def evaluate(folder: str | os.PathLike[str], truth: str | os.PathLike[str] | Tru
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="curalog-evaluate-") as tmp:
         t0 = time.perf_counter()
-        with open_curation(folder, Path(tmp) / "scratch.log", author="curalog-evaluate", sync=False) as cur:
+        with open_curation(
+            folder, Path(tmp) / "scratch.log", author="curalog-evaluate", sync=False
+        ) as cur:
             if cur.dataset.n_templates > truth.unit_of_template.shape[0]:
-                raise TruthError(f"the truth covers {truth.unit_of_template.shape[0]} templates, the "
-                                 f"dataset has {cur.dataset.n_templates}")
+                raise TruthError(
+                    f"the truth covers {truth.unit_of_template.shape[0]} templates, the "
+                    f"dataset has {cur.dataset.n_templates}"
+                )
             timings["open_s"] = time.perf_counter() - t0
             engine = ProposalEngine(cur, params=params)
-            counts = np.bincount(np.asarray(cur.dataset.spike_templates), minlength=truth.unit_of_template.shape[0])
+            counts = np.bincount(
+                np.asarray(cur.dataset.spike_templates), minlength=truth.unit_of_template.shape[0]
+            )
             t1 = time.perf_counter()
             first = engine.proposals(thr[-1])
             timings["first_proposals_s"] = time.perf_counter() - t1
@@ -270,25 +287,58 @@ def evaluate(folder: str | os.PathLike[str], truth: str | os.PathLike[str] | Tru
                     break
                 new = engine.accept(prop)
                 impure = tracker.merge([prop.a, prop.b], new)
-                merges.append({"a": prop.a, "b": prop.b, "new": new, "score": round(prop.score, 4),
-                               "impure": impure, "reason": prop.reason})
+                merges.append(
+                    {
+                        "a": prop.a,
+                        "b": prop.b,
+                        "new": new,
+                        "score": round(prop.score, 4),
+                        "impure": impure,
+                        "reason": prop.reason,
+                    }
+                )
                 if len(merges) % 100 == 0:
                     say(f"{len(merges)} merges, last score {prop.score:.3f}")
             timings["accept_all_s"] = time.perf_counter() - t2
             ev = Evaluation(
-                folder=str(folder), n_spikes=int(cur.dataset.n_spikes),
-                n_templates=int(cur.dataset.n_templates), n_units=tracker.n_units,
-                outcomes=outcomes, phy=phy, timings=timings, params=engine.params.to_dict(),
-                merges=merges)
+                folder=str(folder),
+                n_spikes=int(cur.dataset.n_spikes),
+                n_templates=int(cur.dataset.n_templates),
+                n_units=tracker.n_units,
+                outcomes=outcomes,
+                phy=phy,
+                timings=timings,
+                params=engine.params.to_dict(),
+                merges=merges,
+            )
     return ev
 
 
 def format_table(ev: Evaluation) -> list[list[str]]:
     """Rows of a table (header first) of an evaluation's outcomes."""
-    rows = [["min score", "merges", "clusters (units)", "excess", "impure merges",
-             "impure clusters", "pair precision", "pair recall"]]
+    rows = [
+        [
+            "min score",
+            "merges",
+            "clusters (units)",
+            "excess",
+            "impure merges",
+            "impure clusters",
+            "pair precision",
+            "pair recall",
+        ]
+    ]
     for o in ev.outcomes:
-        rows.append([f"{o.min_score:g}", str(o.merges), f"{o.real_clusters} ({o.n_units})",
-                     f"{100 * o.excess:+.1f} %", str(o.impure_merges), str(o.impure_clusters),
-                     f"{o.pair_precision:.3f}", f"{o.pair_recall:.3f}"])
+        rows.append(
+            [
+                f"{o.min_score:g}",
+                str(o.merges),
+                f"{o.real_clusters} ({o.n_units})",
+                f"{100 * o.excess:+.1f} %",
+                str(o.impure_merges),
+                str(o.impure_clusters),
+                f"{o.pair_precision:.3f}",
+                f"{o.pair_recall:.3f}",
+            ]
+        )
     return rows

@@ -197,8 +197,12 @@ class Dim:
         if len(ids) != len(cnt):
             raise ValueError("template_ids and counts differ in length")
         keep = [(t, c) for t, c in sorted(zip(ids, cnt, strict=True)) if c > 0]
-        return cls("template", cluster=int(cluster), templates=tuple(t for t, _ in keep),
-                   weights=tuple(c for _, c in keep))
+        return cls(
+            "template",
+            cluster=int(cluster),
+            templates=tuple(t for t, _ in keep),
+            weights=tuple(c for _, c in keep),
+        )
 
     @classmethod
     def time(cls) -> Dim:
@@ -230,7 +234,9 @@ class Dim:
         if self.kind == "pc":
             d.update(channel=self.channel, pc=self.component)
         elif self.kind == "template":
-            d.update(cluster=self.cluster, templates=list(self.templates), weights=list(self.weights))
+            d.update(
+                cluster=self.cluster, templates=list(self.templates), weights=list(self.weights)
+            )
         return d
 
     @classmethod
@@ -286,7 +292,9 @@ class _Sparse:
         return got
 
 
-def _index_table(arr: np.ndarray, name: str, n_loc: int, n_templates: int, limit: int) -> np.ndarray:
+def _index_table(
+    arr: np.ndarray, name: str, n_loc: int, n_templates: int, limit: int
+) -> np.ndarray:
     """``pc_feature_ind`` / ``template_feature_ind`` as int64 with -1 for padding."""
     if arr.ndim != 2 or arr.shape[1] != n_loc:
         raise DatasetError(f"{name}: expected (n_templates, {n_loc}), got shape {arr.shape}")
@@ -304,8 +312,9 @@ def _index_table(arr: np.ndarray, name: str, n_loc: int, n_templates: int, limit
     return ind
 
 
-def _row_ids(arr: np.ndarray | None, name: str, n_rows: int, n_spikes: int,
-             data_name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _row_ids(
+    arr: np.ndarray | None, name: str, n_rows: int, n_spikes: int, data_name: str
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Validated ``*_spike_ids.npy``: (sorted ids, row order) or (None, None) for all spikes."""
     if arr is None:
         if n_rows != n_spikes:
@@ -348,7 +357,9 @@ def _pc_gather(data, rows, spike_templates, spikes, loc, comp, out):  # pragma: 
 
 
 @numba.njit(cache=True, nogil=True)
-def _pc_gather2(data, rows, spike_templates, spikes, loc_a, comp_a, loc_b, comp_b, out_a, out_b):  # pragma: no cover
+def _pc_gather2(
+    data, rows, spike_templates, spikes, loc_a, comp_a, loc_b, comp_b, out_a, out_b
+):  # pragma: no cover
     # both axes from one read of each spike's row
     n_t = loc_a.shape[0]
     for i in range(spikes.shape[0]):
@@ -511,19 +522,31 @@ class FeatureSource:
         opt = self.dataset.optional_array
         data = opt("pc_features.npy")
         if data is None:
-            return (f"no PC features: {self._path('pc_features.npy')} is missing "
-                    "(Kilosort 4 and SpikeInterface write it only on request)")
+            return (
+                f"no PC features: {self._path('pc_features.npy')} is missing "
+                "(Kilosort 4 and SpikeInterface write it only on request)"
+            )
         name = self._path("pc_features.npy")
         if data.ndim != 3 or data.dtype.kind != "f":
-            raise DatasetError(f"{name}: expected float (n_spikes, n_pcs, n_channels), got {data.dtype} {data.shape}")
+            raise DatasetError(
+                f"{name}: expected float (n_spikes, n_pcs, n_channels), got {data.dtype} {data.shape}"
+            )
         ind = opt("pc_feature_ind.npy")
         if ind is None:
-            raise DatasetError(f"{self._path('pc_feature_ind.npy')}: missing (needed with pc_features.npy)")
+            raise DatasetError(
+                f"{self._path('pc_feature_ind.npy')}: missing (needed with pc_features.npy)"
+            )
         n_ch = int(getattr(self.dataset, "n_channels", 0)) or (1 << 62)
-        table = _index_table(ind, self._path("pc_feature_ind.npy"), data.shape[2],
-                             self._max_template() + 1, n_ch)
-        ids, order = _row_ids(opt("pc_feature_spike_ids.npy"), self._path("pc_feature_spike_ids.npy"),
-                              data.shape[0], self.n_spikes, name)
+        table = _index_table(
+            ind, self._path("pc_feature_ind.npy"), data.shape[2], self._max_template() + 1, n_ch
+        )
+        ids, order = _row_ids(
+            opt("pc_feature_spike_ids.npy"),
+            self._path("pc_feature_spike_ids.npy"),
+            data.shape[0],
+            self.n_spikes,
+            name,
+        )
         return _Sparse(np.asarray(data), table, ids, order)
 
     def _load_tf(self) -> _Sparse | str:
@@ -535,17 +558,30 @@ class FeatureSource:
         if data.ndim == 1:
             data = data.reshape(-1, 1)
         if data.ndim != 2 or data.dtype.kind != "f":
-            raise DatasetError(f"{name}: expected float (n_spikes, n_features), got {data.dtype} {data.shape}")
+            raise DatasetError(
+                f"{name}: expected float (n_spikes, n_features), got {data.dtype} {data.shape}"
+            )
         ind = opt("template_feature_ind.npy")
         if ind is None:
-            raise DatasetError(f"{self._path('template_feature_ind.npy')}: missing (needed with template_features.npy)")
+            raise DatasetError(
+                f"{self._path('template_feature_ind.npy')}: missing (needed with template_features.npy)"
+            )
         if ind.ndim == 1:
             ind = ind.reshape(-1, 1)
-        table = _index_table(ind, self._path("template_feature_ind.npy"), data.shape[1],
-                             self._max_template() + 1, self.n_templates)
-        ids, order = _row_ids(opt("template_feature_spike_ids.npy"),
-                              self._path("template_feature_spike_ids.npy"), data.shape[0],
-                              self.n_spikes, name)
+        table = _index_table(
+            ind,
+            self._path("template_feature_ind.npy"),
+            data.shape[1],
+            self._max_template() + 1,
+            self.n_templates,
+        )
+        ids, order = _row_ids(
+            opt("template_feature_spike_ids.npy"),
+            self._path("template_feature_spike_ids.npy"),
+            data.shape[0],
+            self.n_spikes,
+            name,
+        )
         return _Sparse(np.asarray(data), table, ids, order)
 
     def _max_template(self) -> int:
@@ -574,7 +610,11 @@ class FeatureSource:
                 amps = self.dataset.amplitudes
             except DatasetError as exc:
                 return str(exc)
-            return None if amps is not None else f"no amplitudes: {self._path('amplitudes.npy')} is missing"
+            return (
+                None
+                if amps is not None
+                else f"no amplitudes: {self._path('amplitudes.npy')} is missing"
+            )
         if kind == "time":
             return None
         return f"unknown axis kind {kind!r}"
@@ -646,11 +686,19 @@ class FeatureSource:
                 sp = self._sparse("pc")
                 if not 0 <= dim.component < sp.data.shape[1]:
                     raise ViewUnavailableError(
-                        f"PC {dim.component + 1} does not exist ({sp.data.shape[1]} per channel)")
+                        f"PC {dim.component + 1} does not exist ({sp.data.shape[1]} per channel)"
+                    )
                 if "pc" not in rows:
                     rows["pc"] = sp.rows(spikes)
-                _pc_gather(sp.data, rows["pc"], self.spike_templates, spikes, sp.loc(dim.channel),
-                           dim.component, v)
+                _pc_gather(
+                    sp.data,
+                    rows["pc"],
+                    self.spike_templates,
+                    spikes,
+                    sp.loc(dim.channel),
+                    dim.component,
+                    v,
+                )
             elif dim.kind == "template":
                 sp = self._sparse("tf")
                 if "tf" not in rows:
@@ -661,7 +709,9 @@ class FeatureSource:
                 if wsum <= 0:
                     v[:] = np.nan
                 else:
-                    _tf_project(sp.data, rows["tf"], self.spike_templates, spikes, sp.ind, w, wsum, v)
+                    _tf_project(
+                        sp.data, rows["tf"], self.spike_templates, spikes, sp.ind, w, wsum, v
+                    )
             else:
                 raise ViewUnavailableError(f"unknown axis kind {dim.kind!r}")
             out.append(v)
@@ -672,11 +722,22 @@ class FeatureSource:
         for d in (a, b):
             if not 0 <= d.component < sp.data.shape[1]:
                 raise ViewUnavailableError(
-                    f"PC {d.component + 1} does not exist ({sp.data.shape[1]} per channel)")
+                    f"PC {d.component + 1} does not exist ({sp.data.shape[1]} per channel)"
+                )
         xa = np.empty(spikes.shape[0], dtype=np.float64)
         xb = np.empty(spikes.shape[0], dtype=np.float64)
-        _pc_gather2(sp.data, sp.rows(spikes), self.spike_templates, spikes, sp.loc(a.channel),
-                    a.component, sp.loc(b.channel), b.component, xa, xb)
+        _pc_gather2(
+            sp.data,
+            sp.rows(spikes),
+            self.spike_templates,
+            spikes,
+            sp.loc(a.channel),
+            a.component,
+            sp.loc(b.channel),
+            b.component,
+            xa,
+            xb,
+        )
         return [xa, xb]
 
     def has_coordinates(self, dims: Sequence[Dim]) -> tuple[str, ...]:
@@ -753,15 +814,20 @@ def phy_feature_grid(channels: Sequence[int]) -> list[list[tuple[Dim, Dim]]]:
     return [[(Dim.time() if r == c else dims[c], dims[r]) for c in range(4)] for r in range(4)]
 
 
-def step_dim(dim: Dim, channels: Sequence[int], n_pcs: int, *, channel_step: int = 0,
-             pc_step: int = 0) -> Dim:
+def step_dim(
+    dim: Dim, channels: Sequence[int], n_pcs: int, *, channel_step: int = 0, pc_step: int = 0
+) -> Dim:
     """Move a ``"pc"`` axis by ``channel_step`` through ``channels`` and by ``pc_step``
     through the components, wrapping around. Other kinds are returned unchanged."""
     if dim.kind != "pc" or not len(channels):
         return dim
     chans = [int(c) for c in channels]
     i = chans.index(dim.channel) if dim.channel in chans else 0
-    ch = chans[(i + channel_step) % len(chans)] if channel_step else (dim.channel if dim.channel in chans else chans[0])
+    ch = (
+        chans[(i + channel_step) % len(chans)]
+        if channel_step
+        else (dim.channel if dim.channel in chans else chans[0])
+    )
     comp = (dim.component + pc_step) % max(1, n_pcs)
     return Dim.pc(ch, comp)
 
@@ -801,7 +867,9 @@ class ViewSpec:
     def step(self, axis: Literal["x", "y"], *, channel_step: int = 0, pc_step: int = 0) -> ViewSpec:
         """Step one axis through :attr:`channels` / components (see :func:`step_dim`)."""
         d = getattr(self, axis)
-        nd = step_dim(d, self.channels, self.source.n_pcs, channel_step=channel_step, pc_step=pc_step)
+        nd = step_dim(
+            d, self.channels, self.source.n_pcs, channel_step=channel_step, pc_step=pc_step
+        )
         return self.with_dims(**{axis: nd})
 
     @property
@@ -837,8 +905,13 @@ def _normalize_clusters(
     return ids, spikes
 
 
-def feature_view(source: FeatureSource, clusters: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]],
-                 *, x: Dim | None = None, y: Dim | None = None) -> ViewSpec:
+def feature_view(
+    source: FeatureSource,
+    clusters: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]],
+    *,
+    x: Dim | None = None,
+    y: Dim | None = None,
+) -> ViewSpec:
     """The feature view of the selected clusters (phy's FeatureView, one pane).
 
     Parameters
@@ -860,12 +933,14 @@ def feature_view(source: FeatureSource, clusters: Mapping[int, np.ndarray] | Ite
     ids, spikes = _normalize_clusters(clusters)
     channels = feature_channels(source, spikes)
     dx, dy = default_feature_dims(channels, source.n_pcs)
-    return ViewSpec("feature", ids, spikes, x or dx, y or dy, source,
-                    tuple(int(c) for c in channels))
+    return ViewSpec(
+        "feature", ids, spikes, x or dx, y or dy, source, tuple(int(c) for c in channels)
+    )
 
 
-def template_feature_view(source: FeatureSource,
-                          clusters: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]]) -> ViewSpec:
+def template_feature_view(
+    source: FeatureSource, clusters: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]]
+) -> ViewSpec:
     """phy's TemplateFeatureView for a pair of clusters.
 
     x = projection on the first cluster's templates, y = on the second's, each weighted by
@@ -889,9 +964,12 @@ def template_feature_view(source: FeatureSource,
     return ViewSpec("template_feature", ids, spikes, dims[0], dims[1], source)
 
 
-def amplitude_view(source: FeatureSource,
-                   clusters: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]],
-                   *, y: Dim | None = None) -> ViewSpec:
+def amplitude_view(
+    source: FeatureSource,
+    clusters: Mapping[int, np.ndarray] | Iterable[tuple[int, np.ndarray]],
+    *,
+    y: Dim | None = None,
+) -> ViewSpec:
     """Amplitude over time: x = time (s), y = ``amplitudes.npy`` (or another axis, e.g.
     ``Dim.pc(best channel, 0)`` for phy's "feature" amplitude).
 
@@ -908,8 +986,9 @@ def amplitude_view(source: FeatureSource,
     return ViewSpec("amplitude", ids, spikes, Dim.time(), ydim, source)
 
 
-def view_from_provenance(source: FeatureSource, meta: Mapping[str, Any],
-                         spikes_of: Any) -> ViewSpec:
+def view_from_provenance(
+    source: FeatureSource, meta: Mapping[str, Any], spikes_of: Any
+) -> ViewSpec:
     """Rebuild a :class:`ViewSpec` from :meth:`ViewSpec.to_dict` output.
 
     ``spikes_of(cluster_id)`` gives the clusters' spikes (e.g. ``Curation.spikes`` at the
@@ -917,8 +996,14 @@ def view_from_provenance(source: FeatureSource, meta: Mapping[str, Any],
     """
     ids = [int(c) for c in meta["clusters"]]
     spikes = tuple(np.asarray(spikes_of(c)) for c in ids)
-    return ViewSpec(str(meta["view"]), tuple(ids), spikes, Dim.from_dict(meta["x"]),
-                    Dim.from_dict(meta["y"]), source)
+    return ViewSpec(
+        str(meta["view"]),
+        tuple(ids),
+        spikes,
+        Dim.from_dict(meta["x"]),
+        Dim.from_dict(meta["y"]),
+        source,
+    )
 
 
 # ---------------------------------------------------------------------- view data
@@ -994,8 +1079,13 @@ def coordinates(spec: ViewSpec, spikes: np.ndarray) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def background_spikes(source: FeatureSource, exclude: Sequence[np.ndarray], max_spikes: int,
-                      *, need: Sequence[str] = ()) -> np.ndarray:
+def background_spikes(
+    source: FeatureSource,
+    exclude: Sequence[np.ndarray],
+    max_spikes: int,
+    *,
+    need: Sequence[str] = (),
+) -> np.ndarray:
     """A deterministic, bounded subsample of the spikes not in ``exclude`` (display only).
 
     Parameters
@@ -1042,8 +1132,9 @@ def background_spikes(source: FeatureSource, exclude: Sequence[np.ndarray], max_
     return cand
 
 
-def compute_view(spec: ViewSpec, *, background: bool = True,
-                 max_background: int = DEFAULT_MAX_BACKGROUND) -> ViewData:
+def compute_view(
+    spec: ViewSpec, *, background: bool = True, max_background: int = DEFAULT_MAX_BACKGROUND
+) -> ViewData:
     """Coordinates of every spike of the spec's clusters, and a background subsample.
 
     Parameters
@@ -1082,12 +1173,21 @@ def compute_view(spec: ViewSpec, *, background: bool = True,
     if missing:
         parts = ", ".join(f"{n:,} of cluster {c}" for c, n in missing.items())
         note = f"{parts} without features (file covers a subset of spikes): not shown"
-    return ViewData(spec, layers, bg, n_without, _padded_range([ly.x for ly in layers]),
-                    _padded_range([ly.y for ly in layers]), note)
+    return ViewData(
+        spec,
+        layers,
+        bg,
+        n_without,
+        _padded_range([ly.x for ly in layers]),
+        _padded_range([ly.y for ly in layers]),
+        note,
+    )
 
 
 # ---------------------------------------------------------------------- selection
-def spikes_in_polygon(view_spec: ViewSpec, polygon: Any, *, missing: MissingPolicy = "refuse") -> np.ndarray:
+def spikes_in_polygon(
+    view_spec: ViewSpec, polygon: Any, *, missing: MissingPolicy = "refuse"
+) -> np.ndarray:
     """Exact ids of all the selected clusters' spikes inside a polygon drawn on the view.
 
     Every spike of ``view_spec.spikes`` is tested, never only the displayed ones: the
@@ -1134,7 +1234,9 @@ def spikes_in_polygon(view_spec: ViewSpec, polygon: Any, *, missing: MissingPoli
         raise MissingFeaturesError(
             f"split refused: {sum(bad.values()):,} of {total:,} spikes have no coordinates on "
             f"these axes ({desc}; the feature file covers a subset of spikes); "
-            "use missing='outside' to keep them in the remainder", bad)
+            "use missing='outside' to keep them in the remainder",
+            bad,
+        )
     if not parts:
         return np.zeros(0, np.int64)
     out = np.concatenate(parts)
@@ -1177,7 +1279,9 @@ def split_preview(data: ViewData, polygon: Any) -> SplitPreview:
     return SplitPreview(masks, n_in, n_out, dict(data.n_without))
 
 
-def split_provenance(view_spec: ViewSpec, polygon: Any, *, missing: MissingPolicy = "refuse") -> dict[str, Any]:
+def split_provenance(
+    view_spec: ViewSpec, polygon: Any, *, missing: MissingPolicy = "refuse"
+) -> dict[str, Any]:
     """The ``meta`` to store with the split event: view, axes, polygon and policy."""
     poly = _as_polygon(polygon)
     d = view_spec.to_dict()

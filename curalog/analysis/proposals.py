@@ -170,9 +170,17 @@ ENGINE_VERSION = 1
 #: and no impure merge on the realistic synthetic data).
 DEFAULT_MIN_SCORE = 0.2
 
-_COUNTER_NAMES = ("pairs_scored", "pair_cache_hits", "profiles_computed", "profiles_composed",
-                  "rows_composed", "rows_computed", "full_passes", "candidate_refreshes",
-                  "template_pairs")
+_COUNTER_NAMES = (
+    "pairs_scored",
+    "pair_cache_hits",
+    "profiles_computed",
+    "profiles_composed",
+    "rows_composed",
+    "rows_computed",
+    "full_passes",
+    "candidate_refreshes",
+    "template_pairs",
+)
 
 
 @dataclass(frozen=True)
@@ -251,9 +259,14 @@ class Proposal:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "score": round(self.score, 4), "reason": self.reason,
-                "evidence": {k: _round(v) for k, v in self.evidence.items()},
-                "factors": {k: round(v, 4) for k, v in self.factors.items()}}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "score": round(self.score, 4),
+            "reason": self.reason,
+            "evidence": {k: _round(v) for k, v in self.evidence.items()},
+            "factors": {k: round(v, 4) for k, v in self.factors.items()},
+        }
 
 
 def _round(v: float) -> float | None:
@@ -312,8 +325,24 @@ def _bin_of(t, nb, total):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True)
-def _full_pass(times, clusters, templates, amps, use_amp, slot_of, lut, nb, total, tau, censor,
-               counts, ampsum, coinc, lo, hi):  # pragma: no cover - numba
+def _full_pass(
+    times,
+    clusters,
+    templates,
+    amps,
+    use_amp,
+    slot_of,
+    lut,
+    nb,
+    total,
+    tau,
+    censor,
+    counts,
+    ampsum,
+    coinc,
+    lo,
+    hi,
+):  # pragma: no cover - numba
     """Profiles of every live cluster and the coincidence matrix, in one pass over time.
 
     ``coinc[x, y]`` (``x <= y``; the upper triangle only, the caller mirrors it) counts
@@ -345,8 +374,24 @@ def _full_pass(times, clusters, templates, amps, use_amp, slot_of, lut, nb, tota
 
 
 @numba.njit(cache=True, nogil=True)
-def _local_pass(spikes, times, clusters, templates, amps, use_amp, slot_of, own, lut, nb, total,
-                tau, censor, counts, ampsum, row):  # pragma: no cover - numba
+def _local_pass(
+    spikes,
+    times,
+    clusters,
+    templates,
+    amps,
+    use_amp,
+    slot_of,
+    own,
+    lut,
+    nb,
+    total,
+    tau,
+    censor,
+    counts,
+    ampsum,
+    row,
+):  # pragma: no cover - numba
     """Profile of one cluster (its sorted ``spikes``) and its coincidence row: for every
     spike, its neighbours within ``tau`` on both sides; pairs inside the cluster are counted
     once (from the later spike)."""
@@ -475,9 +520,15 @@ class _TemplateInfo:
 class _Templates:
     """Per-template geometry and shared-channel similarities, computed lazily and cached."""
 
-    def __init__(self, geometry: Any, channel_positions: np.ndarray, params: ProposalParams,
-                 n_templates: int, counters: dict[str, int],
-                 fallback: Callable[[], np.ndarray | None] | None = None):
+    def __init__(
+        self,
+        geometry: Any,
+        channel_positions: np.ndarray,
+        params: ProposalParams,
+        n_templates: int,
+        counters: dict[str, int],
+        fallback: Callable[[], np.ndarray | None] | None = None,
+    ):
         self.geometry = geometry
         self.fallback = fallback
         self.pos = np.asarray(channel_positions, dtype=np.float64)
@@ -499,16 +550,28 @@ class _Templates:
     def _compute(self, t: int) -> _TemplateInfo:
         got = self.geometry.unwhitened(int(t)) if self.geometry is not None else None
         if got is None or got[0].shape[1] == 0:
-            return _TemplateInfo(np.zeros(0, np.int64), np.zeros((1, 0)), np.zeros(0, bool), 0.0,
-                                 np.array([np.nan, np.nan]), np.zeros(0, np.int64))
+            return _TemplateInfo(
+                np.zeros(0, np.int64),
+                np.zeros((1, 0)),
+                np.zeros(0, bool),
+                0.0,
+                np.array([np.nan, np.nan]),
+                np.zeros(0, np.int64),
+            )
         w, chans = got
         w = np.asarray(w, dtype=np.float64)
         chans = np.asarray(chans, dtype=np.int64)
         ptp = w.max(axis=0) - w.min(axis=0)
         mx = float(ptp.max())
         if not mx > 0:
-            return _TemplateInfo(np.zeros(0, np.int64), np.zeros((w.shape[0], 0)), np.zeros(0, bool),
-                                 0.0, np.array([np.nan, np.nan]), np.zeros(0, np.int64))
+            return _TemplateInfo(
+                np.zeros(0, np.int64),
+                np.zeros((w.shape[0], 0)),
+                np.zeros(0, bool),
+                0.0,
+                np.array([np.nan, np.nan]),
+                np.zeros(0, np.int64),
+            )
         ext = ptp >= 0.02 * mx
         order = np.argsort(chans[ext], kind="stable")
         ch = chans[ext][order]
@@ -518,20 +581,26 @@ class _Templates:
         cen = ptp >= self.params.centroid_fraction * mx
         ok = chans[cen] < self.pos.shape[0]
         wts = ptp[cen][ok]
-        xy = (self.pos[chans[cen][ok]] * wts[:, None]).sum(axis=0) / wts.sum() if wts.size else \
-            np.array([np.nan, np.nan])
+        xy = (
+            (self.pos[chans[cen][ok]] * wts[:, None]).sum(axis=0) / wts.sum()
+            if wts.size
+            else np.array([np.nan, np.nan])
+        )
         best = chans[np.argsort(-ptp, kind="stable")[:8]]
         return _TemplateInfo(ch, waves, support, mx, xy, best)
 
     def ptp_all(self) -> np.ndarray:
         if self._ptp is None:
-            self._ptp = np.array([self.info(t).ptp for t in range(self.n_templates)], dtype=np.float64)
+            self._ptp = np.array(
+                [self.info(t).ptp for t in range(self.n_templates)], dtype=np.float64
+            )
         return self._ptp
 
     def xy_all(self) -> np.ndarray:
         if self._xy is None:
-            self._xy = np.array([self.info(t).position for t in range(self.n_templates)],
-                                dtype=np.float64).reshape(self.n_templates, 2)
+            self._xy = np.array(
+                [self.info(t).position for t in range(self.n_templates)], dtype=np.float64
+            ).reshape(self.n_templates, 2)
         return self._xy
 
     def similarity(self, p: int, q: int) -> float:
@@ -560,7 +629,9 @@ class _Templates:
         return val
 
     def similarity_matrix(self, ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
-        return np.array([[self.similarity(int(p), int(q)) for q in tb] for p in ta], dtype=np.float64)
+        return np.array(
+            [[self.similarity(int(p), int(q)) for q in tb] for p in ta], dtype=np.float64
+        )
 
 
 def _on_channels(info: _TemplateInfo, chans: np.ndarray) -> np.ndarray:
@@ -637,8 +708,15 @@ class ProposalEngine:
     recorded, and processed on the next query.
     """
 
-    def __init__(self, source: Any, stats: Any = None, params: ProposalParams | None = None, *,
-                 subscribe: bool = True, n_threads: int | None = None):
+    def __init__(
+        self,
+        source: Any,
+        stats: Any = None,
+        params: ProposalParams | None = None,
+        *,
+        subscribe: bool = True,
+        n_threads: int | None = None,
+    ):
         from curalog.analysis.stats.engine import StatsEngine
 
         self.curation: Any
@@ -657,8 +735,11 @@ class ProposalEngine:
         self.score_log: list[tuple[int, int]] = []
         self.n_threads = int(n_threads) if n_threads else min(4, os.cpu_count() or 1)
         defaults = ProposalParams().to_dict()
-        self._changed_params = {k: (list(v) if isinstance(v, tuple) else v)
-                                for k, v in self.params.to_dict().items() if defaults[k] != v}
+        self._changed_params = {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.params.to_dict().items()
+            if defaults[k] != v
+        }
         ctx = self.stats.ctx
         self.sample_rate = float(ctx.sample_rate)
         self.total_samples = int(ctx.total_samples)
@@ -672,8 +753,14 @@ class ProposalEngine:
         self._lag_fraction = max(n_lags, 0) / self.bin_samples
         i = np.arange(self.nb)
         self._kernel = np.exp(-np.abs(i[:, None] - i[None, :]) / float(p.time_kernel_bins))
-        self.templates = _Templates(ctx.geometry, ctx.channel_positions, p, self.n_templates,
-                                    self._counters, lambda: self.stats.similarity_matrix)
+        self.templates = _Templates(
+            ctx.geometry,
+            ctx.channel_positions,
+            p,
+            self.n_templates,
+            self._counters,
+            lambda: self.stats.similarity_matrix,
+        )
         amps = getattr(self.dataset, "amplitudes", None)
         self._amps = None if amps is None else np.asarray(amps).reshape(-1)
         self._profiles: dict[int, _Profile] = {}
@@ -731,7 +818,9 @@ class ProposalEngine:
             body = e.body if isinstance(e.body, dict) else {}
             if e.type == MERGE:
                 try:
-                    self._parents[int(body["new"])] = tuple(sorted(int(c) for c in body["clusters"]))
+                    self._parents[int(body["new"])] = tuple(
+                        sorted(int(c) for c in body["clusters"])
+                    )
                 except (KeyError, TypeError, ValueError):
                     continue
             elif e.type == NOTE and body.get("kind") == PROPOSAL_NOTE_KIND:
@@ -794,8 +883,14 @@ class ProposalEngine:
         desc = tuple(getattr(update, "descendants", ()))
         with self._lock:
             olds = {int(old) for old, _ in desc}
-            if (len(added) == 1 and desc and all(int(new) == added[0] for _, new in desc)
-                    and olds == set(deleted) and len(olds) >= 2 and added[0] not in self._parents):
+            if (
+                len(added) == 1
+                and desc
+                and all(int(new) == added[0] for _, new in desc)
+                and olds == set(deleted)
+                and len(olds) >= 2
+                and added[0] not in self._parents
+            ):
                 self._parents[added[0]] = tuple(sorted(olds))
                 self._ancestors.clear()  # an older id may have gained parents (undo of a split)
             if added or deleted:
@@ -851,7 +946,9 @@ class ProposalEngine:
         for i, c in enumerate(ids.tolist()):
             if c in rerank:
                 continue
-            if gone_set.intersection(self._topk.get(c, ())) or best_new[i] >= self._kth.get(c, -np.inf):
+            if gone_set.intersection(self._topk.get(c, ())) or best_new[i] >= self._kth.get(
+                c, -np.inf
+            ):
                 rerank.add(c)
         for c in sorted(rerank):
             self._rank(c, ids, slots)
@@ -895,7 +992,11 @@ class ProposalEngine:
         self._free.append(s)
 
     def _slot_lut(self) -> np.ndarray:
-        top = max(max(self._slot) + 1, int(self.state.counter)) if self._slot else int(self.state.counter)
+        top = (
+            max(max(self._slot) + 1, int(self.state.counter))
+            if self._slot
+            else int(self.state.counter)
+        )
         lut = np.full(top + 1, -1, dtype=np.int64)
         for c, s in self._slot.items():
             lut[c] = s
@@ -954,8 +1055,24 @@ class ProposalEngine:
         use_amp = self._amps is not None
         amps = self._amps if use_amp else np.zeros(1, dtype=np.float32)
         own = self._slot[c]
-        _local_pass(spikes, self.dataset.spike_times, clusters, templates, amps, use_amp, slot_of,
-                    own, lut, self.nb, self.total_samples, self.tau, self.censor, counts, ampsum, row)
+        _local_pass(
+            spikes,
+            self.dataset.spike_times,
+            clusters,
+            templates,
+            amps,
+            use_amp,
+            slot_of,
+            own,
+            lut,
+            self.nb,
+            self.total_samples,
+            self.tau,
+            self.censor,
+            counts,
+            ampsum,
+            row,
+        )
         diag = row[own]
         self._coinc[own, :] = row
         self._coinc[:, own] = row
@@ -993,15 +1110,36 @@ class ProposalEngine:
         # memory (256 MB of coincidence matrices) justify
         by_memory = max(1, (256 << 20) // max(1, 4 * n_live * n_live))
         n_chunks = max(1, min(self.n_threads, n_spikes // 1_000_000 + 1, by_memory))
-        parts = [(np.zeros((nz.shape[0], self.nb)), np.zeros((nz.shape[0], self.nb)),
-                  np.zeros((n_live, n_live), dtype=np.int32)) for _ in range(n_chunks)]
+        parts = [
+            (
+                np.zeros((nz.shape[0], self.nb)),
+                np.zeros((nz.shape[0], self.nb)),
+                np.zeros((n_live, n_live), dtype=np.int32),
+            )
+            for _ in range(n_chunks)
+        ]
         bounds = [n_spikes * i // n_chunks for i in range(n_chunks + 1)]
 
         def run(i: int) -> None:
             c_, a_, u_ = parts[i]
-            _full_pass(self.dataset.spike_times, clusters, templates, amps, use_amp, slot_of, lut,
-                       self.nb, self.total_samples, self.tau, self.censor, c_, a_, u_,
-                       bounds[i], bounds[i + 1])
+            _full_pass(
+                self.dataset.spike_times,
+                clusters,
+                templates,
+                amps,
+                use_amp,
+                slot_of,
+                lut,
+                self.nb,
+                self.total_samples,
+                self.tau,
+                self.censor,
+                c_,
+                a_,
+                u_,
+                bounds[i],
+                bounds[i + 1],
+            )
 
         if n_live:
             if n_chunks == 1:
@@ -1025,8 +1163,9 @@ class ProposalEngine:
             lo, hi = starts[k], starts[k + 1]
             if c in self._profiles:
                 continue
-            self._profiles[c] = _Profile(tcols[lo:hi].astype(np.int64), counts[lo:hi], ampsum[lo:hi],
-                                         int(hist[k].sum()))
+            self._profiles[c] = _Profile(
+                tcols[lo:hi].astype(np.int64), counts[lo:hi], ampsum[lo:hi], int(hist[k].sum())
+            )
             self._counters["profiles_computed"] += 1
         self._counters["full_passes"] += 1
         ids, m = self._similarity_table()
@@ -1099,8 +1238,11 @@ class ProposalEngine:
         self._cand = dict(sorted(cand.items()))
         self._counters["candidate_refreshes"] += 1
         if changed:
-            self._adjusted = {k: v for k, v in self._adjusted.items()
-                              if k[0] not in changed and k[1] not in changed}
+            self._adjusted = {
+                k: v
+                for k, v in self._adjusted.items()
+                if k[0] not in changed and k[1] not in changed
+            }
 
     def candidates(self) -> list[tuple[int, int, float]]:
         """Candidate pairs ``(a, b, phy_similarity)``, ``a < b``, ascending."""
@@ -1118,8 +1260,11 @@ class ProposalEngine:
         ptp = self.templates.ptp_all()[prof.tids]
         ys = self.templates.xy_all()[prof.tids, 1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            amp = (prof.ampsum * ptp[:, None]).sum(axis=0) / n if self._amps is not None else \
-                np.full(self.nb, np.nan)
+            amp = (
+                (prof.ampsum * ptp[:, None]).sum(axis=0) / n
+                if self._amps is not None
+                else np.full(self.nb, np.nan)
+            )
             ok_y = np.isfinite(ys)
             ypos = (prof.counts[ok_y] * ys[ok_y, None]).sum(axis=0) / prof.counts[ok_y].sum(axis=0)
             loga = np.where((n > 0) & (amp > 0), np.log(np.where(amp > 0, amp, 1.0)), 0.0)
@@ -1172,8 +1317,10 @@ class ProposalEngine:
             e = float((dx.n * dy.n).sum() * self._lag_fraction)
             o = float(self._coinc[self._slot[x], self._slot[y]])
             nx, ny = float(dx.n.sum()), float(dy.n.sum())
-            conc = max(float(dx.n[dy.present].sum()) / nx if nx else 0.0,
-                       float(dy.n[dx.present].sum()) / ny if ny else 0.0)
+            conc = max(
+                float(dx.n[dy.present].sum()) / nx if nx else 0.0,
+                float(dy.n[dx.present].sum()) / ny if ny else 0.0,
+            )
             got = conc * conc * (1.0 - self._posterior(o, e))
             self._conflicts[key] = got
         return got
@@ -1181,7 +1328,9 @@ class ProposalEngine:
     def _posterior(self, o: float, e: float) -> float:
         p = self.params
         lo, hi = p.diff_contamination
-        return float(_p_same(float(o), float(e), float(p.same_max_contamination), float(lo), float(hi)))
+        return float(
+            _p_same(float(o), float(e), float(p.same_max_contamination), float(lo), float(hi))
+        )
 
     def _adjust(self, a: int, b: int) -> Proposal:
         """The base score times the uniqueness factor
@@ -1241,11 +1390,19 @@ class ProposalEngine:
         if z > 0:
             sim = float((g * s_ab).sum() / z)
             ok = np.isfinite(d2)
-            dist = math.sqrt(float((g[ok] * d2[ok]).sum() / max(g[ok].sum(), 1e-300))) if ok.any() else math.nan
+            dist = (
+                math.sqrt(float((g[ok] * d2[ok]).sum() / max(g[ok].sum(), 1e-300)))
+                if ok.any()
+                else math.nan
+            )
             if self._amps is not None:
                 la, lb = da.loga, db.loga
                 ka = kern.T @ da.n
-                num = float((da.n * la * la) @ kb + (db.n * lb * lb) @ ka - 2.0 * (da.n * la) @ kern @ (db.n * lb))
+                num = float(
+                    (da.n * la * la) @ kb
+                    + (db.n * lb * lb) @ ka
+                    - 2.0 * (da.n * la) @ kern @ (db.n * lb)
+                )
                 amp_jump = math.sqrt(max(num, 0.0) / z)
             else:
                 amp_jump = math.nan
@@ -1275,30 +1432,56 @@ class ProposalEngine:
         isi_m = self._contamination(va + vb + obs, na + nb_)
         phy_sim = float(max(self._msim[sa, sb], self._msim[sb, sa]))
         # factors
-        f_sim = 0.0 if not math.isfinite(sim) else \
-            min(max((sim - p.similarity_floor) / (1.0 - p.similarity_floor), 0.0), 1.0) ** 2
-        f_pos = 1.0 if not math.isfinite(dist) else math.exp(-0.5 * (dist / p.position_scale_um) ** 2)
-        f_amp = 1.0 if not math.isfinite(amp_jump) else math.exp(-0.5 * (amp_jump / p.amplitude_scale) ** 2)
+        f_sim = (
+            0.0
+            if not math.isfinite(sim)
+            else min(max((sim - p.similarity_floor) / (1.0 - p.similarity_floor), 0.0), 1.0) ** 2
+        )
+        f_pos = (
+            1.0 if not math.isfinite(dist) else math.exp(-0.5 * (dist / p.position_scale_um) ** 2)
+        )
+        f_amp = (
+            1.0
+            if not math.isfinite(amp_jump)
+            else math.exp(-0.5 * (amp_jump / p.amplitude_scale) ** 2)
+        )
         f_ccg = p_same
         f_gap = math.exp(-gap_bins / p.gap_scale_bins)
         worst = max((v for v in (isi_a, isi_b) if math.isfinite(v)), default=0.0)
         f_isi = math.exp(-max(0.0, (isi_m if math.isfinite(isi_m) else 0.0) - worst) / p.isi_scale)
         score = f_sim * f_pos * f_amp * f_ccg * f_gap * f_isi
         evidence = {
-            "similarity": sim, "phy_similarity": float(phy_sim), "distance_um": dist,
-            "amplitude_jump": amp_jump, "gap_s": gap_s, "overlap": overlap,
-            "coincidences": float(obs), "expected": exp_, "cross_contamination": contam,
-            "p_same": p_same, "isi_merged": isi_m, "isi_a": isi_a, "isi_b": isi_b,
-            "n_a": float(na), "n_b": float(nb_),
+            "similarity": sim,
+            "phy_similarity": float(phy_sim),
+            "distance_um": dist,
+            "amplitude_jump": amp_jump,
+            "gap_s": gap_s,
+            "overlap": overlap,
+            "coincidences": float(obs),
+            "expected": exp_,
+            "cross_contamination": contam,
+            "p_same": p_same,
+            "isi_merged": isi_m,
+            "isi_a": isi_a,
+            "isi_b": isi_b,
+            "n_a": float(na),
+            "n_b": float(nb_),
         }
-        factors = {"f_sim": f_sim, "f_pos": f_pos, "f_amp": f_amp, "f_ccg": f_ccg, "f_gap": f_gap,
-                   "f_isi": f_isi}
+        factors = {
+            "f_sim": f_sim,
+            "f_pos": f_pos,
+            "f_amp": f_amp,
+            "f_ccg": f_ccg,
+            "f_gap": f_gap,
+            "f_isi": f_isi,
+        }
         self._counters["pairs_scored"] += 1
         return Proposal(a, b, float(score), evidence, factors, _reason(evidence, factors, score))
 
     # ------------------------------------------------------------------ queries
-    def proposals(self, min_score: float = 0.0, limit: int | None = None, *,
-                  include_rejected: bool = False) -> list[Proposal]:
+    def proposals(
+        self, min_score: float = 0.0, limit: int | None = None, *, include_rejected: bool = False
+    ) -> list[Proposal]:
         """Candidate pairs with ``score >= min_score``, best first (ties: ascending ids);
         rejected pairs are left out unless ``include_rejected``."""
         with self._lock:
@@ -1314,7 +1497,9 @@ class ProposalEngine:
             out.sort(key=lambda q: (-q.score, q.a, q.b))
             return out[:limit] if limit is not None else out
 
-    def next(self, min_score: float = 0.0, exclude: Iterable[tuple[int, int]] = ()) -> Proposal | None:
+    def next(
+        self, min_score: float = 0.0, exclude: Iterable[tuple[int, int]] = ()
+    ) -> Proposal | None:
         """The best proposal not rejected and not in ``exclude`` (pairs skipped by the
         curator), or None."""
         skip = {(min(a, b), max(a, b)) for a, b in exclude}
@@ -1353,15 +1538,23 @@ class ProposalEngine:
         """Take a rejection back (another note); the pair can be proposed again."""
         cur = self._require_curation()
         a, b = _pair_of(proposal)
-        event = cur.note(PROPOSAL_NOTE_KIND, text or f"withdrew the rejection of {a} + {b}",
-                         {"decision": "unreject", "clusters": [a, b]})
+        event = cur.note(
+            PROPOSAL_NOTE_KIND,
+            text or f"withdrew the rejection of {a} + {b}",
+            {"decision": "unreject", "clusters": [a, b]},
+        )
         with self._lock:
             self._rejected.discard((a, b))
             self._partners = None
         return event
 
-    def accept_all(self, min_score: float, *, max_merges: int | None = None,
-                   callback: Callable[[Proposal, int], None] | None = None) -> list[tuple[Proposal, int]]:
+    def accept_all(
+        self,
+        min_score: float,
+        *,
+        max_merges: int | None = None,
+        callback: Callable[[Proposal, int], None] | None = None,
+    ) -> list[tuple[Proposal, int]]:
         """Accept proposals greedily, best first, re-scoring after every merge, until none
         reaches ``min_score``. Returns ``[(proposal, new id), ...]`` in order.
 
@@ -1397,12 +1590,23 @@ class ProposalEngine:
         acg_a, acg_b = self.stats.acg(prop.a), self.stats.acg(prop.b)
         chans = self._overlay_channels(pa, pb)
         return Evidence(
-            proposal=prop, lags_ms=self.stats.bins.lags_ms(), ccg=ccg, acg_a=acg_a, acg_b=acg_b,
-            refractory_ms=self.params.refractory_ms, time_s=time_s,
-            rate_a=da.n / bin_s, rate_b=db.n / bin_s, amplitude_a=da.amp.copy(),
-            amplitude_b=db.amp.copy(), position_a=da.ypos.copy(), position_b=db.ypos.copy(),
-            channels=chans, channel_positions=self.templates.pos[chans] if chans.size else np.zeros((0, 2)),
-            template_a=self._mean_template(pa, chans), template_b=self._mean_template(pb, chans),
+            proposal=prop,
+            lags_ms=self.stats.bins.lags_ms(),
+            ccg=ccg,
+            acg_a=acg_a,
+            acg_b=acg_b,
+            refractory_ms=self.params.refractory_ms,
+            time_s=time_s,
+            rate_a=da.n / bin_s,
+            rate_b=db.n / bin_s,
+            amplitude_a=da.amp.copy(),
+            amplitude_b=db.amp.copy(),
+            position_a=da.ypos.copy(),
+            position_b=db.ypos.copy(),
+            channels=chans,
+            channel_positions=self.templates.pos[chans] if chans.size else np.zeros((0, 2)),
+            template_a=self._mean_template(pa, chans),
+            template_b=self._mean_template(pb, chans),
         )
 
     def _overlay_channels(self, pa: _Profile, pb: _Profile, n: int = 8) -> np.ndarray:

@@ -59,8 +59,10 @@ def cmd_autolabel(args: argparse.Namespace) -> int:
                 cur.label(cids, group=group, reason=f"autolabel: {rule}")
         con.print(table)
         if skipped:
-            con.print(f"{skipped} clusters that already have a group (from cluster_group.tsv or a curator) "
-                      "were left alone (--overwrite to relabel them)")
+            con.print(
+                f"{skipped} clusters that already have a group (from cluster_group.tsv or a curator) "
+                "were left alone (--overwrite to relabel them)"
+            )
         if not by_rule:
             con.print("no label changes")
     return 0
@@ -68,14 +70,25 @@ def cmd_autolabel(args: argparse.Namespace) -> int:
 
 def register(add: Callable[..., Any]) -> None:
     """Add the ``autolabel`` subcommand to curalog's parser."""
-    p = add("autolabel", cmd_autolabel,
-            "label clusters from rules such as 'isi_violations_ratio > 0.5 -> mua' (first match wins)",
-            author=True)
-    p.add_argument("--rule", action="append", metavar="'EXPR -> GROUP'",
-                   help="a rule (repeatable, tried in order). Columns: n_spikes, firing_rate (fr), "
-                        "template_amplitude (amp), amplitude_median, isi_violations_ratio, "
-                        "rp_contamination, presence_ratio, amplitude_cutoff, depth, shank (sh), "
-                        "peak_to_trough_ms, sorter columns (KSLabel, ContamPct, ...). Default: a "
-                        "bombcell-like set (see curalog.analysis.autolabel.DEFAULT_RULES)")
-    p.add_argument("--overwrite", action="store_true", help="also relabel clusters that already have a group")
-    p.add_argument("--dry-run", action="store_true", help="show what would be labelled, write nothing")
+    p = add(
+        "autolabel",
+        cmd_autolabel,
+        "label clusters from rules such as 'isi_violations_ratio > 0.5 -> mua' (first match wins)",
+        author=True,
+    )
+    p.add_argument(
+        "--rule",
+        action="append",
+        metavar="'EXPR -> GROUP'",
+        help="a rule (repeatable, tried in order). Columns: n_spikes, firing_rate (fr), "
+        "template_amplitude (amp), amplitude_median, isi_violations_ratio, "
+        "rp_contamination, presence_ratio, amplitude_cutoff, depth, shank (sh), "
+        "peak_to_trough_ms, sorter columns (KSLabel, ContamPct, ...). Default: a "
+        "bombcell-like set (see curalog.analysis.autolabel.DEFAULT_RULES)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="also relabel clusters that already have a group"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what would be labelled, write nothing"
+    )

@@ -31,10 +31,17 @@ def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: C
 
     with Progress(console=con, transient=True) as progress:
         task = progress.add_task(f"writing {n_spikes:,} spikes", total=1)
-        info = synthesize(folder, n_spikes=n_spikes, n_templates=n_templates, seed=seed,
-                          progress=lambda done, total: progress.update(task, completed=done, total=total))
-    con.print(f"wrote a synthetic Kilosort folder: {info.n_spikes:,} spikes, {info.n_templates} templates, "
-              f"{info.n_units} true units, {info.duration:.0f} s  ->  {folder}")
+        info = synthesize(
+            folder,
+            n_spikes=n_spikes,
+            n_templates=n_templates,
+            seed=seed,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    con.print(
+        f"wrote a synthetic Kilosort folder: {info.n_spikes:,} spikes, {info.n_templates} templates, "
+        f"{info.n_units} true units, {info.duration:.0f} s  ->  {folder}"
+    )
 
 
 def _command_name() -> str:
@@ -62,7 +69,13 @@ def _refractory_dip(engine: StatsEngine, cur, a: int, b: int) -> bool:
     lags = engine.bins.lags_ms()
     centre = np.abs(lags) <= 1.0  # the bins covering -2 ms .. +2 ms (floor-based lags)
     bin_s = float(lags[1] - lags[0]) / 1000.0
-    expected = cur.state.n_spikes_of(a) * cur.state.n_spikes_of(b) * bin_s * int(centre.sum()) / cur.dataset.duration
+    expected = (
+        cur.state.n_spikes_of(a)
+        * cur.state.n_spikes_of(b)
+        * bin_s
+        * int(centre.sum())
+        / cur.dataset.duration
+    )
     return float(ccg[centre].sum()) <= 0.2 * expected
 
 
@@ -74,8 +87,10 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
     log = default_log_path(folder)
     with open_curation(folder, readonly=True) as cur:
         if cur.events:
-            con.print(f"{folder} already has a curation history ({cur.seq} events): "
-                      f"see `curalog log {folder}` or open `curalog tui {folder}`.")
+            con.print(
+                f"{folder} already has a curation history ({cur.seq} events): "
+                f"see `curalog log {folder}` or open `curalog tui {folder}`."
+            )
             return 0
 
     timings: dict[str, list[float]] = {}
@@ -101,9 +116,17 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
                 break
             c = todo[0]
             best = engine.similar(c, limit=1)
-            if best and best[0][1] >= MERGE_SIMILARITY and _refractory_dip(engine, cur, c, best[0][0]):
-                new = timed("merge", cur.merge, [c, best[0][0]],
-                            meta={"source": "demo", "similarity": round(best[0][1], 4)})
+            if (
+                best
+                and best[0][1] >= MERGE_SIMILARITY
+                and _refractory_dip(engine, cur, c, best[0][0])
+            ):
+                new = timed(
+                    "merge",
+                    cur.merge,
+                    [c, best[0][0]],
+                    meta={"source": "demo", "similarity": round(best[0][1], 4)},
+                )
                 merges += 1
                 con.print(f"  merge {c} + {best[0][0]} (similarity {best[0][1]:.3f}) -> {new}")
             else:
@@ -129,8 +152,14 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
         big = max(groups["good"] or list(cur.cluster_ids), key=cur.state.n_spikes_of)
         spikes = cur.spikes(big)
         amp = cur.dataset.amplitudes
-        sel = spikes[np.asarray(amp[spikes]) < np.median(amp[spikes])] if amp is not None else spikes[::2]
-        pieces = timed("split", cur.split, sel, meta={"source": "demo", "rule": "amplitude < median"})
+        sel = (
+            spikes[np.asarray(amp[spikes]) < np.median(amp[spikes])]
+            if amp is not None
+            else spikes[::2]
+        )
+        pieces = timed(
+            "split", cur.split, sel, meta={"source": "demo", "rule": "amplitude < median"}
+        )
         con.print(f"  split {big} at its median amplitude -> {pieces}")
         timed("undo", cur.undo)
         con.print(f"  undo  -> {big} is back ({cur.state.n_spikes_of(big):,} spikes)")
@@ -147,8 +176,10 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
     replayed = replay(folder)
     exported = np.load(folder / "spike_clusters.npy")
     ok = np.array_equal(replayed, state) and np.array_equal(exported, state)
-    con.print(f"\nreplay of {seq} events == live state == exported spike_clusters.npy: "
-              f"[{'green' if ok else 'red'}]{ok}[/]")
+    con.print(
+        f"\nreplay of {seq} events == live state == exported spike_clusters.npy: "
+        f"[{'green' if ok else 'red'}]{ok}[/]"
+    )
     con.print(f"exported to {res.out}: " + ", ".join(p.name for p in res.files))
 
     table = Table(title="history (last 8 events)", show_lines=False)
@@ -175,8 +206,12 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
             u = np.unique(units[state == c])
             impure += int(len(u) > 1)
         n_units = int(len(np.unique(truth[truth >= 0])))
-        con.print(f"ground truth: {n_units} true units; after {merges} merges {n_clusters} clusters "
-                  f"({dict(final_groups)}), {impure} clusters mixing true units")
+        con.print(
+            f"ground truth: {n_units} true units; after {merges} merges {n_clusters} clusters "
+            f"({dict(final_groups)}), {impure} clusters mixing true units"
+        )
     exe = _command_name()
-    con.print(f"\nnext: [bold]{exe} tui {folder}[/bold]   (or: {exe} log {folder}, {exe} info {folder})")
+    con.print(
+        f"\nnext: [bold]{exe} tui {folder}[/bold]   (or: {exe} log {folder}, {exe} info {folder})"
+    )
     return 0 if ok else 1

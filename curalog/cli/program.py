@@ -72,7 +72,9 @@ def _load_npy_arg(path: str, what: str) -> np.ndarray:
 
 
 def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None = None) -> Curation:
-    return open_curation(args.dir, args.log, author=getattr(args, "author", None), readonly=readonly, upto=upto)
+    return open_curation(
+        args.dir, args.log, author=getattr(args, "author", None), readonly=readonly, upto=upto
+    )
 
 
 # ---------------------------------------------------------------------- commands
@@ -107,22 +109,30 @@ def cmd_info(args: argparse.Namespace) -> int:
             info["spike_clusters.npy"] = "the sorter's output (uncurated)"
         else:
             n_diff = int(np.count_nonzero(phy != cur.state.spike_clusters))
-            info["spike_clusters.npy"] = f"differs from the log on {n_diff} spikes (edited by phy? see curalog import --from-phy)"
+            info["spike_clusters.npy"] = (
+                f"differs from the log on {n_diff} spikes (edited by phy? see curalog import --from-phy)"
+            )
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
     con = _console()
     d = info["dataset"]
-    con.print(f"[bold]{d['path']}[/bold]  {d['n_spikes']:,} spikes, {d['n_templates']} templates, "
-              f"{d['sample_rate']:g} Hz, {d['duration_s']:.1f} s  (fingerprint {info['fingerprint']})")
+    con.print(
+        f"[bold]{d['path']}[/bold]  {d['n_spikes']:,} spikes, {d['n_templates']} templates, "
+        f"{d['sample_rate']:g} Hz, {d['duration_s']:.1f} s  (fingerprint {info['fingerprint']})"
+    )
     if not info["log_exists"]:
         con.print(f"log: {info['log']} (not created yet: the first action creates it)")
     else:
-        con.print(f"log: {info['log']}  {info['events']} events, seq {info['seq']}, head {info['head']}, "
-                  f"undo depth {info['undo_depth']}, export {info['export']}")
+        con.print(
+            f"log: {info['log']}  {info['events']} events, seq {info['seq']}, head {info['head']}, "
+            f"undo depth {info['undo_depth']}, export {info['export']}"
+        )
         if info["authors"]:
             con.print(f"authors: {', '.join(info['authors'])}")
-    con.print(f"clusters: {info['clusters']}  " + "  ".join(f"{k} {v}" for k, v in info["groups"].items()))
+    con.print(
+        f"clusters: {info['clusters']}  " + "  ".join(f"{k} {v}" for k, v in info["groups"].items())
+    )
     con.print(f"spike_clusters.npy: {info['spike_clusters.npy']}")
     if info["corruption"]:
         con.print(f"[red]log damaged: {info['corruption']}[/red] (curalog fsck --repair)")
@@ -189,14 +199,32 @@ def cmd_log(args: argparse.Namespace) -> int:
         events = cur.history
         if args.json:
             for e in events:
-                body = {k: v for k, v in e.body.items() if not isinstance(v, (bytes, dict)) or k == "meta"}
-                print(json.dumps({"seq": e.seq, "type": e.type, "time": e.time_ns / 1e9, "author": e.author,
-                                  "hash": e.hash.hex(), "summary": e.summary(), "body": body}, default=str))
+                body = {
+                    k: v
+                    for k, v in e.body.items()
+                    if not isinstance(v, (bytes, dict)) or k == "meta"
+                }
+                print(
+                    json.dumps(
+                        {
+                            "seq": e.seq,
+                            "type": e.type,
+                            "time": e.time_ns / 1e9,
+                            "author": e.author,
+                            "hash": e.hash.hex(),
+                            "summary": e.summary(),
+                            "body": body,
+                        },
+                        default=str,
+                    )
+                )
             return 0
         con = _console()
         for e in events:
             when = dt.datetime.fromtimestamp(e.time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-            con.print(f"{e.seq:>5}  {when}  {e.short_hash}  {e.author:<18}  {e.summary()}", markup=False)
+            con.print(
+                f"{e.seq:>5}  {when}  {e.short_hash}  {e.author:<18}  {e.summary()}", markup=False
+            )
         if not events:
             con.print("(no events)")
     return 0
@@ -223,12 +251,17 @@ def cmd_export(args: argparse.Namespace) -> int:
             res = export_phy(cur, args.out)
             for b in res.backups:
                 print(f"kept the previous {b.name.split('-')[0]} in {b}")
-            print(f"exported seq {res.seq} ({cur.n_clusters} clusters) to {res.out}: " + ", ".join(p.name for p in res.files))
+            print(
+                f"exported seq {res.seq} ({cur.n_clusters} clusters) to {res.out}: "
+                + ", ".join(p.name for p in res.files)
+            )
         else:
             try:
                 from curalog.io.spikeinterface import export_curation
             except ImportError:
-                raise CliError("the spikeinterface curation format is not available in this build") from None
+                raise CliError(
+                    "the spikeinterface curation format is not available in this build"
+                ) from None
             if not args.out:
                 raise CliError("--format spikeinterface needs --out FILE.json")
             path = export_curation(cur, args.out)
@@ -244,14 +277,18 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     status = 0
     print(f"{log_path}: {len(scan.events)} valid events, head {scan.head_hash.hex()[:12]}")
     if scan.torn:
-        print(f"torn last record at byte {scan.good_end} (an interrupted write; cut off on the next writable open)")
+        print(
+            f"torn last record at byte {scan.good_end} (an interrupted write; cut off on the next writable open)"
+        )
     if scan.corruption:
         print(f"DAMAGED: {scan.corruption}")
         status = 1
     if status == 0 and not scan.torn:
         try:
             with open_curation(args.dir, log_path, readonly=True, verify=True) as cur:
-                print(f"replay OK (every event re-resolved and checked): seq {cur.seq}, {cur.n_clusters} clusters")
+                print(
+                    f"replay OK (every event re-resolved and checked): seq {cur.seq}, {cur.n_clusters} clusters"
+                )
         except CuralogError as exc:
             print(f"replay FAILED: {exc}")
             status = 1
@@ -270,20 +307,38 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise CliError(f"{out}: already holds a dataset (spike_times.npy); choose another folder")
     if args.spikes <= 0 or args.templates <= 0:
         raise CliError("--spikes and --templates must be positive")
-    info = _with_progress(f"writing {args.spikes:,} spikes", lambda cb: synthesize(
-        args.out, n_spikes=args.spikes, n_templates=args.templates, seed=args.seed,
-        n_channels=args.channels, legacy_quirks=args.legacy, pc_features=args.features, drift=args.drift,
-        progress=cb))
-    print(f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
-          f"({info.n_units} true units), {info.duration:.1f} s")
+    info = _with_progress(
+        f"writing {args.spikes:,} spikes",
+        lambda cb: synthesize(
+            args.out,
+            n_spikes=args.spikes,
+            n_templates=args.templates,
+            seed=args.seed,
+            n_channels=args.channels,
+            legacy_quirks=args.legacy,
+            pc_features=args.features,
+            drift=args.drift,
+            progress=cb,
+        ),
+    )
+    print(
+        f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
+        f"({info.n_units} true units), {info.duration:.1f} s"
+    )
     return 0
 
 
 def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any]) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), transient=True, disable=not sys.stderr.isatty()) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as progress:
         task = progress.add_task(label, total=1)
 
         def cb(done: int, total: int) -> None:
@@ -295,7 +350,9 @@ def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any])
 def cmd_demo(args: argparse.Namespace) -> int:
     from curalog.cli.demo import run_demo
 
-    return run_demo(Path(args.dir), n_spikes=args.spikes, n_templates=args.templates, seed=args.seed)
+    return run_demo(
+        Path(args.dir), n_spikes=args.spikes, n_templates=args.templates, seed=args.seed
+    )
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -310,7 +367,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from curalog_tui.serve import serve
     except ImportError as exc:
-        raise CliError(f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})") from None
+        raise CliError(
+            f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})"
+        ) from None
     return serve(args.dir, args.log, host=args.host, port=args.port)
 
 
@@ -334,18 +393,30 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="curalog", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="curalog", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"curalog {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str, *, dataset: bool = True,
-            author: bool = False) -> argparse.ArgumentParser:
+    def add(
+        name: str,
+        func: Callable[[argparse.Namespace], int],
+        help_: str,
+        *,
+        dataset: bool = True,
+        author: bool = False,
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         if dataset:
             p.add_argument("dir", metavar="DIR", help="Kilosort/phy output folder")
-            p.add_argument("--log", metavar="PATH", help="curation log (default: DIR/.curalog/main.log)")
+            p.add_argument(
+                "--log", metavar="PATH", help="curation log (default: DIR/.curalog/main.log)"
+            )
         if author:
-            p.add_argument("--author", help="recorded in the event (default: $CURALOG_AUTHOR or user@host)")
+            p.add_argument(
+                "--author", help="recorded in the event (default: $CURALOG_AUTHOR or user@host)"
+            )
         p.set_defaults(func=func)
         return p
 
@@ -353,59 +424,134 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("merge", cmd_merge, "merge clusters; prints the new cluster id", author=True)
-    p.add_argument("clusters", nargs="+", metavar="C", help="two or more cluster ids (3 7, 3,7 or 3-5)")
+    p.add_argument(
+        "clusters", nargs="+", metavar="C", help="two or more cluster ids (3 7, 3,7 or 3-5)"
+    )
 
-    p = add("split", cmd_split, "split spikes off their clusters (phy's split); prints the new ids", author=True)
+    p = add(
+        "split",
+        cmd_split,
+        "split spikes off their clusters (phy's split); prints the new ids",
+        author=True,
+    )
     p.add_argument("--spikes", required=True, metavar="FILE.npy", help="absolute spike indices")
-    p.add_argument("--labels", metavar="FILE.npy", help="relative labels, one per spike (phy's assign)")
+    p.add_argument(
+        "--labels", metavar="FILE.npy", help="relative labels, one per spike (phy's assign)"
+    )
 
-    p = add("label", cmd_label, "label clusters: --group good|mua|noise|unsorted, or --field NAME --value V", author=True)
+    p = add(
+        "label",
+        cmd_label,
+        "label clusters: --group good|mua|noise|unsorted, or --field NAME --value V",
+        author=True,
+    )
     p.add_argument("clusters", nargs="+", metavar="C", help="cluster ids")
     p.add_argument("--group", choices=["good", "mua", "noise", "unsorted"])
     p.add_argument("--field", help="a free label field (e.g. comment, quality)")
     p.add_argument("--value", help="the field's value (numbers are stored as numbers; '' clears)")
     p.add_argument("--reason", help="why (kept in the log)")
 
-    add("undo", cmd_undo, "undo the latest action (recorded as an event; nothing is erased)", author=True)
+    add(
+        "undo",
+        cmd_undo,
+        "undo the latest action (recorded as an event; nothing is erased)",
+        author=True,
+    )
     add("redo", cmd_redo, "redo the latest undone action with the same cluster ids", author=True)
 
     p = add("log", cmd_log, "show the history, one line per event")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = add("replay", cmd_replay, "write spike_clusters at any point of history")
-    p.add_argument("--upto", type=int, metavar="SEQ", help="replay events up to this sequence number (default: all)")
-    p.add_argument("--out", required=True, metavar="FILE.npy", help="output file (int32, like phy's)")
+    p.add_argument(
+        "--upto",
+        type=int,
+        metavar="SEQ",
+        help="replay events up to this sequence number (default: all)",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="FILE.npy", help="output file (int32, like phy's)"
+    )
 
-    p = add("export", cmd_export, "write spike_clusters.npy, cluster_group.tsv, cluster_<field>.tsv, cluster_info.tsv")
-    p.add_argument("--out", metavar="OUTDIR", help="output folder (default: DIR itself, as phy does; an "
-                   "unexplained existing spike_clusters.npy is backed up first)")
+    p = add(
+        "export",
+        cmd_export,
+        "write spike_clusters.npy, cluster_group.tsv, cluster_<field>.tsv, cluster_info.tsv",
+    )
+    p.add_argument(
+        "--out",
+        metavar="OUTDIR",
+        help="output folder (default: DIR itself, as phy does; an "
+        "unexplained existing spike_clusters.npy is backed up first)",
+    )
     p.add_argument("--format", choices=["phy", "spikeinterface"], default="phy")
 
-    p = add("fsck", cmd_fsck, "verify the log (checksums, hash chain, replay); --repair cuts a damaged tail")
-    p.add_argument("--repair", action="store_true", help="cut the log after its last valid event (the rest is kept in a side file)")
+    p = add(
+        "fsck",
+        cmd_fsck,
+        "verify the log (checksums, hash chain, replay); --repair cuts a damaged tail",
+    )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="cut the log after its last valid event (the rest is kept in a side file)",
+    )
 
-    p = add("synth", cmd_synth, "write a synthetic Kilosort-style dataset (demo, tests, benchmarks)", dataset=False)
+    p = add(
+        "synth",
+        cmd_synth,
+        "write a synthetic Kilosort-style dataset (demo, tests, benchmarks)",
+        dataset=False,
+    )
     p.add_argument("out", metavar="OUT", help="output folder")
     p.add_argument("--spikes", type=int, default=200_000)
     p.add_argument("--templates", type=int, default=64)
     p.add_argument("--channels", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--legacy", action="store_true", help="old-Kilosort quirks: (n,1) shapes, unsigned dtypes, templates_ind.npy")
-    p.add_argument("--features", action="store_true", help="also write pc_features and template_features (small datasets)")
-    p.add_argument("--drift", action="store_true", help="realistic over-splitting: units drift and are split along "
-                   "the drift, with near-duplicate neighbours (ground truth in synth_truth.json)")
+    p.add_argument(
+        "--legacy",
+        action="store_true",
+        help="old-Kilosort quirks: (n,1) shapes, unsigned dtypes, templates_ind.npy",
+    )
+    p.add_argument(
+        "--features",
+        action="store_true",
+        help="also write pc_features and template_features (small datasets)",
+    )
+    p.add_argument(
+        "--drift",
+        action="store_true",
+        help="realistic over-splitting: units drift and are split along "
+        "the drift, with near-duplicate neighbours (ground truth in synth_truth.json)",
+    )
 
-    p = add("demo", cmd_demo, "generate a demo dataset and run a scripted curation on it", dataset=False)
-    p.add_argument("dir", metavar="DIR", nargs="?", default="curalog-demo", help="where to put it (default ./curalog-demo)")
+    p = add(
+        "demo", cmd_demo, "generate a demo dataset and run a scripted curation on it", dataset=False
+    )
+    p.add_argument(
+        "dir",
+        metavar="DIR",
+        nargs="?",
+        default="curalog-demo",
+        help="where to put it (default ./curalog-demo)",
+    )
     p.add_argument("--spikes", type=int, default=500_000)
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
 
     p = add("tui", cmd_tui, "curate in the terminal (works over SSH)", author=True)
-    p.add_argument("--no-mouse", action="store_true", help="do not capture the mouse (slow links, copy/paste)")
+    p.add_argument(
+        "--no-mouse", action="store_true", help="do not capture the mouse (slow links, copy/paste)"
+    )
 
-    p = add("serve", cmd_serve, "serve the terminal UI to a browser (binds 127.0.0.1; use an SSH tunnel)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)")
+    p = add(
+        "serve",
+        cmd_serve,
+        "serve the terminal UI to a browser (binds 127.0.0.1; use an SSH tunnel)",
+    )
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)"
+    )
     p.add_argument("--port", type=int, default=8000)
 
     from curalog.cli import autolabel as autolabel_cli
@@ -429,7 +575,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(str(exc))
         return EXIT_USAGE
     except PermissionError as exc:
-        _err(f"{exc.filename or ''}: permission denied" + ("" if args.command == "export" else " (use --log PATH for read-only folders)"))
+        _err(
+            f"{exc.filename or ''}: permission denied"
+            + ("" if args.command == "export" else " (use --log PATH for read-only folders)")
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         _err("interrupted; every acknowledged action is already in the log")

@@ -84,8 +84,18 @@ class Event:
         return describe(self.type, self.body)
 
 
-def envelope(seq: int, type_: str, time_ns: int, author: str, prev: bytes, body: dict[str, Any]) -> dict[str, Any]:
-    return {"v": SCHEMA_VERSION, "seq": seq, "type": type_, "time": time_ns, "author": author, "prev": prev, "body": body}
+def envelope(
+    seq: int, type_: str, time_ns: int, author: str, prev: bytes, body: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "seq": seq,
+        "type": type_,
+        "time": time_ns,
+        "author": author,
+        "prev": prev,
+        "body": body,
+    }
 
 
 def decode_envelope(obj: Any, record_hash: bytes, where: str) -> Event:
@@ -113,14 +123,18 @@ def decode_envelope(obj: Any, record_hash: bytes, where: str) -> Event:
             f"{where}: event schema v{v} is newer than this curalog (v{SCHEMA_VERSION}); upgrade curalog"
         )
     if type_ not in EVENT_TYPES:
-        raise UnsupportedVersionError(f"{where}: unknown event type {type_!r} (written by a newer curalog?)")
+        raise UnsupportedVersionError(
+            f"{where}: unknown event type {type_!r} (written by a newer curalog?)"
+        )
     while v < SCHEMA_VERSION:
         up = UPCASTERS.get((type_, v))
         if up is None:
             raise UnsupportedVersionError(f"{where}: no upcaster for {type_} v{v}")
         body = up(body)
         v += 1
-    return Event(seq=seq, type=type_, time_ns=time_ns, author=author, prev=prev, body=body, hash=record_hash)
+    return Event(
+        seq=seq, type=type_, time_ns=time_ns, author=author, prev=prev, body=body, hash=record_hash
+    )
 
 
 # ------------------------------------------------------------------ compact arrays
@@ -140,14 +154,24 @@ def pack_indices(indices: np.ndarray) -> dict[str, Any]:
     top = int(deltas.max()) if deltas.size else 0
     dtype = "<u2" if top < 2**16 else "<u4" if top < 2**32 else "<u8"  # smaller = faster to inflate
     raw = deltas.astype(dtype).tobytes()
-    return {"enc": "delta-zlib", "dtype": dtype, "n": int(arr.size), "start": start,
-            "data": zlib.compress(raw, 1)}
+    return {
+        "enc": "delta-zlib",
+        "dtype": dtype,
+        "n": int(arr.size),
+        "start": start,
+        "data": zlib.compress(raw, 1),
+    }
 
 
 def pack_values(values: np.ndarray) -> dict[str, Any]:
     """Arbitrary integers aligned with a selection -> ``{"enc": "zlib", "dtype": "<i8", ...}``."""
     arr = np.asarray(values, dtype="<i8")
-    return {"enc": "zlib", "dtype": "<i8", "n": int(arr.size), "data": zlib.compress(arr.tobytes(), 1)}
+    return {
+        "enc": "zlib",
+        "dtype": "<i8",
+        "n": int(arr.size),
+        "data": zlib.compress(arr.tobytes(), 1),
+    }
 
 
 def unpack_array(obj: Any, where: str, max_items: int | None = None) -> np.ndarray:
@@ -164,7 +188,9 @@ def unpack_array(obj: Any, where: str, max_items: int | None = None) -> np.ndarr
     if not isinstance(n, int) or n < 0 or not isinstance(data, bytes):
         raise LogCorruptError(f"{where}: malformed packed array")
     if max_items is not None and n > max_items:
-        raise LogCorruptError(f"{where}: packed array declares {n} items, more than the {max_items} possible")
+        raise LogCorruptError(
+            f"{where}: packed array declares {n} items, more than the {max_items} possible"
+        )
     itemsize = np.dtype(dtype).itemsize
     expected = n * itemsize
     if expected > _MAX_DECODED:
@@ -208,7 +234,13 @@ def describe(type_: str, body: dict[str, Any]) -> str:
             return f"{verb} {_ids(body['deleted'])} -> {_ids(body['added'])} ({body['n_spikes']:,} spikes)"
         if type_ == LABEL:
             value = body.get("value")
-            shown = "unsorted" if value is None and body.get("field") == "group" else repr(value) if not isinstance(value, str) else value
+            shown = (
+                "unsorted"
+                if value is None and body.get("field") == "group"
+                else repr(value)
+                if not isinstance(value, str)
+                else value
+            )
             reason = f"  [{body['reason']}]" if body.get("reason") else ""
             return f"label {_ids(body['clusters'])} {body['field']}={shown}{reason}"
         if type_ in (UNDO, REDO):

@@ -63,7 +63,9 @@ def label_tsv(field_name: str, values: dict[int, Any], live: np.ndarray) -> byte
     return tsv_bytes(["cluster_id", field_name], rows)
 
 
-def cluster_info_rows(cur: Curation, extra: dict[int, dict[str, Any]] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+def cluster_info_rows(
+    cur: Curation, extra: dict[int, dict[str, Any]] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns and rows of cluster_info.tsv for the live clusters."""
     live = cur.cluster_ids
     duration = max(1.0, cur.dataset.duration)
@@ -85,7 +87,9 @@ def cluster_info_rows(cur: Curation, extra: dict[int, dict[str, Any]] | None = N
             row.update(extra[c])
         row["cluster_id"] = c
         rows.append(row)
-    columns = sorted(({k for r in rows for k in r} | {GROUP_FIELD, "n_spikes", "fr"}) - {"cluster_id"})
+    columns = sorted(
+        ({k for r in rows for k in r} | {GROUP_FIELD, "n_spikes", "fr"}) - {"cluster_id"}
+    )
     return ["cluster_id", *columns], rows
 
 
@@ -140,7 +144,10 @@ def _explained(existing: Path, cur: Curation, record: dict[str, Any]) -> bool:
         return False
     if arr.shape[0] != cur.dataset.n_spikes:
         return False
-    return bool(np.array_equal(arr, cur.dataset.spike_templates) or np.array_equal(arr, cur.state.spike_clusters))
+    return bool(
+        np.array_equal(arr, cur.dataset.spike_templates)
+        or np.array_equal(arr, cur.state.spike_clusters)
+    )
 
 
 def _backup(path: Path, backup_dir: Path) -> Path:
@@ -155,8 +162,13 @@ def _backup(path: Path, backup_dir: Path) -> Path:
     return dest
 
 
-def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = True,
-               extra_columns: dict[int, dict[str, Any]] | None = None) -> ExportResult:
+def export_phy(
+    cur: Curation,
+    out: str | Path | None = None,
+    *,
+    info: bool = True,
+    extra_columns: dict[int, dict[str, Any]] | None = None,
+) -> ExportResult:
     """Write the current state as phy's files into ``out`` (default: the dataset folder).
 
     Writing into the dataset folder keeps an unexplained ``spike_clusters.npy`` (one that
@@ -164,8 +176,10 @@ def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = Tru
     ``.curalog/backup/`` first.
     """
     if cur.corruption:
-        raise LogCorruptError(f"{cur.log_path}: damaged ({cur.corruption}); refusing to export a partial "
-                              "history (curalog fsck --repair, or replay --upto an earlier event)")
+        raise LogCorruptError(
+            f"{cur.log_path}: damaged ({cur.corruption}); refusing to export a partial "
+            "history (curalog fsck --repair, or replay --upto an earlier event)"
+        )
     target = Path(out) if out is not None else Path(cur.dataset.path)
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -188,10 +202,14 @@ def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = Tru
         group_path = target / "cluster_group.tsv"
         if group_path.exists() and _sha256_file(group_path) not in record.get("tsv_sha256", []):
             result.backups.append(_backup(group_path, state_dir / "backup"))
-        written.append(save_npy_atomic(sc_path, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32)))
+        written.append(
+            save_npy_atomic(sc_path, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32))
+        )
         live = cur.cluster_ids
         for name, values in cur.labels.fields.items():
-            written.append(write_bytes_atomic(target / f"cluster_{name}.tsv", label_tsv(name, values, live)))
+            written.append(
+                write_bytes_atomic(target / f"cluster_{name}.tsv", label_tsv(name, values, live))
+            )
         if info:
             if extra_columns is None:
                 extra_columns = phy_template_columns(cur)
@@ -199,15 +217,26 @@ def export_phy(cur: Curation, out: str | Path | None = None, *, info: bool = Tru
             data = tsv_bytes(columns, [[format_cell(r.get(c)) for c in columns] for r in rows])
             written.append(write_bytes_atomic(target / "cluster_info.tsv", data))
     except OSError as exc:
-        raise CuralogError(f"{target}: export failed ({exc.strerror}); previous files are intact") from None
+        raise CuralogError(
+            f"{target}: export failed ({exc.strerror}); previous files are intact"
+        ) from None
     result.files = written
     # Remember what we wrote, so a later export knows these files are explained.
-    sc_hashes = list(dict.fromkeys([*record.get("spike_clusters_sha256", []), _sha256_file(written[0])]))[-50:]
-    tsv_hashes = list(dict.fromkeys([*record.get("tsv_sha256", []), *(_sha256_file(p) for p in written[1:])]))[-200:]
+    sc_hashes = list(
+        dict.fromkeys([*record.get("spike_clusters_sha256", []), _sha256_file(written[0])])
+    )[-50:]
+    tsv_hashes = list(
+        dict.fromkeys([*record.get("tsv_sha256", []), *(_sha256_file(p) for p in written[1:])])
+    )[-200:]
     new_record = {
         "spike_clusters_sha256": sc_hashes,
         "tsv_sha256": tsv_hashes,
-        "last": {"out": str(target.resolve()), "seq": cur.seq, "head": cur.head_hash.hex(), "time": time.time()},
+        "last": {
+            "out": str(target.resolve()),
+            "seq": cur.seq,
+            "head": cur.head_hash.hex(),
+            "time": time.time(),
+        },
     }
     try:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,9 @@ def rehearse(cur: Curation, run: Callable[[Curation], T]) -> T:
         finally:
             trial.close()
     except OSError as exc:
-        raise CuralogError(f"{cur.log_path.parent}: cannot write a scratch log ({exc.strerror})") from None
+        raise CuralogError(
+            f"{cur.log_path.parent}: cannot write a scratch log ({exc.strerror})"
+        ) from None
     finally:
         for p in (scratch, lock):
             with contextlib.suppress(OSError):
@@ -114,8 +116,12 @@ class _Component:
     spikes: np.ndarray  # every spike of the sources, sorted
 
 
-def _components(state_sc: np.ndarray, target: np.ndarray, spikes_of: Callable[[int], np.ndarray],
-                is_live: Callable[[int], bool]) -> list[_Component]:
+def _components(
+    state_sc: np.ndarray,
+    target: np.ndarray,
+    spikes_of: Callable[[int], np.ndarray],
+    is_live: Callable[[int], bool],
+) -> list[_Component]:
     """Groups of current clusters and phy clusters connected by shared spikes, where they differ."""
     diff = np.flatnonzero(state_sc != target)
     if diff.size == 0:
@@ -123,7 +129,9 @@ def _components(state_sc: np.ndarray, target: np.ndarray, spikes_of: Callable[[i
     lost = np.unique(state_sc[diff]).tolist()
     gained = np.unique(target[diff]).tolist()
     changed = sorted(set(lost) | {g for g in gained if is_live(g)})
-    spikes = np.sort(np.concatenate([spikes_of(c) for c in changed]).astype(np.int64), kind="stable")
+    spikes = np.sort(
+        np.concatenate([spikes_of(c) for c in changed]).astype(np.int64), kind="stable"
+    )
     table = contingency(state_sc[spikes], target[spikes])  # one numba pass, no sort
     pairs = np.stack([table.ids_a[table.rows], table.ids_b[table.cols]], axis=1)
     parent: dict[tuple[str, int], tuple[str, int]] = {}
@@ -146,13 +154,21 @@ def _components(state_sc: np.ndarray, target: np.ndarray, spikes_of: Callable[[i
         comp.targets.add(t)
     out = list(groups.values())
     for comp in out:
-        comp.spikes = np.sort(np.concatenate([spikes_of(c) for c in sorted(comp.sources)]).astype(np.int64), kind="stable")
+        comp.spikes = np.sort(
+            np.concatenate([spikes_of(c) for c in sorted(comp.sources)]).astype(np.int64),
+            kind="stable",
+        )
     out.sort(key=lambda c: (min(c.targets), min(c.sources)))
     return out
 
 
-def reproduce_assignment(cur: Curation, target: np.ndarray, *, meta: dict | None = None,
-                         result: ImportResult | None = None) -> ImportResult:
+def reproduce_assignment(
+    cur: Curation,
+    target: np.ndarray,
+    *,
+    meta: dict | None = None,
+    result: ImportResult | None = None,
+) -> ImportResult:
     """Append ``assign`` events so that ``cur``'s spike_clusters becomes ``target`` exactly.
 
     Each event covers whole clusters of the current state and gives their spikes the
@@ -162,7 +178,9 @@ def reproduce_assignment(cur: Curation, target: np.ndarray, *, meta: dict | None
     result = result or ImportResult(cur.log_path)
     target = np.ascontiguousarray(np.asarray(target).reshape(-1))
     if target.shape[0] != cur.state.n_spikes:
-        raise CurationImportError(f"the assignment has {target.shape[0]} spikes, the dataset {cur.state.n_spikes}")
+        raise CurationImportError(
+            f"the assignment has {target.shape[0]} spikes, the dataset {cur.state.n_spikes}"
+        )
     if target.dtype.kind not in "iu" or (target.size and int(target.min()) < 0):
         raise CurationImportError("cluster ids must be non-negative integers")
     if target.size and int(target.max()) >= 2**31 - 1:
@@ -188,19 +206,25 @@ def reproduce_assignment(cur: Curation, target: np.ndarray, *, meta: dict | None
             wanted = set().union(*(c.targets for c in pending))
             comp = next(c for c in pending if c.sources & wanted)
             temp = max(state.counter, int(target.max()) + 1)
-            cur.assign(comp.spikes, np.full(comp.spikes.shape[0], temp, np.int64),
-                       meta={**meta, "step": "temporary id: phy reused a live cluster id"})
+            cur.assign(
+                comp.spikes,
+                np.full(comp.spikes.shape[0], temp, np.int64),
+                meta={**meta, "step": "temporary id: phy reused a live cluster id"},
+            )
             result.events.append(cur.events[-1])
             result.n_structural += 1
             comp.sources = {temp}
     if not np.array_equal(state.spike_clusters, target):  # pragma: no cover - defensive
-        raise CurationImportError("internal error: the imported assignment does not reproduce the target")
+        raise CurationImportError(
+            "internal error: the imported assignment does not reproduce the target"
+        )
     return result
 
 
 # ---------------------------------------------------------------------- labels
-def reproduce_groups(cur: Curation, groups: dict[int, str | None], *, reason: str,
-                     result: ImportResult | None = None) -> ImportResult:
+def reproduce_groups(
+    cur: Curation, groups: dict[int, str | None], *, reason: str, result: ImportResult | None = None
+) -> ImportResult:
     """Append ``label`` events so that every live cluster's group equals ``groups``
     (clusters missing from ``groups`` end up unsorted)."""
     result = result or ImportResult(cur.log_path)
@@ -229,7 +253,9 @@ def read_phy_groups(folder: Path, warnings: list[str]) -> dict[int, str | None] 
         try:
             out[int(c)] = normalize_group(v)
         except InvalidActionError:
-            warnings.append(f"{path}: cluster {c} has group {v!r}, which curalog does not support; not imported")
+            warnings.append(
+                f"{path}: cluster {c} has group {v!r}, which curalog does not support; not imported"
+            )
     return out
 
 
@@ -254,8 +280,12 @@ def import_phy_into(cur: Curation) -> ImportResult:
     # (KSLabel, ContamPct, ... and whatever phy rewrote): only groups are imported.
     result = ImportResult(cur.log_path)
     groups = read_phy_groups(folder, result.warnings)
-    reproduce_assignment(cur, target, meta={"source": "phy", "file": "spike_clusters.npy", "sha256": digest},
-                         result=result)
+    reproduce_assignment(
+        cur,
+        target,
+        meta={"source": "phy", "file": "spike_clusters.npy", "sha256": digest},
+        result=result,
+    )
     if groups is None:
         result.warnings.append(f"{folder / 'cluster_group.tsv'}: missing; labels not imported")
     else:
@@ -263,8 +293,12 @@ def import_phy_into(cur: Curation) -> ImportResult:
     return result
 
 
-def import_phy(folder: str | os.PathLike[str], log: str | os.PathLike[str] | None = None, *,
-               author: str | None = None) -> ImportResult:
+def import_phy(
+    folder: str | os.PathLike[str],
+    log: str | os.PathLike[str] | None = None,
+    *,
+    author: str | None = None,
+) -> ImportResult:
     """Import the curation saved by phy in ``folder`` into its log (default ``main``).
 
     Parameters
@@ -281,10 +315,20 @@ def import_phy(folder: str | os.PathLike[str], log: str | os.PathLike[str] | Non
     """
     ds = load_dataset(folder)
     if ds.phy_spike_clusters() is None:  # checked before the log is created
-        raise DatasetError(f"{Path(folder) / 'spike_clusters.npy'}: missing (nothing to import from phy)")
+        raise DatasetError(
+            f"{Path(folder) / 'spike_clusters.npy'}: missing (nothing to import from phy)"
+        )
     with open_curation(folder, log, author=author) as cur:
         return import_phy_into(cur)
 
 
-__all__ = ["CurationImportError", "ImportResult", "import_phy", "import_phy_into", "read_phy_groups", "rehearse",
-           "reproduce_assignment", "reproduce_groups"]
+__all__ = [
+    "CurationImportError",
+    "ImportResult",
+    "import_phy",
+    "import_phy_into",
+    "read_phy_groups",
+    "rehearse",
+    "reproduce_assignment",
+    "reproduce_groups",
+]

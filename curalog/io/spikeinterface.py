@@ -109,9 +109,15 @@ def _split_entry(unit: int, spikes: np.ndarray, now: np.ndarray) -> dict[str, An
 
 
 def _empty_step(unit_ids: list[int], label_definitions: dict[str, Any]) -> dict[str, Any]:
-    return {"format_version": FORMAT_VERSION, "unit_ids": sorted(unit_ids),
-            "label_definitions": label_definitions, "manual_labels": [], "removed": [],
-            "merges": [], "splits": []}
+    return {
+        "format_version": FORMAT_VERSION,
+        "unit_ids": sorted(unit_ids),
+        "label_definitions": label_definitions,
+        "manual_labels": [],
+        "removed": [],
+        "merges": [],
+        "splits": [],
+    }
 
 
 def _final_ids(step: dict[str, Any]) -> list[int]:
@@ -176,7 +182,9 @@ def build_curation(cur: Curation) -> dict[str, Any] | list[dict[str, Any]]:
         order = np.argsort(sub, kind="stable")
         grouped, keys = sel[order], sub[order]
         bounds = np.flatnonzero(np.diff(keys)) + 1
-        for chunk, key in zip(np.split(grouped, bounds), keys[np.r_[0, bounds]].tolist(), strict=True):
+        for chunk, key in zip(
+            np.split(grouped, bounds), keys[np.r_[0, bounds]].tolist(), strict=True
+        ):
             spikes_of[int(key)] = chunk.astype(np.int64)
     final = sorted(int(c) for c in cur.cluster_ids.tolist())
     temp = max([cur.state.counter, *(u + 1 for u in units[-1:]), *(c + 1 for c in final[-1:])])
@@ -192,10 +200,13 @@ def build_curation(cur: Curation) -> dict[str, Any] | list[dict[str, Any]]:
             # u renamed to k: split it into two temporary parts, merge them back as k
             if spikes.shape[0] < 2:
                 raise CuralogError(
-                    f"cluster {comp.clusters[0]} is sorter unit {u} renamed (one spike): not expressible in the SpikeInterface format")
+                    f"cluster {comp.clusters[0]} is sorter unit {u} renamed (one spike): not expressible in the SpikeInterface format"
+                )
             parts = [temp, temp + 1]
             temp += 2
-            step1["splits"].append({"unit_id": u, "mode": "indices", "indices": [[0]], "new_unit_ids": parts})
+            step1["splits"].append(
+                {"unit_id": u, "mode": "indices", "indices": [[0]], "new_unit_ids": parts}
+            )
             later.append(("merge", {"unit_ids": parts, "new_unit_id": comp.clusters[0]}))
         elif len(comp.clusters) == 1:
             step1["merges"].append({"unit_ids": comp.units, "new_unit_id": comp.clusters[0]})
@@ -275,15 +286,24 @@ def _upgrade(step: Any, where: str) -> dict[str, Any]:
     version = str(step.get("format_version", "0"))
     if version == "0":
         if "labelsByUnit" not in step:
-            raise CurationImportError(f"{where}: no format_version (and not a sortingview labelsByUnit file)")
+            raise CurationImportError(
+                f"{where}: no format_version (and not a sortingview labelsByUnit file)"
+            )
         by_unit = step.get("labelsByUnit") or {}
         merges = step.get("mergeGroups") or []
         labels = sorted({str(v) for vs in by_unit.values() for v in vs})
         units = list(dict.fromkeys([*by_unit.keys(), *(u for g in merges for u in g)]))
-        return {"format_version": "2", "unit_ids": step.get("unit_ids", units),
-                "label_definitions": {"all_labels": {"label_options": labels, "exclusive": False}},
-                "manual_labels": [{"unit_id": u, "labels": {"all_labels": list(v)}} for u, v in by_unit.items()],
-                "merges": [{"unit_ids": list(g)} for g in merges], "splits": [], "removed": []}
+        return {
+            "format_version": "2",
+            "unit_ids": step.get("unit_ids", units),
+            "label_definitions": {"all_labels": {"label_options": labels, "exclusive": False}},
+            "manual_labels": [
+                {"unit_id": u, "labels": {"all_labels": list(v)}} for u, v in by_unit.items()
+            ],
+            "merges": [{"unit_ids": list(g)} for g in merges],
+            "splits": [],
+            "removed": [],
+        }
     if version not in ("1", "2"):
         raise CurationImportError(f"{where}: format_version {version!r} is not supported (1 or 2)")
     out = dict(step)
@@ -298,8 +318,12 @@ def _upgrade(step: Any, where: str) -> dict[str, Any]:
     out["merges"] = [m if isinstance(m, dict) else {"unit_ids": list(m)} for m in merges]
     splits = out.get("splits") or []
     if isinstance(splits, dict):
-        splits = [{"unit_id": k, "mode": "indices", "indices": v} if v and isinstance(v[0], list)
-                  else {"unit_id": k, "mode": "labels", "labels": v} for k, v in splits.items()]
+        splits = [
+            {"unit_id": k, "mode": "indices", "indices": v}
+            if v and isinstance(v[0], list)
+            else {"unit_id": k, "mode": "labels", "labels": v}
+            for k, v in splits.items()
+        ]
     out["splits"] = list(splits)
     out["removed"] = list(out.get("removed") or [])
     defs = out.get("label_definitions") or {}
@@ -330,11 +354,15 @@ def _validate(step: dict[str, Any], where: str) -> None:
             raise CurationImportError(f"{where}: labelled unit {u} is not in unit_ids")
         for cat, values in m["labels"].items():
             if cat not in defs:
-                raise CurationImportError(f"{where}: unit {u} uses label category {cat!r} missing from label_definitions")
+                raise CurationImportError(
+                    f"{where}: unit {u} uses label category {cat!r} missing from label_definitions"
+                )
             if not isinstance(values, list):
                 raise CurationImportError(f"{where}: labels of unit {u} in {cat!r} must be a list")
             if (defs[cat] or {}).get("exclusive") and len(values) > 1:
-                raise CurationImportError(f"{where}: unit {u} has several values in exclusive category {cat!r}")
+                raise CurationImportError(
+                    f"{where}: unit {u} has several values in exclusive category {cat!r}"
+                )
     merged: set[Key] = set()
     for m in step["merges"]:
         ids = [_key(u, where) for u in m.get("unit_ids", [])]
@@ -344,7 +372,9 @@ def _validate(step: dict[str, Any], where: str) -> None:
         if missing:
             raise CurationImportError(f"{where}: merged unit {missing[0]} is not in unit_ids")
         if merged & set(ids):
-            raise CurationImportError(f"{where}: unit {sorted(merged & set(ids), key=str)[0]} is in two merges")
+            raise CurationImportError(
+                f"{where}: unit {sorted(merged & set(ids), key=str)[0]} is in two merges"
+            )
         merged |= set(ids)
         new = m.get("new_unit_id")
         if new is not None and _key(new, where) in units and _key(new, where) not in ids:
@@ -369,13 +399,17 @@ def _validate(step: dict[str, Any], where: str) -> None:
             if len(flat) != len(set(flat)):
                 raise CurationImportError(f"{where}: split of unit {u} has duplicate indices")
             if new is not None and len(new) not in (len(idx), len(idx) + 1):
-                raise CurationImportError(f"{where}: split of unit {u}: {len(new)} new ids for {len(idx)} index groups")
+                raise CurationImportError(
+                    f"{where}: split of unit {u}: {len(new)} new ids for {len(idx)} index groups"
+                )
         elif mode == "labels":
             lab = s.get("labels")
             if not lab:
                 raise CurationImportError(f"{where}: split of unit {u} has no labels")
             if new is not None and len(new) != len(set(lab)):
-                raise CurationImportError(f"{where}: split of unit {u}: {len(new)} new ids for {len(set(lab))} labels")
+                raise CurationImportError(
+                    f"{where}: split of unit {u}: {len(new)} new ids for {len(set(lab))} labels"
+                )
         else:
             raise CurationImportError(f"{where}: split of unit {u} has unknown mode {mode!r}")
         for n in new or []:
@@ -383,9 +417,14 @@ def _validate(step: dict[str, Any], where: str) -> None:
                 raise CurationImportError(f"{where}: split new id {n} is already a unit")
     removed = {_key(u, where) for u in step["removed"]}
     if removed - units:
-        raise CurationImportError(f"{where}: removed unit {sorted(removed - units, key=str)[0]} is not in unit_ids")
-    for a, b, what in ((removed, merged, "removed and merged"), (removed, split, "removed and split"),
-                       (merged, split, "merged and split")):
+        raise CurationImportError(
+            f"{where}: removed unit {sorted(removed - units, key=str)[0]} is not in unit_ids"
+        )
+    for a, b, what in (
+        (removed, merged, "removed and merged"),
+        (removed, split, "removed and split"),
+        (merged, split, "merged and split"),
+    ):
         if a & b:
             raise CurationImportError(f"{where}: unit {sorted(a & b, key=str)[0]} is both {what}")
 
@@ -456,18 +495,36 @@ def used_ids(cur: Curation) -> set[int]:
     return used
 
 
-def _apply_step(cur: Curation, step: dict[str, Any], ids: _Ids, removed: set[int], where: str,
-                source: str, result: ImportResult) -> None:
+def _apply_step(
+    cur: Curation,
+    step: dict[str, Any],
+    ids: _Ids,
+    removed: set[int],
+    where: str,
+    source: str,
+    result: ImportResult,
+) -> None:
     live = set(cur.cluster_ids.tolist()) - removed
     listed = {ids.get(u, where) for u in step["unit_ids"]}
     if listed != live:
         extra, missing = sorted(listed - live), sorted(live - listed)
-        detail = f"unit {extra[0]} is not a live cluster" if extra else f"cluster {missing[0]} is not listed"
+        detail = (
+            f"unit {extra[0]} is not a live cluster"
+            if extra
+            else f"cluster {missing[0]} is not listed"
+        )
         base = set(np.unique(np.asarray(cur.dataset.spike_templates)).tolist())
-        hint = ("; it describes the sorter's units: import it into a branch started at 0"
-                " (curalog branch DIR NAME --at 0; curalog import DIR --log ...)") if listed == base else ""
+        hint = (
+            (
+                "; it describes the sorter's units: import it into a branch started at 0"
+                " (curalog branch DIR NAME --at 0; curalog import DIR --log ...)"
+            )
+            if listed == base
+            else ""
+        )
         raise CurationImportError(
-            f"{where}: unit_ids ({len(listed)}) do not match the curation's {len(live)} clusters ({detail}){hint}")
+            f"{where}: unit_ids ({len(listed)}) do not match the curation's {len(live)} clusters ({detail}){hint}"
+        )
     reason = f"imported from SpikeInterface curation {source}"
     # 1. labels, on the step's units
     defs = step["label_definitions"]
@@ -481,16 +538,24 @@ def _apply_step(cur: Curation, step: dict[str, Any], ids: _Ids, removed: set[int
                 try:
                     value: Any = normalize_group(values[0])
                 except InvalidActionError:
-                    result.warnings.append(f"{where}: unit {c}: {cat} {values[0]!r} is not a curalog group; skipped")
+                    result.warnings.append(
+                        f"{where}: unit {c}: {cat} {values[0]!r} is not a curalog group; skipped"
+                    )
                     continue
                 by_value.setdefault((GROUP_FIELD, value), []).append(c)
             else:
                 name = cat
                 if name in cur.dataset.sorter_columns or name in ("cluster_id", "id"):
-                    result.warnings.append(f"{where}: category {cat!r} is a sorter column name; skipped")
+                    result.warnings.append(
+                        f"{where}: category {cat!r} is a sorter column name; skipped"
+                    )
                     continue
                 exclusive = (defs.get(cat) or {}).get("exclusive", False)
-                value = str(values[0]) if exclusive or len(values) == 1 else ",".join(sorted(map(str, values)))
+                value = (
+                    str(values[0])
+                    if exclusive or len(values) == 1
+                    else ",".join(sorted(map(str, values)))
+                )
                 by_value.setdefault((name, value), []).append(c)
     for (name, value), cids in by_value.items():
         todo = [c for c in cids if cur.labels.get(name, c) != value]
@@ -540,28 +605,39 @@ def _apply_step(cur: Curation, step: dict[str, Any], ids: _Ids, removed: set[int
             for g, idx in enumerate(s["indices"]):
                 arr = np.asarray(idx, dtype=np.int64)
                 if arr.size and (arr.min() < 0 or arr.max() >= n):
-                    raise CurationImportError(f"{where}: split of unit {s['unit_id']}: index out of range (unit has {n} spikes)")
+                    raise CurationImportError(
+                        f"{where}: split of unit {s['unit_id']}: index out of range (unit has {n} spikes)"
+                    )
                 group[arr] = g
             if (group < 0).any():
                 group[group < 0] = len(s["indices"])
         else:
             labels = np.asarray(s["labels"])
             if labels.shape[0] != n:
-                raise CurationImportError(f"{where}: split of unit {s['unit_id']}: {labels.shape[0]} labels for {n} spikes")
+                raise CurationImportError(
+                    f"{where}: split of unit {s['unit_id']}: {labels.shape[0]} labels for {n} spikes"
+                )
             group = np.unique(labels, return_inverse=True)[1].astype(np.int64)
         n_groups = int(group.max()) + 1
         if n_groups < 2 or np.unique(group).shape[0] != n_groups:
-            raise CurationImportError(f"{where}: split of unit {s['unit_id']} does not make two or more non-empty parts")
+            raise CurationImportError(
+                f"{where}: split of unit {s['unit_id']} does not make two or more non-empty parts"
+            )
         wanted = s.get("new_unit_ids")
         if wanted is not None and len(wanted) != n_groups:
-            raise CurationImportError(f"{where}: split of unit {s['unit_id']}: {len(wanted)} new ids for {n_groups} parts")
+            raise CurationImportError(
+                f"{where}: split of unit {s['unit_id']}: {len(wanted)} new ids for {n_groups} parts"
+            )
         fresh = ids.fresh(wanted, where) if wanted is not None else None
         if fresh:
             cur.assign(spikes, np.asarray(fresh, dtype=np.int64)[group], meta=meta)
             got = fresh
         else:
             cur.split(spikes, group, meta=meta)
-            got = [int(cur.state.spike_clusters[spikes[np.flatnonzero(group == g)[0]]]) for g in range(n_groups)]
+            got = [
+                int(cur.state.spike_clusters[spikes[np.flatnonzero(group == g)[0]]])
+                for g in range(n_groups)
+            ]
         ids.used.update(got)
         for w, g in zip(wanted or [], got, strict=False):
             ids.mapping[_key(w, where)] = g
@@ -588,8 +664,13 @@ def import_curation_into(cur: Curation, path: str | os.PathLike[str]) -> ImportR
     return rehearse(cur, run)
 
 
-def import_spikeinterface(folder: str | os.PathLike[str], path: str | os.PathLike[str],
-                          log: str | os.PathLike[str] | None = None, *, author: str | None = None) -> ImportResult:
+def import_spikeinterface(
+    folder: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    log: str | os.PathLike[str] | None = None,
+    *,
+    author: str | None = None,
+) -> ImportResult:
     """Import a SpikeInterface curation file into the folder's log (default ``main``)."""
     from curalog.curation import open_curation
 
@@ -598,5 +679,12 @@ def import_spikeinterface(folder: str | os.PathLike[str], path: str | os.PathLik
         return import_curation_into(cur, path)
 
 
-__all__ = ["FORMAT_VERSION", "QUALITY", "build_curation", "export_curation", "import_curation_into",
-           "import_spikeinterface", "read_curation"]
+__all__ = [
+    "FORMAT_VERSION",
+    "QUALITY",
+    "build_curation",
+    "export_curation",
+    "import_curation_into",
+    "import_spikeinterface",
+    "read_curation",
+]

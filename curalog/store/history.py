@@ -87,7 +87,12 @@ class HistoryError(CuralogError):
 # ====================================================================== logs and branches
 def validate_branch_name(name: str) -> str:
     """A branch name is a file name: letters, digits, ``.``, ``_``, ``-``; not ``*.log``."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith((".log", ".lock", ".tmp")) or ".." in name:
+    if (
+        not isinstance(name, str)
+        or not _NAME_RE.match(name)
+        or name.endswith((".log", ".lock", ".tmp"))
+        or ".." in name
+    ):
         raise HistoryError(
             f"invalid branch name {name!r}: use letters, digits, '.', '_' and '-' (at most 100, not ending in .log)"
         )
@@ -235,7 +240,9 @@ def _check_dataset(scan: ScanResult, ds: Dataset, path: Path) -> None:
     except (KeyError, TypeError, ValueError):
         raise LogCorruptError(f"{path}: header has no valid dataset fingerprint") from None
     if logged != ds.fingerprint:
-        raise HistoryError(f"{path}: written for another dataset ({', '.join(ds.fingerprint.differences(logged))})")
+        raise HistoryError(
+            f"{path}: written for another dataset ({', '.join(ds.fingerprint.differences(logged))})"
+        )
 
 
 def _note_frame(scan: ScanResult, seq: int, body: dict[str, Any], author: str) -> bytes:
@@ -268,7 +275,9 @@ def _write_new_file(dest: Path, data: bytes) -> None:
             os.close(fd)
 
 
-def _fork_bytes(src: Path, at: int | None, note: dict[str, Any], author: str) -> tuple[bytes, ScanResult, int]:
+def _fork_bytes(
+    src: Path, at: int | None, note: dict[str, Any], author: str
+) -> tuple[bytes, ScanResult, int]:
     """Parent bytes up to ``at`` plus a branch note record; checks the result parses."""
     try:
         data = src.read_bytes()
@@ -288,7 +297,9 @@ def _fork_bytes(src: Path, at: int | None, note: dict[str, Any], author: str) ->
     note["data"] = data_field
     out = data[: _record_end(scan, at)] + _note_frame(scan, at, note, author)
     check = scan_bytes(out, str(src))
-    if check.corruption or check.torn or len(check.events) != at + 1:  # pragma: no cover - defensive
+    if (
+        check.corruption or check.torn or len(check.events) != at + 1
+    ):  # pragma: no cover - defensive
         raise LogCorruptError(f"{src}: the branch copy does not verify")
     return out, scan, at
 
@@ -448,14 +459,17 @@ def _count_ids(x: np.ndarray, size: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _dense_table(a: np.ndarray, b: np.ndarray, lut_a: np.ndarray, lut_b: np.ndarray, kb: int,
-                 table: np.ndarray) -> None:
+def _dense_table(
+    a: np.ndarray, b: np.ndarray, lut_a: np.ndarray, lut_b: np.ndarray, kb: int, table: np.ndarray
+) -> None:
     for i in range(a.shape[0]):
         table[lut_a[a[i]] * kb + lut_b[b[i]]] += 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _sparse_table(a: np.ndarray, b: np.ndarray, lut_a: np.ndarray, lut_b: np.ndarray, ka: int, kb: int):
+def _sparse_table(
+    a: np.ndarray, b: np.ndarray, lut_a: np.ndarray, lut_b: np.ndarray, ka: int, kb: int
+):
     n = a.shape[0]
     starts = np.zeros(ka + 1, dtype=np.int64)
     for i in range(n):
@@ -521,7 +535,12 @@ def _factorize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         lut[ids] = np.arange(ids.shape[0])
         return x, lut, ids.astype(np.int64), counts[ids]
     ids, inverse, sizes = np.unique(x, return_inverse=True, return_counts=True)
-    return inverse.astype(np.int64), np.arange(ids.shape[0], dtype=np.int64), ids.astype(np.int64), sizes
+    return (
+        inverse.astype(np.int64),
+        np.arange(ids.shape[0], dtype=np.int64),
+        ids.astype(np.int64),
+        sizes,
+    )
 
 
 @dataclass
@@ -566,8 +585,16 @@ def contingency(a: np.ndarray, b: np.ndarray) -> Contingency:
         rows, cols, counts = _sparse_table(va, vb, lut_a, lut_b, ka, kb)
         order = np.lexsort((cols, rows))
         rows, cols, counts = rows[order], cols[order], counts[order]
-    return Contingency(int(a.shape[0]), ids_a, ids_b, sizes_a, sizes_b,
-                       rows.astype(np.int64), cols.astype(np.int64), counts.astype(np.int64))
+    return Contingency(
+        int(a.shape[0]),
+        ids_a,
+        ids_b,
+        sizes_a,
+        sizes_b,
+        rows.astype(np.int64),
+        cols.astype(np.int64),
+        counts.astype(np.int64),
+    )
 
 
 def _pairs(x: np.ndarray) -> int:
@@ -625,8 +652,13 @@ class Difference:
     n_spikes: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "by": self.by, "a_clusters": self.a_clusters,
-                "b_clusters": self.b_clusters, "n_spikes": self.n_spikes}
+        return {
+            "kind": self.kind,
+            "by": self.by,
+            "a_clusters": self.a_clusters,
+            "b_clusters": self.b_clusters,
+            "n_spikes": self.n_spikes,
+        }
 
 
 @dataclass
@@ -640,8 +672,13 @@ class LabelDisagreement:
     b_value: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a_cluster": self.a_cluster, "b_cluster": self.b_cluster, "field": self.field,
-                "a": self.a_value, "b": self.b_value}
+        return {
+            "a_cluster": self.a_cluster,
+            "b_cluster": self.b_cluster,
+            "field": self.field,
+            "a": self.a_value,
+            "b": self.b_value,
+        }
 
 
 @dataclass
@@ -676,8 +713,11 @@ class OutcomeDiff:
     @property
     def is_equal(self) -> bool:
         """Same clusters with the same ids and the same labels."""
-        return (not self.differences and not self.label_disagreements
-                and all(x == y for x, y, _ in self.identical))
+        return (
+            not self.differences
+            and not self.label_disagreements
+            and all(x == y for x, y, _ in self.identical)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -717,15 +757,18 @@ class _UnionFind:
             self.parent[ry] = rx
 
 
-def _base_shape(side: np.ndarray, base: np.ndarray, base_ids: np.ndarray,
-                base_sizes: np.ndarray) -> dict[int, tuple[bool, int]]:
+def _base_shape(
+    side: np.ndarray, base: np.ndarray, base_ids: np.ndarray, base_sizes: np.ndarray
+) -> dict[int, tuple[bool, int]]:
     """For each cluster of ``side`` (restricted to some spikes): whether it is a union of
     whole base clusters, and how many base clusters it intersects."""
     t = contingency(side, base)
     full = t.counts == base_sizes[np.searchsorted(base_ids, t.ids_b[t.cols])]
     out: dict[int, tuple[bool, int]] = {}
     bounds = np.flatnonzero(np.diff(t.rows)) + 1
-    for chunk_rows, chunk_full in zip(np.split(t.rows, bounds), np.split(full, bounds), strict=True):
+    for chunk_rows, chunk_full in zip(
+        np.split(t.rows, bounds), np.split(full, bounds), strict=True
+    ):
         if chunk_rows.size:
             out[int(t.ids_a[chunk_rows[0]])] = (bool(chunk_full.all()), int(chunk_rows.size))
     return out
@@ -741,8 +784,11 @@ def _member_mask(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.isin(x, ids)
 
 
-def _label_disagreements(pairs: list[tuple[int, int, int]], labels_a: dict[str, dict[int, Any]],
-                         labels_b: dict[str, dict[int, Any]]) -> list[LabelDisagreement]:
+def _label_disagreements(
+    pairs: list[tuple[int, int, int]],
+    labels_a: dict[str, dict[int, Any]],
+    labels_b: dict[str, dict[int, Any]],
+) -> list[LabelDisagreement]:
     out: list[LabelDisagreement] = []
     fields = list(dict.fromkeys([*labels_a, *labels_b]))
     empty: dict[int, Any] = {}
@@ -789,8 +835,12 @@ def outcome_diff(
     sa = table.sizes_a[ra]
     sb = table.sizes_b[cb]
     same = (table.counts == sa) & (table.counts == sb)
-    identical = [(int(table.ids_a[r]), int(table.ids_b[c]), int(n))
-                 for r, c, n in zip(ra[same].tolist(), cb[same].tolist(), table.counts[same].tolist(), strict=True)]
+    identical = [
+        (int(table.ids_a[r]), int(table.ids_b[c]), int(n))
+        for r, c, n in zip(
+            ra[same].tolist(), cb[same].tolist(), table.counts[same].tolist(), strict=True
+        )
+    ]
     uf = _UnionFind()
     rest = ~same
     for r, c in zip(ra[rest].tolist(), cb[rest].tolist(), strict=True):
@@ -861,8 +911,15 @@ class SideInfo:
     corruption: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "log": str(self.log), "events": self.n_events, "head": self.head,
-                "seq": self.seq, "clusters": self.n_clusters, "damaged": self.corruption}
+        return {
+            "name": self.name,
+            "log": str(self.log),
+            "events": self.n_events,
+            "head": self.head,
+            "seq": self.seq,
+            "clusters": self.n_clusters,
+            "damaged": self.corruption,
+        }
 
 
 @dataclass
@@ -897,7 +954,9 @@ class DiffResult:
         }
 
 
-def _replay(ds: Dataset, path: Path, upto: int | None = None) -> tuple[np.ndarray, dict[str, dict[int, Any]], int, str | None]:
+def _replay(
+    ds: Dataset, path: Path, upto: int | None = None
+) -> tuple[np.ndarray, dict[str, dict[int, Any]], int, str | None]:
     cur = Curation(ds, path, readonly=True, upto=upto)
     try:
         return (cur.state.spike_clusters.copy(), cur.labels.snapshot(), cur.seq, cur.corruption)
@@ -905,7 +964,9 @@ def _replay(ds: Dataset, path: Path, upto: int | None = None) -> tuple[np.ndarra
         cur.close()
 
 
-def diff_histories(folder: str | os.PathLike[str], a: str | os.PathLike[str], b: str | os.PathLike[str]) -> DiffResult:
+def diff_histories(
+    folder: str | os.PathLike[str], a: str | os.PathLike[str], b: str | os.PathLike[str]
+) -> DiffResult:
     """Compare two histories (branch names or log paths) of the dataset in ``folder``.
 
     Both logs are replayed in full; the state at their common prefix is the reference for
@@ -925,10 +986,24 @@ def diff_histories(folder: str | os.PathLike[str], a: str | os.PathLike[str], b:
     del sc_a, sc_b, base
     return DiffResult(
         dataset={**ds.describe(), "fingerprint": ds.fingerprint.short()},
-        a=SideInfo(_display_name(folder, path_a), path_a, len(scan_a.events), scan_a.head_hash.hex(), seq_a,
-                   outcome.n_clusters_a, bad_a),
-        b=SideInfo(_display_name(folder, path_b), path_b, len(scan_b.events), scan_b.head_hash.hex(), seq_b,
-                   outcome.n_clusters_b, bad_b),
+        a=SideInfo(
+            _display_name(folder, path_a),
+            path_a,
+            len(scan_a.events),
+            scan_a.head_hash.hex(),
+            seq_a,
+            outcome.n_clusters_a,
+            bad_a,
+        ),
+        b=SideInfo(
+            _display_name(folder, path_b),
+            path_b,
+            len(scan_b.events),
+            scan_b.head_hash.hex(),
+            seq_b,
+            outcome.n_clusters_b,
+            bad_b,
+        ),
         same_root=same_root,
         common_prefix=k,
         base_head=_hash_at(scan_a, k).hex() if same_root else "",
@@ -950,8 +1025,13 @@ class Conflict:
     clusters: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "type": self.type, "summary": self.summary, "reason": self.reason,
-                "clusters": self.clusters}
+        return {
+            "seq": self.seq,
+            "type": self.type,
+            "summary": self.summary,
+            "reason": self.reason,
+            "clusters": self.clusters,
+        }
 
 
 @dataclass
@@ -983,10 +1063,16 @@ class CombineResult:
     head: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"branch": self.name, "log": str(self.path), "base_seq": self.base_seq, "head": self.head,
-                "applied": [list(p) for p in self.applied], "already_in_a": self.already_in_a,
-                "conflicts": [c.to_dict() for c in self.conflicts],
-                "id_map": {str(k): v for k, v in sorted(self.id_map.items())}}
+        return {
+            "branch": self.name,
+            "log": str(self.path),
+            "base_seq": self.base_seq,
+            "head": self.head,
+            "applied": [list(p) for p in self.applied],
+            "already_in_a": self.already_in_a,
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "id_map": {str(k): v for k, v in sorted(self.id_map.items())},
+        }
 
 
 def _resolve_logged(state: ClusterState, event: Event, where: str) -> Change:
@@ -999,7 +1085,9 @@ def _resolve_logged(state: ClusterState, event: Event, where: str) -> Change:
         else:
             spikes = unpack_array(body["spikes"], where)
             if event.type == SPLIT:
-                labels = unpack_array(body["labels"], where) if body.get("labels") is not None else None
+                labels = (
+                    unpack_array(body["labels"], where) if body.get("labels") is not None else None
+                )
                 change = state.resolve_split(spikes, labels)
             else:
                 change = state.resolve_assign(spikes, unpack_array(body["clusters"], where))
@@ -1019,7 +1107,9 @@ class _Step:
     change: Change | None
 
 
-def _simulate(ds: Dataset, events: list[Event], k: int, path: Path) -> tuple[set[int], list[_Step], list[int]]:
+def _simulate(
+    ds: Dataset, events: list[Event], k: int, path: Path
+) -> tuple[set[int], list[_Step], list[int]]:
     """Replay B's structure on a private state; return the live ids at ``k``, the effective
     steps after ``k`` (with their resolved changes, in B's ids) and the shared actions that
     B undid."""
@@ -1115,7 +1205,9 @@ def combine(
     _check_dataset(scan_b, ds, path_b)
     for scan, p in ((scan_a, path_a), (scan_b, path_b)):
         if scan.corruption:
-            raise HistoryError(f"{p}: damaged ({scan.corruption}); repair it first (curalog fsck --repair)")
+            raise HistoryError(
+                f"{p}: damaged ({scan.corruption}); repair it first (curalog fsck --repair)"
+            )
     k = common_prefix(scan_a, scan_b)
     name_a, name_b = _display_name(folder, path_a), _display_name(folder, path_b)
     live_k, steps, undone_shared = _simulate(ds, scan_b.events, k, path_b)
@@ -1124,8 +1216,11 @@ def combine(
     note = {
         "kind": BRANCH_NOTE,
         "text": f"branch {into}: {name_b} combined into {name_a}",
-        "data": {"name": into, "parent": {"name": name_a},
-                 "combine": {"from": name_b, "head": scan_b.head_hash.hex(), "base_seq": k}},
+        "data": {
+            "name": into,
+            "parent": {"name": name_a},
+            "combine": {"from": name_b, "head": scan_b.head_hash.hex(), "base_seq": k},
+        },
     }
     data, _, _ = _fork_bytes(path_a, None, note, author)
     tmp = dest.with_name(f".{dest.stem}.combine-{os.getpid()}.tmp")
@@ -1138,15 +1233,34 @@ def combine(
         try:
             _rebase(cur, steps, live_k, a_deleted_by, name_a, name_b, result)
             for u in undone_shared:
-                undo = next((e for e in scan_b.events[k:] if e.type == UNDO and e.body.get("target") == u), None)
+                undo = next(
+                    (e for e in scan_b.events[k:] if e.type == UNDO and e.body.get("target") == u),
+                    None,
+                )
                 seq = undo.seq if undo is not None else u
-                result.conflicts.append(Conflict(seq, UNDO, f"undo #{u}", f"undoes #{u} of the common history, which {name_a} keeps"))
+                result.conflicts.append(
+                    Conflict(
+                        seq,
+                        UNDO,
+                        f"undo #{u}",
+                        f"undoes #{u} of the common history, which {name_a} keeps",
+                    )
+                )
             result.conflicts.sort(key=lambda c: c.seq)
-            cur.note(COMBINE_NOTE, f"combined {name_b} into {name_a}: {len(result.applied)} applied, "
-                     f"{len(result.already_in_a)} already in {name_a}, {len(result.conflicts)} conflicts",
-                     data={"from": name_b, "into": into, "base_seq": k, "b_head": scan_b.head_hash.hex(),
-                           "applied": [list(p) for p in result.applied], "already_in_a": result.already_in_a,
-                           "conflicts": [c.seq for c in result.conflicts]})
+            cur.note(
+                COMBINE_NOTE,
+                f"combined {name_b} into {name_a}: {len(result.applied)} applied, "
+                f"{len(result.already_in_a)} already in {name_a}, {len(result.conflicts)} conflicts",
+                data={
+                    "from": name_b,
+                    "into": into,
+                    "base_seq": k,
+                    "b_head": scan_b.head_hash.hex(),
+                    "applied": [list(p) for p in result.applied],
+                    "already_in_a": result.already_in_a,
+                    "conflicts": [c.seq for c in result.conflicts],
+                },
+            )
             result.head = cur.head_hash.hex()
         finally:
             cur.close()
@@ -1171,8 +1285,15 @@ def _same_clusters(cur: Curation, change: Change) -> bool:
     return True
 
 
-def _rebase(cur: Curation, steps: list[_Step], live_k: set[int], a_deleted_by: dict[int, int],
-            name_a: str, name_b: str, result: CombineResult) -> None:
+def _rebase(
+    cur: Curation,
+    steps: list[_Step],
+    live_k: set[int],
+    a_deleted_by: dict[int, int],
+    name_a: str,
+    name_b: str,
+    result: CombineResult,
+) -> None:
     id_map = result.id_map
     skipped: dict[int, int] = {}  # B id -> seq of the conflicting action that created it
     b_new: set[int] = set()
@@ -1214,7 +1335,11 @@ def _rebase(cur: Curation, steps: list[_Step], live_k: set[int], a_deleted_by: d
                 else:
                     for bid in change.added:
                         skipped[bid] = e.seq
-                    result.conflicts.append(Conflict(e.seq, e.type, e.summary(), "; ".join(problems), change.deleted_ids))
+                    result.conflicts.append(
+                        Conflict(
+                            e.seq, e.type, e.summary(), "; ".join(problems), change.deleted_ids
+                        )
+                    )
                 continue
             body = e.body
             if e.type == MERGE:
@@ -1222,13 +1347,19 @@ def _rebase(cur: Curation, steps: list[_Step], live_k: set[int], a_deleted_by: d
             elif e.type == SPLIT:
                 where = f"{name_b}: event {e.seq}"
                 spikes = unpack_array(body["spikes"], where)
-                labels = unpack_array(body["labels"], where) if body.get("labels") is not None else None
+                labels = (
+                    unpack_array(body["labels"], where) if body.get("labels") is not None else None
+                )
                 cur.split(spikes, labels, meta=meta)
             else:
                 sel = np.concatenate([change.added[t] for t in change.added_ids]).astype(np.int64)
                 fresh = {t: cur.state.counter + i for i, t in enumerate(change.added_ids)}
-                targets = np.concatenate([np.full(change.added[t].shape[0], fresh[t], np.int64)
-                                          for t in change.added_ids])
+                targets = np.concatenate(
+                    [
+                        np.full(change.added[t].shape[0], fresh[t], np.int64)
+                        for t in change.added_ids
+                    ]
+                )
                 cur.assign(sel, targets, meta=meta)
             for bid, spikes in change.added.items():
                 id_map[bid] = int(cur.state.spike_clusters[spikes[0]])
@@ -1255,12 +1386,16 @@ def _rebase(cur: Curation, steps: list[_Step], live_k: set[int], a_deleted_by: d
             if now == before.get(c):
                 apply_ids.append(m)
             else:
-                bad.append(f"{name} of {c}: {name_a} has {now!r}, {name_b} changed {before.get(c)!r} to {value!r}")
+                bad.append(
+                    f"{name} of {c}: {name_a} has {now!r}, {name_b} changed {before.get(c)!r} to {value!r}"
+                )
                 bad_ids.append(c)
         if apply_ids:
             reason = f"combined from {name_b} #{e.seq}"
             if name == GROUP_FIELD:
-                cur.label(apply_ids, group=value if value is not None else "unsorted", reason=reason)
+                cur.label(
+                    apply_ids, group=value if value is not None else "unsorted", reason=reason
+                )
             else:
                 cur.label(apply_ids, field=name, value=value, reason=reason)
             result.applied.append((e.seq, cur.seq))

@@ -112,7 +112,9 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
     if magic != MAGIC:
         raise LogCorruptError(f"{where}: not a curalog log (bad magic bytes)")
     if fmt > FORMAT_VERSION:
-        raise UnsupportedVersionError(f"{where}: log format {fmt} is newer than this curalog ({FORMAT_VERSION})")
+        raise UnsupportedVersionError(
+            f"{where}: log format {fmt} is newer than this curalog ({FORMAT_VERSION})"
+        )
     if fmt < 1:
         raise LogCorruptError(f"{where}: invalid log format number {fmt}")
     if hlen > MAX_HEADER or _FILE_HEAD.size + hlen > size:
@@ -124,7 +126,9 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
     if not isinstance(header, dict):
         raise LogCorruptError(f"{where}: header is not a map")
     if header.get("format", fmt) != fmt:  # the head's format field is outside the header CRC
-        raise LogCorruptError(f"{where}: format field {fmt} disagrees with the header ({header.get('format')!r})")
+        raise LogCorruptError(
+            f"{where}: format field {fmt} disagrees with the header ({header.get('format')!r})"
+        )
     header_hash = hashlib.sha256(hpayload).digest()
     result = ScanResult(header, header_hash, [], [], _FILE_HEAD.size + hlen, size)
     view = memoryview(data)
@@ -210,7 +214,9 @@ class WriterLock:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 who = f" by {holder}" if holder else ""
-                raise LogLockedError(f"{self.path.with_suffix('')}: already open for writing{who}") from None
+                raise LogLockedError(
+                    f"{self.path.with_suffix('')}: already open for writing{who}"
+                ) from None
             raise LogError(f"{self.path}: cannot lock ({exc.strerror})") from None
         info = f"{default_author()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
         with contextlib.suppress(OSError):
@@ -236,7 +242,9 @@ def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LogError(f"{p.parent}: cannot create the log folder ({exc.strerror}); pass --log PATH") from None
+        raise LogError(
+            f"{p.parent}: cannot create the log folder ({exc.strerror}); pass --log PATH"
+        ) from None
     full = {"format": FORMAT_VERSION, "checksum": CHECKSUM, **header}
     payload = _pack(full)
     data = _FILE_HEAD.pack(MAGIC, FORMAT_VERSION, len(payload), _crc(payload)) + payload
@@ -301,7 +309,9 @@ class LogWriter:
 
     def _cut_torn_tail(self) -> None:
         good = self.scan.good_end
-        side = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        side = self.path.with_name(
+            f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        )
         try:
             with open(self.path, "rb") as f:
                 f.seek(good)
@@ -313,15 +323,19 @@ class LogWriter:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 side.unlink()
-            raise LogError(f"{self.path}: cannot keep the torn last record aside ({exc.strerror}); "
-                           "the log is unchanged") from None
+            raise LogError(
+                f"{self.path}: cannot keep the torn last record aside ({exc.strerror}); "
+                "the log is unchanged"
+            ) from None
         try:
             with open(self.path, "r+b") as f:
                 f.truncate(good)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise LogError(f"{self.path}: cannot cut the torn last record ({exc.strerror})") from None
+            raise LogError(
+                f"{self.path}: cannot cut the torn last record ({exc.strerror})"
+            ) from None
         self.scan.warnings.append(
             f"{self.path}: cut off an incomplete last record ({len(tail)} bytes, kept in {side.name})"
         )
@@ -339,7 +353,9 @@ class LogWriter:
     def append(self, type_: str, body: dict[str, Any], author: str) -> Event:
         """Write one record and fsync it; on any failure the file is left as it was."""
         if self.broken:
-            raise LogError(f"{self.path}: {self.broken}; reopen the log before recording anything else")
+            raise LogError(
+                f"{self.path}: {self.broken}; reopen the log before recording anything else"
+            )
         seq = self.next_seq
         env = envelope(seq, type_, time.time_ns(), author, self.head_hash, body)
         payload = _pack(env)
@@ -362,11 +378,23 @@ class LogWriter:
                 rolled_back = os.fstat(self.fd).st_size == self.size
             if not rolled_back:
                 self.broken = f"a failed write could not be rolled back ({exc.strerror})"
-                raise LogError(f"{self.path}: could not record the action ({exc.strerror}) nor undo the partial "
-                               "write; reopen the log (its torn end will be cut)") from None
-            raise LogError(f"{self.path}: could not record the action ({exc.strerror}); nothing was changed") from None
+                raise LogError(
+                    f"{self.path}: could not record the action ({exc.strerror}) nor undo the partial "
+                    "write; reopen the log (its torn end will be cut)"
+                ) from None
+            raise LogError(
+                f"{self.path}: could not record the action ({exc.strerror}); nothing was changed"
+            ) from None
         rec_hash = hashlib.sha256(payload).digest()
-        event = Event(seq=seq, type=type_, time_ns=env["time"], author=author, prev=self.head_hash, body=body, hash=rec_hash)
+        event = Event(
+            seq=seq,
+            type=type_,
+            time_ns=env["time"],
+            author=author,
+            prev=self.head_hash,
+            body=body,
+            hash=rec_hash,
+        )
         self.events.append(event)
         self.head_hash = rec_hash
         self.size += len(frame)

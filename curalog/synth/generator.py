@@ -189,8 +189,25 @@ def _splitmix(state):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always")
-def _next_event(st, t, refr, isi_mean, amp_mean, amp_cv, mode, b, k, jitter, cuts,
-                tpl_flat, mot, gain, knot_dt, cpos, cptp):  # pragma: no cover - numba
+def _next_event(
+    st,
+    t,
+    refr,
+    isi_mean,
+    amp_mean,
+    amp_cv,
+    mode,
+    b,
+    k,
+    jitter,
+    cuts,
+    tpl_flat,
+    mot,
+    gain,
+    knot_dt,
+    cpos,
+    cptp,
+):  # pragma: no cover - numba
     """The event following time ``t`` of one source: ``(rng state, time, template, amp)``.
 
     ISI = ``refr + floor(Exp(isi_mean))``; amplitude ``amp_mean * (1 + amp_cv * z)``, z
@@ -263,9 +280,27 @@ def _next_event(st, t, refr, isi_mean, amp_mean, amp_cv, mode, b, k, jitter, cut
 
 
 @njit(cache=True)
-def _init_sources(rng, refr, isi_mean, mode, start, k, amp_mean, amp_cv, jitter, cuts,
-                  tpl_flat, mot, gain, knot_dt, cpos, cptp, next_t, next_tpl,
-                  next_amp):  # pragma: no cover - numba
+def _init_sources(
+    rng,
+    refr,
+    isi_mean,
+    mode,
+    start,
+    k,
+    amp_mean,
+    amp_cv,
+    jitter,
+    cuts,
+    tpl_flat,
+    mot,
+    gain,
+    knot_dt,
+    cpos,
+    cptp,
+    next_t,
+    next_tpl,
+    next_amp,
+):  # pragma: no cover - numba
     """Draw the first event of every source, from the stationary renewal process."""
     for s in range(next_t.shape[0]):
         # time 0 falls in the refractory part of an ISI with probability R / (R + m), then the
@@ -274,9 +309,25 @@ def _init_sources(rng, refr, isi_mean, mode, start, k, amp_mean, amp_cv, jitter,
         st, u = _splitmix(rng[s])
         st, u2 = _splitmix(st)
         rest = np.int64(math.floor(u2 * r)) if u * (r + isi_mean[s]) < r else np.int64(0)
-        st, t, tp, a = _next_event(st, rest - r, r, isi_mean[s], amp_mean[s], amp_cv, mode[s],
-                                   start[s], k[s], jitter[s], cuts, tpl_flat, mot[s], gain[s],
-                                   knot_dt, cpos, cptp)
+        st, t, tp, a = _next_event(
+            st,
+            rest - r,
+            r,
+            isi_mean[s],
+            amp_mean[s],
+            amp_cv,
+            mode[s],
+            start[s],
+            k[s],
+            jitter[s],
+            cuts,
+            tpl_flat,
+            mot[s],
+            gain[s],
+            knot_dt,
+            cpos,
+            cptp,
+        )
         rng[s] = st
         next_t[s] = t
         next_tpl[s] = tp
@@ -284,9 +335,31 @@ def _init_sources(rng, refr, isi_mean, mode, start, k, amp_mean, amp_cv, jitter,
 
 
 @njit(cache=True, nogil=True)
-def _gen_window(t1, out_t, out_tpl, out_amp, rng, refr, isi_mean, mode, start, k, amp_mean,
-                amp_cv, jitter, cuts, tpl_flat, mot, gain, knot_dt, cpos, cptp, next_t, next_tpl,
-                next_amp):  # pragma: no cover
+def _gen_window(
+    t1,
+    out_t,
+    out_tpl,
+    out_amp,
+    rng,
+    refr,
+    isi_mean,
+    mode,
+    start,
+    k,
+    amp_mean,
+    amp_cv,
+    jitter,
+    cuts,
+    tpl_flat,
+    mot,
+    gain,
+    knot_dt,
+    cpos,
+    cptp,
+    next_t,
+    next_tpl,
+    next_amp,
+):  # pragma: no cover
     """Emit every event before sample ``t1`` of every source, source after source.
 
     Returns the number of events, or -1 if the output buffers are too small (the source
@@ -315,8 +388,9 @@ def _gen_window(t1, out_t, out_tpl, out_amp, rng, refr, isi_mean, mode, start, k
             out_tpl[n] = tp
             out_amp[n] = a
             n += 1
-            st, t, tp, a = _next_event(st, t, r, im, am, amp_cv, md, b, ks, jt, cuts, tpl_flat,
-                                       ms, gs, knot_dt, cpos, cptp)
+            st, t, tp, a = _next_event(
+                st, t, r, im, am, amp_cv, md, b, ks, jt, cuts, tpl_flat, ms, gs, knot_dt, cpos, cptp
+            )
         rng[s] = st
         next_t[s] = t
         next_tpl[s] = tp
@@ -325,8 +399,9 @@ def _gen_window(t1, out_t, out_tpl, out_amp, rng, refr, isi_mean, mode, start, k
 
 
 @njit(cache=True, nogil=True)
-def _sort_window(n, t0, t1, in_t, in_tpl, in_amp, out_t, out_tpl, out_amp,
-                 hist):  # pragma: no cover - numba
+def _sort_window(
+    n, t0, t1, in_t, in_tpl, in_amp, out_t, out_tpl, out_amp, hist
+):  # pragma: no cover - numba
     """Sort ``n`` events of ``[t0, t1)`` by (time, template): bucket sort, O(n).
 
     Buckets of ``2**shift`` samples, about one event per bucket (``hist`` holds at least
@@ -372,8 +447,7 @@ def _sort_window(n, t0, t1, in_t, in_tpl, in_amp, out_t, out_tpl, out_amp,
 
 
 @njit(cache=True, nogil=True)
-def _accumulate(n, t, tpl, amp, count, amp_sum, last_t, viol,
-                viol_win):  # pragma: no cover - numba
+def _accumulate(n, t, tpl, amp, count, amp_sum, last_t, viol, viol_win):  # pragma: no cover - numba
     """Per-template spike counts, amplitude sums and ISI violations (ISI < ``viol_win``)."""
     for i in range(n):
         tp = tpl[i]
@@ -431,9 +505,13 @@ class _Model:
         gain = self.gain if self.gain is not None else np.ones((n_src, 2))
         cpos = self.cpos if self.cpos is not None else np.zeros(n_t)
         cptp = self.cptp if self.cptp is not None else np.ones(n_t)
-        return (np.ascontiguousarray(mot, dtype=np.float64), np.ascontiguousarray(gain, dtype=np.float64),
-                float(self.knot_dt), np.ascontiguousarray(cpos, dtype=np.float64),
-                np.ascontiguousarray(cptp, dtype=np.float64))
+        return (
+            np.ascontiguousarray(mot, dtype=np.float64),
+            np.ascontiguousarray(gain, dtype=np.float64),
+            float(self.knot_dt),
+            np.ascontiguousarray(cpos, dtype=np.float64),
+            np.ascontiguousarray(cptp, dtype=np.float64),
+        )
 
 
 def _isi_mean_for_rate(rate: np.ndarray, refr: np.ndarray, sample_rate: float) -> np.ndarray:
@@ -446,8 +524,16 @@ def _isi_mean_for_rate(rate: np.ndarray, refr: np.ndarray, sample_rate: float) -
     return 1.0 / np.log1p(1.0 / kk)
 
 
-def _waveform(ns: int, trough: float, sr_scale: float, s1: float, s2: float, d: float,
-              r: np.ndarray, delay: np.ndarray) -> np.ndarray:
+def _waveform(
+    ns: int,
+    trough: float,
+    sr_scale: float,
+    s1: float,
+    s2: float,
+    d: float,
+    r: np.ndarray,
+    delay: np.ndarray,
+) -> np.ndarray:
     """Difference-of-Gaussians spike waveform on several channels, ``(ns, n_ch)``.
 
     Trough of depth 1 at ``trough + delay`` (σ ``s1``), rebound ``r`` at ``+d`` (σ ``s2``);
@@ -457,8 +543,14 @@ def _waveform(ns: int, trough: float, sr_scale: float, s1: float, s2: float, d: 
     return -np.exp(-0.5 * (t / s1) ** 2) + r[None, :] * np.exp(-0.5 * ((t - d) / s2) ** 2)
 
 
-def _write_noise_template(out: np.ndarray, rng: np.random.Generator, pos: np.ndarray, y_top: float,
-                          trough: int, sr_scale: float) -> None:
+def _write_noise_template(
+    out: np.ndarray,
+    rng: np.random.Generator,
+    pos: np.ndarray,
+    y_top: float,
+    trough: int,
+    sr_scale: float,
+) -> None:
     """A noise template into ``out`` (n_samples, n_channels): a low, broad, oscillating
     footprint at a random place (the random draws in a fixed order: datasets stay the same)."""
     n_samples = out.shape[0]
@@ -479,7 +571,9 @@ def _write_noise_template(out: np.ndarray, rng: np.random.Generator, pos: np.nda
     out[:, near] = rng.uniform(0.02, 0.05) * w[:, None] * fp[None, :]
 
 
-def _probe_geometry(n_channels: int, sample_rate: float, n_samples: int) -> tuple[np.ndarray, float, float, int]:
+def _probe_geometry(
+    n_channels: int, sample_rate: float, n_samples: int
+) -> tuple[np.ndarray, float, float, int]:
     """Channel positions, the probe's top (µm), the time scale vs 30 kHz and the trough sample."""
     pos = channel_positions_np1(n_channels)
     return pos, float(pos[:, 1].max()) + 20.0, sample_rate / 30_000.0, round(n_samples * 40 / 82)
@@ -491,8 +585,9 @@ def _noise_count(n_templates: int) -> int:
     return max(1, n_noise) if n_templates >= 4 else n_noise
 
 
-def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
-                 sample_rate: float, n_samples: int) -> tuple[_Model, np.ndarray]:
+def _build_model(
+    n_spikes: int, n_templates: int, seed: int, n_channels: int, sample_rate: float, n_samples: int
+) -> tuple[_Model, np.ndarray]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
     pos, y_top, sr_scale, trough = _probe_geometry(n_channels, sample_rate, n_samples)
 
@@ -547,7 +642,7 @@ def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
         m = _MODE_SINGLE if k == 1 else int(rng.choice([_MODE_DRIFT, _MODE_AMPLITUDE]))
         if m == _MODE_DRIFT:
             seg = 0.15 + (1.0 - 0.15 * k) * rng.dirichlet(np.ones(k))
-            cuts[slot:slot + k - 1] = np.cumsum(seg)[:-1] * t_nominal
+            cuts[slot : slot + k - 1] = np.cumsum(seg)[:-1] * t_nominal
             jitter[u] = rng.uniform(0.01, 0.04) * t_nominal
             step = rng.uniform(1.5, 2.5) * (1 if rng.random() < 0.5 else -1)
             dys = (np.arange(k) - (k - 1) / 2) * step
@@ -555,14 +650,14 @@ def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
             gains = np.ones(k)
         elif m == _MODE_AMPLITUDE:
             nd = NormalDist()
-            cuts[slot:slot + k - 1] = [nd.inv_cdf(j / k) for j in range(1, k)]
+            cuts[slot : slot + k - 1] = [nd.inv_cdf(j / k) for j in range(1, k)]
             dys = rng.uniform(-1.5, 1.5, k)
             dxs = rng.uniform(-1.0, 1.0, k)
             gains = 1.0 + 0.06 * (np.arange(k) - (k - 1) / 2)
         else:
             dys = dxs = np.zeros(1)
             gains = np.ones(1)
-        tids = ids[slot:slot + k]
+        tids = ids[slot : slot + k]
         for j, t in enumerate(tids):
             dist = np.hypot(pos[:, 0] - (x + dxs[j]), pos[:, 1] - (y + dys[j]))
             near = dist <= _FOOTPRINT_CUTOFF_UM
@@ -570,23 +665,33 @@ def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
                 near = dist == dist.min()
             dn = dist[near]
             wj = 1.0 + (rng.uniform(-0.03, 0.03) if k > 1 else 0.0)
-            w = _waveform(n_samples, trough, sr_scale, s1 * wj, s2 * wj, d,
-                          reb * (1.0 + 0.5 * dn / 100.0), dn / speed)
+            w = _waveform(
+                n_samples,
+                trough,
+                sr_scale,
+                s1 * wj,
+                s2 * wj,
+                d,
+                reb * (1.0 + 0.5 * dn / 100.0),
+                dn / speed,
+            )
             templates[t][:, near] = (peak * gains[j]) * w * np.exp(-0.5 * (dn / sig_space) ** 2)
             unit_of_template[t] = u
-        tpl_flat[slot:slot + k] = tids
+        tpl_flat[slot : slot + k] = tids
         mode[u] = m
         start[u] = slot
         kk[u] = k
-        units.append({
-            "unit": u,
-            "templates": [int(t) for t in tids],
-            "rate_hz": float(rates[u]),
-            "depth_um": float(y),
-            "x_um": float(x),
-            "amplitude_mean": float(amps[u]),
-            "split": ["none", "drift", "amplitude"][m],
-        })
+        units.append(
+            {
+                "unit": u,
+                "templates": [int(t) for t in tids],
+                "rate_hz": float(rates[u]),
+                "depth_um": float(y),
+                "x_um": float(x),
+                "amplitude_mean": float(amps[u]),
+                "split": ["none", "drift", "amplitude"][m],
+            }
+        )
         slot += k
 
     noise_templates: list[int] = []
@@ -601,8 +706,22 @@ def _build_model(n_spikes: int, n_templates: int, seed: int, n_channels: int,
 
     amp_mean = np.concatenate([amps, noise_amps]).astype(np.float64)
     isi_mean = _isi_mean_for_rate(np.concatenate([rates, noise_rates]), refr, sample_rate)
-    model = _Model(unit_of_template, templates, units, sorted(noise_templates), refr, isi_mean,
-                   mode, start, kk, amp_mean, jitter, cuts, tpl_flat, total_rate)
+    model = _Model(
+        unit_of_template,
+        templates,
+        units,
+        sorted(noise_templates),
+        refr,
+        isi_mean,
+        mode,
+        start,
+        kk,
+        amp_mean,
+        jitter,
+        cuts,
+        tpl_flat,
+        total_rate,
+    )
     return model, pos
 
 
@@ -626,13 +745,15 @@ def _smooth_curve(rng: np.random.Generator, tau: np.ndarray, n_harm: int = 3) ->
     c = rng.uniform(-1.0, 1.0) * (tau - 0.5)
     for h in range(1, n_harm + 1):
         c = c + rng.normal(0.0, 1.0) / h * np.sin(
-            2.0 * math.pi * h * rng.uniform(0.5, 1.0) * tau + rng.uniform(0.0, 2.0 * math.pi))
+            2.0 * math.pi * h * rng.uniform(0.5, 1.0) * tau + rng.uniform(0.0, 2.0 * math.pi)
+        )
     c = c - c.mean()
     return c / max(float(c.max() - c.min()), 1e-9)
 
 
-def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: int,
-                       sample_rate: float, n_samples: int) -> tuple[_Model, np.ndarray]:
+def _build_model_drift(
+    n_spikes: int, n_templates: int, seed: int, n_channels: int, sample_rate: float, n_samples: int
+) -> tuple[_Model, np.ndarray]:
     """The realistic over-splitting model (module docstring, "Drift")."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD51F7]))
     pos, y_top, sr_scale, trough = _probe_geometry(n_channels, sample_rate, n_samples)
@@ -667,14 +788,24 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
     shapes: list[dict[str, float]] = []
     near_duplicates: list[list[int]] = []
 
-    def template_at(x: float, y: float, sh: dict[str, float], gain_: float, wj: float) -> np.ndarray:
+    def template_at(
+        x: float, y: float, sh: dict[str, float], gain_: float, wj: float
+    ) -> np.ndarray:
         dist = np.hypot(pos[:, 0] - x, pos[:, 1] - y)
         near = dist <= _FOOTPRINT_CUTOFF_UM
         if not near.any():
             near = dist == dist.min()
         dn = dist[near]
-        w = _waveform(n_samples, trough, sr_scale, sh["s1"] * wj, sh["s2"] * wj, sh["d"],
-                      sh["reb"] * (1.0 + 0.5 * dn / 100.0), dn / sh["speed"])
+        w = _waveform(
+            n_samples,
+            trough,
+            sr_scale,
+            sh["s1"] * wj,
+            sh["s2"] * wj,
+            sh["d"],
+            sh["reb"] * (1.0 + 0.5 * dn / 100.0),
+            dn / sh["speed"],
+        )
         full = np.zeros((n_samples, n_channels), dtype=np.float64)
         full[:, near] = (sh["peak"] * gain_) * w * np.exp(-0.5 * (dn / sh["sig"]) ** 2)
         return full
@@ -697,16 +828,25 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
             amp = float(np.clip(amps[twin_of] * rng.uniform(0.85, 1.15), 8.0, 80.0))
             near_duplicates.append([twin_of, u])
         else:
-            sh = {"x": rng.uniform(0.0, 70.0), "y": rng.uniform(0.0, y_top),
-                  "sig": rng.uniform(18.0, 30.0), "s1": rng.uniform(2.5, 4.5),
-                  "s2": rng.uniform(5.0, 9.0), "d": rng.uniform(8.0, 14.0),
-                  "reb": rng.uniform(0.25, 0.55), "speed": rng.uniform(30.0, 60.0),
-                  "peak": rng.uniform(0.08, 0.3)}
+            sh = {
+                "x": rng.uniform(0.0, 70.0),
+                "y": rng.uniform(0.0, y_top),
+                "sig": rng.uniform(18.0, 30.0),
+                "s1": rng.uniform(2.5, 4.5),
+                "s2": rng.uniform(5.0, 9.0),
+                "d": rng.uniform(8.0, 14.0),
+                "reb": rng.uniform(0.25, 0.55),
+                "speed": rng.uniform(30.0, 60.0),
+                "peak": rng.uniform(0.08, 0.3),
+            }
             amp = float(np.clip(np.exp(rng.normal(math.log(25.0), 0.35)), 8.0, 80.0))
         shapes.append(sh)
         # non-rigid motion: scaled with depth, plus a small wobble of the unit's own
-        traj = sh["y"] + motion * (1.0 + 0.3 * (sh["y"] / y_top - 0.5)) \
+        traj = (
+            sh["y"]
+            + motion * (1.0 + 0.3 * (sh["y"] / y_top - 0.5))
             + rng.uniform(0.5, 2.0) * _smooth_curve(rng, tau_k)
+        )
         g_u = np.exp(rng.uniform(0.1, 0.4) * _smooth_curve(rng, tau_k))
         y_g = np.interp(tau_g, tau_k, traj)
         span = float(y_g.max() - y_g.min())
@@ -721,20 +861,24 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
         k = max(1, min(k, left))
         if k == 1:
             m = 3
-        tids = ids[slot:slot + k]
+        tids = ids[slot : slot + k]
         info: dict[str, Any] = {}
         jit = 0.0
         if m == _MODE_AMPLITUDE:
             nd = NormalDist()
-            cuts[slot:slot + k - 1] = [nd.inv_cdf(j / k) for j in range(1, k)]
+            cuts[slot : slot + k - 1] = [nd.inv_cdf(j / k) for j in range(1, k)]
             gains = 1.0 + 0.06 * (np.arange(k) - (k - 1) / 2)
             for j, t in enumerate(tids):
-                templates[t] = template_at(sh["x"] + rng.uniform(-1.0, 1.0),
-                                           sh["y"] + rng.uniform(-1.5, 1.5), sh, float(gains[j]),
-                                           1.0 + rng.uniform(-0.03, 0.03))
+                templates[t] = template_at(
+                    sh["x"] + rng.uniform(-1.0, 1.0),
+                    sh["y"] + rng.uniform(-1.5, 1.5),
+                    sh,
+                    float(gains[j]),
+                    1.0 + rng.uniform(-0.03, 0.03),
+                )
         else:  # position drift: pieces are position quantiles of the trajectory
             if k > 1:
-                cuts[slot:slot + k - 1] = np.quantile(y_g, np.arange(1, k) / k)
+                cuts[slot : slot + k - 1] = np.quantile(y_g, np.arange(1, k) / k)
             centres = np.quantile(y_g, (np.arange(k) + 0.5) / k)
             for j, t in enumerate(tids):
                 w = template_at(sh["x"], float(centres[j]), sh, 1.0, 1.0)
@@ -744,7 +888,7 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
             jit = float(rng.uniform(0.5, 2.0))
             info = {"drift_um": span, "jitter_um": jit}
         unit_of_template[tids] = u
-        tpl_flat[slot:slot + k] = tids
+        tpl_flat[slot : slot + k] = tids
         u_mode.append(m)
         u_start.append(slot)
         u_k.append(k)
@@ -753,17 +897,19 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
         u_gain.append(g_u if m == 3 else np.ones(_DRIFT_KNOTS))
         rates.append(rate)
         amps.append(amp)
-        units.append({
-            "unit": u,
-            "templates": [int(t) for t in tids],
-            "rate_hz": rate,
-            "depth_um": float(sh["y"]),
-            "x_um": float(sh["x"]),
-            "amplitude_mean": amp,
-            "split": "none" if k == 1 else ("amplitude" if m == _MODE_AMPLITUDE else "drift"),
-            "twin_of": None if twin_of < 0 else int(twin_of),
-            **info,
-        })
+        units.append(
+            {
+                "unit": u,
+                "templates": [int(t) for t in tids],
+                "rate_hz": rate,
+                "depth_um": float(sh["y"]),
+                "x_um": float(sh["x"]),
+                "amplitude_mean": amp,
+                "split": "none" if k == 1 else ("amplitude" if m == _MODE_AMPLITUDE else "drift"),
+                "twin_of": None if twin_of < 0 else int(twin_of),
+                **info,
+            }
+        )
         slot += k
 
     n_units = len(units)
@@ -797,15 +943,36 @@ def _build_model_drift(n_spikes: int, n_templates: int, seed: int, n_channels: i
     amp_mean = np.concatenate([np.asarray(amps), noise_amps]).astype(np.float64)
     isi_mean = _isi_mean_for_rate(all_rates, refr, sample_rate)
     extra = {
-        "drift": {"range_um": drift_range, "knots": _DRIFT_KNOTS,
-                  "knot_s": knot_dt / sample_rate,
-                  "motion_um": [round(float(v), 3) for v in motion]},
+        "drift": {
+            "range_um": drift_range,
+            "knots": _DRIFT_KNOTS,
+            "knot_s": knot_dt / sample_rate,
+            "motion_um": [round(float(v), 3) for v in motion],
+        },
         "near_duplicates": near_duplicates,
     }
-    model = _Model(unit_of_template, templates, units, sorted(noise_templates), refr, isi_mean,
-                   mode, np.asarray(u_start, dtype=np.int64), kk, amp_mean, jitter, cuts, tpl_flat,
-                   total_rate, mot=mot, gain=gain, knot_dt=knot_dt, cpos=cpos, cptp=cptp,
-                   truth_extra=extra)
+    model = _Model(
+        unit_of_template,
+        templates,
+        units,
+        sorted(noise_templates),
+        refr,
+        isi_mean,
+        mode,
+        np.asarray(u_start, dtype=np.int64),
+        kk,
+        amp_mean,
+        jitter,
+        cuts,
+        tpl_flat,
+        total_rate,
+        mot=mot,
+        gain=gain,
+        knot_dt=knot_dt,
+        cpos=cpos,
+        cptp=cptp,
+        truth_extra=extra,
+    )
     return model, pos
 
 
@@ -834,8 +1001,11 @@ class _NpyWriter:
         self.shape = shape
         self.rows = 0
         self._f: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": shape}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": shape,
+        }
         np.lib.format.write_array_header_1_0(self._f, header)
 
     def write(self, rows: np.ndarray) -> None:
@@ -859,8 +1029,9 @@ def _write_tsv(path: Path, field: str, values: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _pc_setup(templates: np.ndarray, pos: np.ndarray, sim: np.ndarray, n_pc_ch: int,
-              n_tf: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _pc_setup(
+    templates: np.ndarray, pos: np.ndarray, sim: np.ndarray, n_pc_ch: int, n_tf: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Feature channel sets, mean PC projections and template-feature neighbours."""
     n_t = templates.shape[0]
     ptp = templates.max(axis=1) - templates.min(axis=1)  # (n_t, nc)
@@ -871,7 +1042,7 @@ def _pc_setup(templates: np.ndarray, pos: np.ndarray, sim: np.ndarray, n_pc_ch: 
     flat = wav.transpose(0, 2, 1).reshape(-1, templates.shape[1]).astype(np.float64)
     _, _, vt = np.linalg.svd(flat, full_matrices=False)
     pcs = np.zeros((3, templates.shape[1]))  # (3, ns) temporal principal components
-    pcs[:min(3, vt.shape[0])] = vt[:3]  # (zero-padded if there are fewer than 3)
+    pcs[: min(3, vt.shape[0])] = vt[:3]  # (zero-padded if there are fewer than 3)
     proj = np.einsum("ps,tsc->tpc", pcs, wav.astype(np.float64))  # (n_t, 3, n_pc_ch)
     s = sim.astype(np.float64).copy()
     np.fill_diagonal(s, 2.0)  # itself first
@@ -881,10 +1052,20 @@ def _pc_setup(templates: np.ndarray, pos: np.ndarray, sim: np.ndarray, n_pc_ch: 
     return pc_ind, proj, tf_ind, tf_mean
 
 
-def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, seed: int = 0,
-               *, n_channels: int = 96, sample_rate: float = 30_000.0, n_samples: int = 82,
-               legacy_quirks: bool = False, pc_features: bool = False, drift: bool = False,
-               progress: Callable[[int, int], None] | None = None) -> SynthInfo:
+def synthesize(
+    out: str | Path,
+    n_spikes: int = 200_000,
+    n_templates: int = 64,
+    seed: int = 0,
+    *,
+    n_channels: int = 96,
+    sample_rate: float = 30_000.0,
+    n_samples: int = 82,
+    legacy_quirks: bool = False,
+    pc_features: bool = False,
+    drift: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SynthInfo:
     """Write a synthetic Kilosort-style output folder (see the module docstring for the model).
 
     Parameters
@@ -946,8 +1127,9 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
     n_samples = int(n_samples)
     sample_rate = float(sample_rate)
     if n_spikes < 1 or n_templates < 1 or n_channels < 1 or n_samples < 8 or sample_rate <= 0:
-        raise ValueError("n_spikes, n_templates, n_channels >= 1, n_samples >= 8, "
-                         "sample_rate > 0 required")
+        raise ValueError(
+            "n_spikes, n_templates, n_channels >= 1, n_samples >= 8, sample_rate > 0 required"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if (out / "spike_times.npy").exists():
@@ -976,8 +1158,10 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
     np.save(out / "whitening_mat.npy", np.eye(n_channels, dtype=np.float64))
     np.save(out / "whitening_mat_inv.npy", np.eye(n_channels, dtype=np.float64))
     if legacy_quirks:
-        np.save(out / "templates_ind.npy",
-                np.tile(np.arange(n_channels, dtype=np.float64), (n_templates, 1)))
+        np.save(
+            out / "templates_ind.npy",
+            np.tile(np.arange(n_channels, dtype=np.float64), (n_templates, 1)),
+        )
 
     # -- streamed per-spike files
     col = (n_spikes, 1) if legacy_quirks else (n_spikes,)
@@ -1010,9 +1194,20 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
     last_t = np.full(n_templates, -1, dtype=np.int64)
     viol = np.zeros(n_templates, dtype=np.int64)
     viol_win = int(round(_VIOLATION_S * sample_rate))
-    src = (rng_state, model.refr, model.isi_mean, model.mode, model.start, model.k,
-           model.amp_mean, _AMP_CV, model.jitter, model.cuts, model.tpl_flat,
-           *model.drift_arrays())
+    src = (
+        rng_state,
+        model.refr,
+        model.isi_mean,
+        model.mode,
+        model.start,
+        model.k,
+        model.amp_mean,
+        _AMP_CV,
+        model.jitter,
+        model.cuts,
+        model.tpl_flat,
+        *model.drift_arrays(),
+    )
     state = (next_t, next_tpl, next_amp)
     _init_sources(*src, *state)
 
@@ -1023,8 +1218,10 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
     cap = int(_CAP_HEADROOM * target) + _CAP_EXTRA
     gen = (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.float64))
     # two sorted buffers: a writer thread writes chunk i while chunk i + 1 is generated
-    srts = [(np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.float64))
-            for _ in range(2)]
+    srts = [
+        (np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.float64))
+        for _ in range(2)
+    ]
     hist = np.empty(cap + 1, dtype=np.int64)
     shape1 = (lambda m: (m, 1)) if legacy_quirks else (lambda m: (m,))
 
@@ -1034,8 +1231,9 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
         writers[1].write(stpl.reshape(shape1(m)))
         writers[2].write(samp.reshape(shape1(m)))
         if pc_features:
-            _write_features(writers[3], writers[4], i_chunk, stpl, samp, proj, pc_sd, tf_mean,
-                            tf_sd, seed)
+            _write_features(
+                writers[3], writers[4], i_chunk, stpl, samp, proj, pc_sd, tf_mean, tf_sd, seed
+            )
 
     done = 0
     written = 0
@@ -1089,16 +1287,17 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
     ptp_max = (templates.max(axis=1) - templates.min(axis=1)).max(axis=1).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_amp = np.where(count > 0, amp_sum / np.maximum(count, 1), 0.0)
-        contam = np.where(count > 1,
-                          100.0 * viol * duration_samples / (count.astype(np.float64) ** 2 * viol_win),
-                          100.0)
+        contam = np.where(
+            count > 1,
+            100.0 * viol * duration_samples / (count.astype(np.float64) ** 2 * viol_win),
+            100.0,
+        )
     contam = np.minimum(contam, 100.0)
     ks_label = ["good" if c < 10.0 else "mua" for c in contam]
     _write_tsv(out / "cluster_KSLabel.tsv", "KSLabel", ks_label)
     _write_tsv(out / "cluster_group.tsv", "group", ks_label)
     _write_tsv(out / "cluster_ContamPct.tsv", "ContamPct", [f"{c:.1f}" for c in contam])
-    _write_tsv(out / "cluster_Amplitude.tsv", "Amplitude",
-               [f"{a:.1f}" for a in mean_amp * ptp_max])
+    _write_tsv(out / "cluster_Amplitude.tsv", "Amplitude", [f"{a:.1f}" for a in mean_amp * ptp_max])
 
     truth = {
         "format": TRUTH_FORMAT,
@@ -1117,17 +1316,35 @@ def synthesize(out: str | Path, n_spikes: int = 200_000, n_templates: int = 64, 
 
     empty = np.flatnonzero(count == 0)
     if empty.size:
-        warnings.warn(f"{empty.size} template(s) got no spike (too few spikes per template)",
-                      RuntimeWarning, stacklevel=2)
-    return SynthInfo(path=out, n_spikes=n_spikes, n_templates=n_templates,
-                     n_units=len(model.units), n_channels=n_channels, sample_rate=sample_rate,
-                     duration=duration_samples / sample_rate,
-                     unit_of_template=model.unit_of_template.copy())
+        warnings.warn(
+            f"{empty.size} template(s) got no spike (too few spikes per template)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return SynthInfo(
+        path=out,
+        n_spikes=n_spikes,
+        n_templates=n_templates,
+        n_units=len(model.units),
+        n_channels=n_channels,
+        sample_rate=sample_rate,
+        duration=duration_samples / sample_rate,
+        unit_of_template=model.unit_of_template.copy(),
+    )
 
 
-def _write_features(pc_writer: _NpyWriter, tf_writer: _NpyWriter, i_chunk: int,
-                    tpl: np.ndarray, amp: np.ndarray, proj: np.ndarray, pc_sd: np.ndarray,
-                    tf_mean: np.ndarray, tf_sd: np.ndarray, seed: int) -> None:
+def _write_features(
+    pc_writer: _NpyWriter,
+    tf_writer: _NpyWriter,
+    i_chunk: int,
+    tpl: np.ndarray,
+    amp: np.ndarray,
+    proj: np.ndarray,
+    pc_sd: np.ndarray,
+    tf_mean: np.ndarray,
+    tf_sd: np.ndarray,
+    seed: int,
+) -> None:
     """PC and template features of one chunk of spikes, appended to the writers.
 
     A spike's features are its template's mean features scaled by its amplitude, plus

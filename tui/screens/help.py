@@ -13,7 +13,13 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KEY_NAMES = {"slash": "/", "colon": ":", "question_mark": "?", "space": "space", "shift+space": "shift+space"}
+KEY_NAMES = {
+    "slash": "/",
+    "colon": ":",
+    "question_mark": "?",
+    "space": "space",
+    "shift+space": "shift+space",
+}
 
 EXTRA_KEYS = [
     ("down / up", "next / previous best cluster (skips noise and mua, like phy)"),
@@ -32,7 +38,10 @@ COMMANDS = [
     ("label GROUP [IDS]", "good | mua | noise | unsorted"),
     ("label FIELD=VALUE [IDS]", "set a free label field (empty value clears)"),
     ("select IDS", "select clusters: 3 7 12, 4-9, 1,2,3"),
-    ("sort COLUMN [asc|desc]", "n_spikes, fr, amp, depth, ch, isi, contam, pres, any sorter column"),
+    (
+        "sort COLUMN [asc|desc]",
+        "n_spikes, fr, amp, depth, ch, isi, contam, pres, any sorter column",
+    ),
     ("filter EXPR", "same as '/'"),
     ("split", "open the split screen"),
     ("undo | redo | history | export [DIR] | note TEXT | help | quit", ""),
@@ -68,7 +77,9 @@ def help_text(bindings: Iterable[BindingType]) -> Group:
         if key in seen:
             continue
         seen.add(key)
-        keys.add_row(key, f"label {b.description}" if b.action.startswith("label") else b.description)
+        keys.add_row(
+            key, f"label {b.description}" if b.action.startswith("label") else b.description
+        )
     for key, label in EXTRA_KEYS:
         keys.add_row(key, label)
     commands = Table.grid(padding=(0, 2))
@@ -78,9 +89,14 @@ def help_text(bindings: Iterable[BindingType]) -> Group:
         commands.add_row(cmd, label)
     filters = Text("\n".join(f"  {f}" for f in FILTERS), style="cyan")
     return Group(
-        Text("Keys", style="bold underline"), keys, Text(""),
-        Text("Commands (:)", style="bold underline"), commands, Text(""),
-        Text("Filters (/)", style="bold underline"), filters,
+        Text("Keys", style="bold underline"),
+        keys,
+        Text(""),
+        Text("Commands (:)", style="bold underline"),
+        commands,
+        Text(""),
+        Text("Filters (/)", style="bold underline"),
+        filters,
     )
 
 

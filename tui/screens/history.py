@@ -114,14 +114,21 @@ class HistoryScreen(Screen[None]):
     def on_mount(self) -> None:
         self.set_class(self.app.size.width < 120, "narrow")
         table = self.query_one("#events", DataTable)
-        for key, label, width in (("seq", "seq", 5), ("action", "action", 40), ("status", "status", 7),
-                                  ("time", "time", 19), ("author", "author", 14)):
+        for key, label, width in (
+            ("seq", "seq", 5),
+            ("action", "action", 40),
+            ("status", "status", 7),
+            ("time", "time", 19),
+            ("author", "author", 14),
+        ):
             table.add_column(label, key=key, width=width)
         self.sync_rows()
         if table.row_count:
             table.move_cursor(row=table.row_count - 1)
         table.focus()
-        self._say("arrows: preview the state after an event · u: undo back to it · r: redo up to it")
+        self._say(
+            "arrows: preview the state after an event · u: undo back to it · r: redo up to it"
+        )
 
     def on_resize(self, event: object) -> None:
         self.set_class(self.app.size.width < 120, "narrow")
@@ -132,16 +139,24 @@ class HistoryScreen(Screen[None]):
         table = self.query_one("#events", DataTable)
         events = self.cur.history
         stack = undo_stack(events)
-        for e in events[self._shown:]:
+        for e in events[self._shown :]:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time_ns / 1e9))
-            table.add_row(str(e.seq), Text(e.summary(), no_wrap=True, overflow="ellipsis"),
-                          self._status_cell(stack, e), stamp, Text(e.author[:14]), key=str(e.seq))
+            table.add_row(
+                str(e.seq),
+                Text(e.summary(), no_wrap=True, overflow="ellipsis"),
+                self._status_cell(stack, e),
+                stamp,
+                Text(e.author[:14]),
+                key=str(e.seq),
+            )
         self._shown = len(events)
         for e in events:
             if e.type in ACTION_TYPES:
                 table.update_cell(str(e.seq), "status", self._status_cell(stack, e))
         if table.row_count == 0:
-            self.query_one("#preview", Static).update(Text("the log is empty: no action yet", style="dim"))
+            self.query_one("#preview", Static).update(
+                Text("the log is empty: no action yet", style="dim")
+            )
 
     @staticmethod
     def _status_cell(stack: Stack, e: Event) -> Text:
@@ -219,7 +234,9 @@ class HistoryScreen(Screen[None]):
         return 0
 
     def _say(self, message: str, error: bool = False) -> None:
-        self.query_one("#history-status", Static).update(Text(message, style="bold red" if error else "dim"))
+        self.query_one("#history-status", Static).update(
+            Text(message, style="bold red" if error else "dim")
+        )
 
     def _repeat(self, n: int, fn_name: str) -> int:
         done = 0

@@ -56,8 +56,15 @@ if TYPE_CHECKING:
 
 STEP = 0.05  # threshold step of + / -
 NARROW = 120  # below this width: the queue is one line under the header
-FACTOR_NAMES = (("f_sim", "sim"), ("f_pos", "pos"), ("f_amp", "amp"), ("f_ccg", "ccg"), ("f_gap", "gap"),
-                ("f_isi", "isi"), ("f_unique", "unique"))
+FACTOR_NAMES = (
+    ("f_sim", "sim"),
+    ("f_pos", "pos"),
+    ("f_amp", "amp"),
+    ("f_ccg", "ccg"),
+    ("f_gap", "gap"),
+    ("f_isi", "isi"),
+    ("f_unique", "unique"),
+)
 EVIDENCE_CACHE = 32  # pairs whose evidence arrays are kept (pure in the pair: ids are never reused)
 
 
@@ -159,8 +166,11 @@ REVIEW_KEYS = [
     ("r", "reject: a note in the log; the pair is never proposed again"),
     ("s", "skip: the next proposal (nothing is written)"),
     ("S", "bring the skipped proposals back"),
-    ("ctrl+z", "undo the last accept (an undo event) or reject (an unreject note) made here, "
-               "and show that proposal again; with none, undo the last action"),
+    (
+        "ctrl+z",
+        "undo the last accept (an undo event) or reject (an unreject note) made here, "
+        "and show that proposal again; with none, undo the last action",
+    ),
     ("+ / -", "threshold up / down by 0.05"),
     ("escape, q", "back to the cluster table (the cursor on the last merged cluster)"),
     ("? / h", "this help"),
@@ -278,12 +288,27 @@ class ProposalsScreen(Screen[None]):
         self._t_request = time.monotonic()
         plot = self.plot
         size = (plot.size.width, plot.size.height) if self.is_mounted else (0, 0)
-        self._query_worker(self.gen, self.cur.seq, self.threshold, frozenset(self.skipped), prefer, size)
+        self._query_worker(
+            self.gen, self.cur.seq, self.threshold, frozenset(self.skipped), prefer, size
+        )
         self.redraw()
 
-    @work(thread=True, exclusive=True, group="proposals", exit_on_error=False, description="merge proposals")
-    def _query_worker(self, gen: int, seq: int, threshold: float, skipped: frozenset[tuple[int, int]],
-                      prefer: tuple[int, int] | None, size: tuple[int, int]) -> None:
+    @work(
+        thread=True,
+        exclusive=True,
+        group="proposals",
+        exit_on_error=False,
+        description="merge proposals",
+    )
+    def _query_worker(
+        self,
+        gen: int,
+        seq: int,
+        threshold: float,
+        skipped: frozenset[tuple[int, int]],
+        prefer: tuple[int, int] | None,
+        size: tuple[int, int],
+    ) -> None:
         """The queue, then the first proposal's evidence (rendered for ``size``), posted to
         the UI thread together: the header, the queue and the plots change in one frame."""
         review = self.review
@@ -300,24 +325,40 @@ class ProposalsScreen(Screen[None]):
             hit = next((p for p in every if p.pair == prefer), None)
             if hit is not None:  # the proposal just taken back: show it first
                 queue = [hit] + [p for p in queue if p.pair != prefer]
-        below = [p for p in every if p.score < threshold and p.pair not in skipped and p.pair != prefer][:3]
-        state = QueueState(gen, seq, queue, below, len(pending) - sum(p.pair not in skipped for p in pending),
-                           (time.perf_counter() - t0) * 1e3)
+        below = [
+            p for p in every if p.score < threshold and p.pair not in skipped and p.pair != prefer
+        ][:3]
+        state = QueueState(
+            gen,
+            seq,
+            queue,
+            below,
+            len(pending) - sum(p.pair not in skipped for p in pending),
+            (time.perf_counter() - t0) * 1e3,
+        )
         data = None
         if queue and not get_current_worker().is_cancelled:
             t1 = time.perf_counter()
             try:
                 ev = review.evidence(queue[0])
             except (CuralogError, KeyError, ValueError, IndexError) as exc:
-                self.app.call_from_thread(self._queued, state, None,
-                                          f"evidence of {queue[0].a} + {queue[0].b}: {exc}")
+                self.app.call_from_thread(
+                    self._queued, state, None, f"evidence of {queue[0].a} + {queue[0].b}: {exc}"
+                )
                 return
             cmap = np.asarray(self.cur.dataset.channel_map)
-            labels = [str(cmap[c]) if c < cmap.shape[0] else str(c) for c in np.asarray(ev.channels).tolist()]
+            labels = [
+                str(cmap[c]) if c < cmap.shape[0] else str(c)
+                for c in np.asarray(ev.channels).tolist()
+            ]
             data = EvidenceData(ev, labels)
             w, h = size
             if w and h:
-                data.rendered = (w, h, render_evidence(data, w, h, duration=float(self.cur.dataset.duration)))
+                data.rendered = (
+                    w,
+                    h,
+                    render_evidence(data, w, h, duration=float(self.cur.dataset.duration)),
+                )
             data.ms = (time.perf_counter() - t1) * 1e3
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._queued, state, data, None)
@@ -330,7 +371,9 @@ class ProposalsScreen(Screen[None]):
             return
         cur = self.cur
         first = state.queue[0] if state.queue else None
-        if state.seq != cur.seq or (first is not None and (first.a not in cur.state or first.b not in cur.state)):
+        if state.seq != cur.seq or (
+            first is not None and (first.a not in cur.state or first.b not in cur.state)
+        ):
             # the log moved on while the worker ran: ask again (a few times at most)
             self._retries += 1
             if self._retries <= 3:
@@ -339,7 +382,11 @@ class ProposalsScreen(Screen[None]):
                 return
             state.queue = [p for p in state.queue if p.a in cur.state and p.b in cur.state]
             first = state.queue[0] if state.queue else None
-            data = data if data is not None and first is not None and data.proposal.pair == first.pair else None
+            data = (
+                data
+                if data is not None and first is not None and data.proposal.pair == first.pair
+                else None
+            )
         self._retries = 0
         self.state = state
         self.timings["query"].append(state.ms)
@@ -383,17 +430,29 @@ class ProposalsScreen(Screen[None]):
         if p is None:
             if self.busy:
                 first = self.review is not None and not self.review.queried
-                msg = ("computing the merge proposals (one pass over every spike)…" if first
-                       else "updating the proposals…")
+                msg = (
+                    "computing the merge proposals (one pass over every spike)…"
+                    if first
+                    else "updating the proposals…"
+                )
                 elapsed = time.monotonic() - self._t_request
                 if elapsed >= 1.0:
                     msg += f" {elapsed:.0f} s"
-                head = Text.assemble(("merge proposals ", "bold"), (thr, "bold cyan"), ("  " + msg, "yellow"))
+                head = Text.assemble(
+                    ("merge proposals ", "bold"), (thr, "bold cyan"), ("  " + msg, "yellow")
+                )
             elif self.error:
-                head = Text.assemble(("merge proposals ", "bold"), (thr, "bold cyan"), ("  " + self.error, "bold red"))
+                head = Text.assemble(
+                    ("merge proposals ", "bold"),
+                    (thr, "bold cyan"),
+                    ("  " + self.error, "bold red"),
+                )
             else:
-                head = Text.assemble(("merge proposals ", "bold"), (thr, "bold cyan"),
-                                     ("  no proposal left", "bold green"))
+                head = Text.assemble(
+                    ("merge proposals ", "bold"),
+                    (thr, "bold cyan"),
+                    ("  no proposal left", "bold green"),
+                )
             self._set("#pq-header", self._lines([head], width))
             return
         st = self.state
@@ -407,8 +466,10 @@ class ProposalsScreen(Screen[None]):
         head.append(str(p.b), f"bold {COLOR_B}")
         head.append("  score ", "dim")
         head.append(f"{p.score:.3f}", _score_style(p.score))
-        head.append(f"  ({n_left} left {thr}" + (", updating…)" if self.busy else ")"),
-                    "yellow" if self.busy else "dim")
+        head.append(
+            f"  ({n_left} left {thr}" + (", updating…)" if self.busy else ")"),
+            "yellow" if self.busy else "dim",
+        )
         for cid, key, color in ((p.a, "n_a", COLOR_A), (p.b, "n_b", COLOR_B)):
             n = int(ev.get(key, 0) or 0)
             group = cur.group(cid) if cid in cur.state else None
@@ -450,7 +511,9 @@ class ProposalsScreen(Screen[None]):
                     strip.append(" · next ", "dim")
                     strip.append(", ".join(f"{p.a}+{p.b} {p.score:.2f}" for p in nxt), "")
                 if st.below:
-                    strip.append(f" · below: {st.below[0].a}+{st.below[0].b} {st.below[0].score:.2f}", "dim")
+                    strip.append(
+                        f" · below: {st.below[0].a}+{st.below[0].b} {st.below[0].score:.2f}", "dim"
+                    )
                 if st.n_skipped:
                     strip.append(f" · {st.n_skipped} skipped (S)", "yellow")
             self._set("#pq-strip", self._lines([strip], self._width()))
@@ -458,8 +521,13 @@ class ProposalsScreen(Screen[None]):
         box = self.query_one("#pq-queue", Static)
         height = max(3, box.size.height or (self.app.size.height - 5))
         width = max(10, (box.size.width or 40) - 2)
-        lines: list[Text] = [Text.assemble(("queue ", "bold"), (thr, "bold cyan"),
-                                           (f"  {len(st.queue)} left" if st is not None else "", "dim"))]
+        lines: list[Text] = [
+            Text.assemble(
+                ("queue ", "bold"),
+                (thr, "bold cyan"),
+                (f"  {len(st.queue)} left" if st is not None else "", "dim"),
+            )
+        ]
         if st is not None:
             room = height - 1 - (1 if st.n_skipped else 0) - (1 if st.below else 0)
             rows = st.queue[: max(1, room - min(len(st.below), 3))]
@@ -509,8 +577,13 @@ class ProposalsScreen(Screen[None]):
                 plot.set_lines(message_lines(text, w, h))
             return
         if data is None or data.proposal.pair != self.current.pair:
-            text = (Text(self.error, style="bold red") if self.error
-                    else Text(f"reading the evidence of {self.current.a} + {self.current.b}…", style="dim"))
+            text = (
+                Text(self.error, style="bold red")
+                if self.error
+                else Text(
+                    f"reading the evidence of {self.current.a} + {self.current.b}…", style="dim"
+                )
+            )
             key = ("wait", self.current.pair, text.plain, w, h)
             if key != self._lines_key:
                 self._lines_key = key
@@ -532,7 +605,9 @@ class ProposalsScreen(Screen[None]):
         t = Text.assemble((f"No merge proposal ≥ {self.threshold:.2f} left.", "bold green"))
         if st is not None and st.below:
             b = st.below[0]
-            t.append(f"  The best below: {b.a} + {b.b} at {b.score:.2f} ('-' lowers the threshold).", "")
+            t.append(
+                f"  The best below: {b.a} + {b.b} at {b.score:.2f} ('-' lowers the threshold).", ""
+            )
         if st is not None and st.n_skipped:
             t.append(f"  {st.n_skipped} skipped: S brings them back.", "yellow")
         t.append("  escape: back to the table.", "dim")
@@ -540,8 +615,11 @@ class ProposalsScreen(Screen[None]):
 
     def _draw_status(self) -> None:
         c = self.counts
-        right = Text(f"  │ accepted {c['accepted']}, rejected {c['rejected']}, skipped {c['skipped']}"
-                     f" │ seq {self.cur.seq}", style="dim")
+        right = Text(
+            f"  │ accepted {c['accepted']}, rejected {c['rejected']}, skipped {c['skipped']}"
+            f" │ seq {self.cur.seq}",
+            style="dim",
+        )
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append_text(self.message)
         line.append_text(right)
@@ -649,8 +727,11 @@ class ProposalsScreen(Screen[None]):
         if d.kind == "accept":
             active = undo_stack(self.cur.history).active
             if not active or active[-1] != d.seq:
-                self.say(f"cannot undo the accept of {p.a} + {p.b}: the log's last action is another one "
-                         "(H: history)", error=True)
+                self.say(
+                    f"cannot undo the accept of {p.a} + {p.b}: the log's last action is another one "
+                    "(H: history)",
+                    error=True,
+                )
                 return
             before = app.last_update
             app.action_undo()
@@ -662,7 +743,9 @@ class ProposalsScreen(Screen[None]):
             self.counts["accepted"] -= 1
             if self.last_new == d.new:
                 self.last_new = None
-            self.say(f"undone: accept of {p.a} + {p.b} (undo, seq {self.cur.seq}); {p.a} and {p.b} are back")
+            self.say(
+                f"undone: accept of {p.a} + {p.b} (undo, seq {self.cur.seq}); {p.a} and {p.b} are back"
+            )
         else:
             assert self.review is not None
             engine = self.review.engine

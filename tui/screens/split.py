@@ -36,8 +36,12 @@ from ..split_rules import (
     by_time,
 )
 
-RULES = (("a", "amplitude", "amplitude"), ("t", "templates", "templates"),
-         ("r", "time", "time range"), ("m", "kmeans", "k-means"))
+RULES = (
+    ("a", "amplitude", "amplitude"),
+    ("t", "templates", "templates"),
+    ("r", "time", "time range"),
+    ("m", "kmeans", "k-means"),
+)
 
 
 @dataclass
@@ -99,7 +103,11 @@ def features_for(cur: Curation, data: ClusterData, source: str) -> np.ndarray:
         assert src is not None
         chans = cluster_channels(src, data.spikes)[:3]
         dims = [Dim.pc(int(c), k) for c in chans for k in range(min(3, src.n_pcs))]
-        x = np.column_stack(src.values(data.spikes, dims)) if dims else np.zeros((data.spikes.shape[0], 1))
+        x = (
+            np.column_stack(src.values(data.spikes, dims))
+            if dims
+            else np.zeros((data.spikes.shape[0], 1))
+        )
     else:
         amps = data.amplitudes if data.amplitudes is not None else np.zeros(data.spikes.shape[0])
         x = np.column_stack([amps, data.times_s])
@@ -171,7 +179,9 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             finite = d.amplitudes[np.isfinite(d.amplitudes)]
             self.threshold = float(np.median(finite)) if finite.size else 0.0
         self.t0, self.t1 = 0.0, round(d.duration / 2.0, 3)
-        self.query_one(Vertical).border_title = f"split cluster {self.cid} ({d.spikes.shape[0]:,} spikes)"
+        self.query_one(
+            Vertical
+        ).border_title = f"split cluster {self.cid} ({d.spikes.shape[0]:,} spikes)"
         self.recompute()
 
     # ------------------------------------------------------------------ rules
@@ -208,7 +218,11 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             self.app.call_from_thread(self._kmeans_done, plan)
 
     def _kmeans_done(self, plan: SplitPlan) -> None:
-        if self.rule == "kmeans" and plan.params.get("k") == self.k and plan.params.get("features") == self.source:
+        if (
+            self.rule == "kmeans"
+            and plan.params.get("k") == self.k
+            and plan.params.get("features") == self.source
+        ):
             self.plan = plan
             self.computing = False
             self.redraw()
@@ -230,15 +244,24 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         if self.rule == "amplitude":
             if self.data is None or self.data.amplitudes is None:
                 return Text("no amplitudes.npy in this folder", style="red")
-            return Text.assemble(("threshold ", "bold"), (f"{self.threshold:.4g}", "bold yellow"),
-                                 ("  (below: one piece) up/down: ±1 bin, e: type", "dim"))
+            return Text.assemble(
+                ("threshold ", "bold"),
+                (f"{self.threshold:.4g}", "bold yellow"),
+                ("  (below: one piece) up/down: ±1 bin, e: type", "dim"),
+            )
         if self.rule == "time":
-            return Text.assemble(("time range ", "bold"), (f"[{self.t0:g}, {self.t1:g}) s", "bold yellow"),
-                                 ("  inside vs outside, e: type 'T0 T1'", "dim"))
+            return Text.assemble(
+                ("time range ", "bold"),
+                (f"[{self.t0:g}, {self.t1:g}) s", "bold yellow"),
+                ("  inside vs outside, e: type 'T0 T1'", "dim"),
+            )
         if self.rule == "templates":
             return Text("one piece per original template of the sorter", style="dim")
-        return Text.assemble(("k-means ", "bold"), (f"k={self.k} seed={self.seed} features={self.source}", "bold yellow"),
-                             ("  +/-: k, f: features, e: 'K SEED'", "dim"))
+        return Text.assemble(
+            ("k-means ", "bold"),
+            (f"k={self.k} seed={self.seed} features={self.source}", "bold yellow"),
+            ("  +/-: k, f: features, e: 'K SEED'", "dim"),
+        )
 
     def _view(self) -> Text | Table:
         d = self.data
@@ -253,8 +276,10 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             counts, edges = np.histogram(d.times_s, bins=n_bins, range=(0.0, max(d.duration, 1e-9)))
             centres = 0.5 * (edges[:-1] + edges[1:])
             marked = (centres >= self.t0) & (centres < self.t1)
-            return Text.assemble(Text("spikes over time (inside the range in red)\n", style="dim"),
-                                 bar_chart(counts, n_bins, 4, marked=marked, marked_style="bold magenta"))
+            return Text.assemble(
+                Text("spikes over time (inside the range in red)\n", style="dim"),
+                bar_chart(counts, n_bins, 4, marked=marked, marked_style="bold magenta"),
+            )
         if self.plan is None:
             return Text("computing…" if self.computing else "", style="dim")
         table = Table(box=None, padding=(0, 2))
@@ -269,8 +294,14 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         for i, size in enumerate(self.plan.sizes):
             row = [str(i), f"{size:,}", f"{size / total:.0%}"]
             if d.amplitudes is not None:
-                row.append(f"{np.nanmean(d.amplitudes[self.plan.labels == i]):.3g}" if size else "–")
-            row.append(f"template {templates[i]}" if self.rule == "templates" and i < len(templates) else "")
+                row.append(
+                    f"{np.nanmean(d.amplitudes[self.plan.labels == i]):.3g}" if size else "–"
+                )
+            row.append(
+                f"template {templates[i]}"
+                if self.rule == "templates" and i < len(templates)
+                else ""
+            )
             table.add_row(*row)
         return table
 
@@ -280,8 +311,10 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         problem = self.plan.problem
         if problem:
             return Text(f"✗ {problem}", style="bold red")
-        return Text.assemble(("→ " + self.plan.describe(), "bold green"),
-                             ("   enter: commit · escape: cancel", "dim"))
+        return Text.assemble(
+            ("→ " + self.plan.describe(), "bold green"),
+            ("   enter: commit · escape: cancel", "dim"),
+        )
 
     # ------------------------------------------------------------------ keys
     def action_rule(self, name: str) -> None:

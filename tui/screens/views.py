@@ -85,20 +85,48 @@ if TYPE_CHECKING:
     from ..app import CuralogApp
 
 MODES = ("feature", "template_feature", "amplitude", "clusters")
-MODE_TABS = {"feature": ("f", "features"), "template_feature": ("t", "template features"),
-             "amplitude": ("a", "amplitude"), "clusters": ("c", "cluster scatter")}
-SHORT_TABS = {"feature": "features", "template_feature": "templ. feat.", "amplitude": "amplitude",
-              "clusters": "clusters"}
-TITLES = {"feature": "features", "template_feature": "template features", "amplitude": "amplitude",
-          "clusters": "clusters"}
+MODE_TABS = {
+    "feature": ("f", "features"),
+    "template_feature": ("t", "template features"),
+    "amplitude": ("a", "amplitude"),
+    "clusters": ("c", "cluster scatter"),
+}
+SHORT_TABS = {
+    "feature": "features",
+    "template_feature": "templ. feat.",
+    "amplitude": "amplitude",
+    "clusters": "clusters",
+}
+TITLES = {
+    "feature": "features",
+    "template_feature": "template features",
+    "amplitude": "amplitude",
+    "clusters": "clusters",
+}
 BIG_STEP = 5  # cells per shift+arrow
 
 #: Cluster-scatter columns in cycling order (row keys of the cluster table's model).
-SCATTER_KEYS = ("firing_rate", "depth", "template_amplitude", "n_spikes", "isi_violations_ratio",
-                "rp_contamination", "presence_ratio", "amplitude_median", "amplitude_cutoff",
-                "peak_to_trough_ms", "best_channel")
-SCATTER_LABELS = {"firing_rate": "fr (Hz)", "template_amplitude": "amp", "isi_violations_ratio": "isi",
-                  "rp_contamination": "contam", "presence_ratio": "pres", "depth": "depth"}
+SCATTER_KEYS = (
+    "firing_rate",
+    "depth",
+    "template_amplitude",
+    "n_spikes",
+    "isi_violations_ratio",
+    "rp_contamination",
+    "presence_ratio",
+    "amplitude_median",
+    "amplitude_cutoff",
+    "peak_to_trough_ms",
+    "best_channel",
+)
+SCATTER_LABELS = {
+    "firing_rate": "fr (Hz)",
+    "template_amplitude": "amp",
+    "isi_violations_ratio": "isi",
+    "rp_contamination": "contam",
+    "presence_ratio": "pres",
+    "depth": "depth",
+}
 
 _SOURCES: weakref.WeakKeyDictionary[Curation, FeatureSource] = weakref.WeakKeyDictionary()
 _SOURCES_LOCK = threading.Lock()
@@ -167,8 +195,9 @@ def _cell_marker(layer: ScatterLayer, frame: Frame) -> ScatterLayer:
     counts = bin_points(layer.x, layer.y, frame)
     cells = counts.reshape(frame.height, 4, frame.width, 2).sum(axis=(1, 3))
     full = np.repeat(np.repeat(cells, 4, axis=0), 2, axis=1)
-    return ScatterLayer(None, None, layer.color, background=layer.background, name=layer.name,
-                        counts=full)
+    return ScatterLayer(
+        None, None, layer.color, background=layer.background, name=layer.name, counts=full
+    )
 
 
 def _message_lines(text: Text, width: int, height: int, console: Any) -> list[Text]:
@@ -250,7 +279,9 @@ class ViewsScreen(Screen[None]):
     ViewsScreen #views-info { height: 3; }
     """
 
-    def __init__(self, cluster_ids: Sequence[int], similar: int | None = None, mode: str = "feature"):
+    def __init__(
+        self, cluster_ids: Sequence[int], similar: int | None = None, mode: str = "feature"
+    ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown view {mode!r}")
@@ -282,7 +313,12 @@ class ViewsScreen(Screen[None]):
         # caches and measurements
         self.cache = LockedBinCache()
         self._hist: tuple[Any, list[Text]] | None = None
-        self.timings: dict[str, list[float]] = {"compute": [], "render": [], "preview": [], "select": []}
+        self.timings: dict[str, list[float]] = {
+            "compute": [],
+            "render": [],
+            "preview": [],
+            "select": [],
+        }
         self._statics: dict[str, tuple[str, tuple[Any, ...]]] = {}
 
     # ------------------------------------------------------------------ layout
@@ -317,8 +353,11 @@ class ViewsScreen(Screen[None]):
         state = self.cur.state
         ids = [c for c in self.base_ids if c in state]
         sim = self.similar if self.similar is not None and self.similar in state else None
-        if sim is not None and sim not in ids and (
-                self.with_similar or (self.mode == "template_feature" and len(ids) < 2)):
+        if (
+            sim is not None
+            and sim not in ids
+            and (self.with_similar or (self.mode == "template_feature" and len(ids) < 2))
+        ):
             ids.append(sim)
         if self.mode == "template_feature":
             ids = ids[:2]
@@ -358,18 +397,23 @@ class ViewsScreen(Screen[None]):
                 self._show_error("no cluster selected (it was deleted): escape, then pick one")
                 return
             if mode == "template_feature" and len(ids) < 2:
-                self._show_error("the template-feature view needs two clusters: the cluster under the "
-                                 "cursor and a similar one, or two clusters marked with x")
+                self._show_error(
+                    "the template-feature view needs two clusters: the cluster under the "
+                    "cursor and a similar one, or two clusters marked with x"
+                )
                 return
             sel = [(c, np.asarray(self.cur.spikes(c))) for c in ids]
             src = feature_source(self.capp)
             if mode == "feature":
+
                 def build() -> ViewSpec:
                     return feature_view(src, sel)
             elif mode == "template_feature":
+
                 def build() -> ViewSpec:
                     return template_feature_view(src, sel)
             else:
+
                 def build() -> ViewSpec:
                     return amplitude_view(src, sel)
         else:
@@ -377,6 +421,7 @@ class ViewsScreen(Screen[None]):
 
             def build() -> ViewSpec:
                 return ready
+
         self.computing = True
         self.error = None
         self._update_info()
@@ -393,7 +438,9 @@ class ViewsScreen(Screen[None]):
         self.frame = None
         self.redraw()
 
-    def _make_layers(self, gen: int, pid: int, data: ViewData, preview: SplitPreview | None) -> list[ScatterLayer]:
+    def _make_layers(
+        self, gen: int, pid: int, data: ViewData, preview: SplitPreview | None
+    ) -> list[ScatterLayer]:
         layers = view_layers(data, preview=preview, background_key=(gen, "bg"))
         for i, layer in enumerate(layers):
             if not layer.background:
@@ -411,8 +458,16 @@ class ViewsScreen(Screen[None]):
             if layer.cache_key is not None and layer.x is not None and layer.y is not None:
                 self.cache.counts(layer.cache_key, layer.x, layer.y, frame)
 
-    @work(thread=True, exclusive=True, group="views-compute", exit_on_error=False, description="spike view")
-    def _compute_worker(self, gen: int, mode: str, build: Callable[[], ViewSpec], w: int, h: int) -> None:
+    @work(
+        thread=True,
+        exclusive=True,
+        group="views-compute",
+        exit_on_error=False,
+        description="spike view",
+    )
+    def _compute_worker(
+        self, gen: int, mode: str, build: Callable[[], ViewSpec], w: int, h: int
+    ) -> None:
         t0 = time.perf_counter()
         try:
             spec = build()
@@ -428,8 +483,15 @@ class ViewsScreen(Screen[None]):
         ms = (time.perf_counter() - t0) * 1e3
         self.app.call_from_thread(self._computed, gen, spec, data, layers, None, ms)
 
-    def _computed(self, gen: int, spec: ViewSpec | None, data: ViewData | None,
-                  layers: list[ScatterLayer] | None, error: str | None, ms: float) -> None:
+    def _computed(
+        self,
+        gen: int,
+        spec: ViewSpec | None,
+        data: ViewData | None,
+        layers: list[ScatterLayer] | None,
+        error: str | None,
+        ms: float,
+    ) -> None:
         if gen != self.gen or not self.is_mounted:
             return  # superseded
         self.computing = False
@@ -463,9 +525,13 @@ class ViewsScreen(Screen[None]):
 
     def _error_lines(self, w: int, h: int) -> list[Text]:
         self.frame = None
-        text = Text.assemble((f"{TITLES[self.mode]}: ", "bold"), (str(self.error), "yellow"), "\n\n",
-                             ("Other views: ", "dim"),
-                             *[(f"{k} {name}  ", "dim") for m, (k, name) in MODE_TABS.items() if m != self.mode])
+        text = Text.assemble(
+            (f"{TITLES[self.mode]}: ", "bold"),
+            (str(self.error), "yellow"),
+            "\n\n",
+            ("Other views: ", "dim"),
+            *[(f"{k} {name}  ", "dim") for m, (k, name) in MODE_TABS.items() if m != self.mode],
+        )
         return _message_lines(text, w, h, self.app.console)
 
     def _title(self) -> str:
@@ -475,7 +541,9 @@ class ViewsScreen(Screen[None]):
 
     def _ensure_cursor(self, frame: Frame) -> None:
         if self.cursor is None or frame.cell_at(*self.cursor) is None:
-            self.cursor = frame.cell_center(frame.left + frame.width // 2, frame.top + frame.height // 2)
+            self.cursor = frame.cell_center(
+                frame.left + frame.width // 2, frame.top + frame.height // 2
+            )
 
     def _render_spikes(self, w: int, h: int) -> list[Text]:
         data, spec, layers = self.data, self.spec, self.plot_layers
@@ -485,12 +553,28 @@ class ViewsScreen(Screen[None]):
         self._ensure_cursor(frame)
         overlay = PolygonOverlay(list(self.poly), None if self.closed else self.cursor, self.closed)
         x_label, y_label = spec.labels()
-        plot = render_scatter(layers, pw, h, x_range=data.x_range, y_range=data.y_range, title=self._title(),
-                              x_label=x_label, y_label=y_label, overlay=overlay, cache=self.cache)
+        plot = render_scatter(
+            layers,
+            pw,
+            h,
+            x_range=data.x_range,
+            y_range=data.y_range,
+            title=self._title(),
+            x_label=x_label,
+            y_label=y_label,
+            overlay=overlay,
+            cache=self.cache,
+        )
         self.frame = plot.frame if pw >= 12 and h >= 5 else None
         lines = plot.lines
         if hist_w:
-            key = (self.gen, self.pid if self.preview is not None else 0, plot.frame.key(), hist_w, len(lines))
+            key = (
+                self.gen,
+                self.pid if self.preview is not None else 0,
+                plot.frame.key(),
+                hist_w,
+                len(lines),
+            )
             if self._hist is None or self._hist[0] != key:
                 fg = [ly for ly in layers if not ly.background]
                 self._hist = (key, side_histogram(fg, plot, hist_w))
@@ -504,8 +588,10 @@ class ViewsScreen(Screen[None]):
         cols = list(SCATTER_KEYS)
         ds = self.cur.dataset
         for name, values in ds.sorter_columns.items():
-            if any(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-                   for v in list(values.values())[:50]):
+            if any(
+                isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                for v in list(values.values())[:50]
+            ):
                 cols.append(name)
         for name in self.capp.model.label_fields():
             vals = list(self.cur.labels.fields[name].values())[:50]
@@ -544,10 +630,17 @@ class ViewsScreen(Screen[None]):
             layers = [_cell_marker(layer, frame) for layer in layers]
         n_stats = int(np.count_nonzero(np.isfinite(x) & np.isfinite(y)))
         title = f"clusters ({n_stats}/{len(ids)})" if n_stats < len(ids) else "clusters"
-        plot = render_scatter(layers, w, h, x_range=xr, y_range=yr, title=title,
-                              x_label=SCATTER_LABELS.get(self.scatter_x, self.scatter_x),
-                              y_label=SCATTER_LABELS.get(self.scatter_y, self.scatter_y),
-                              overlay=PolygonOverlay((), self.cursor))
+        plot = render_scatter(
+            layers,
+            w,
+            h,
+            x_range=xr,
+            y_range=yr,
+            title=title,
+            x_label=SCATTER_LABELS.get(self.scatter_x, self.scatter_x),
+            y_label=SCATTER_LABELS.get(self.scatter_y, self.scatter_y),
+            overlay=PolygonOverlay((), self.cursor),
+        )
         self.frame = plot.frame if w >= 12 and h >= 5 else None
         return plot.lines
 
@@ -569,14 +662,20 @@ class ViewsScreen(Screen[None]):
         narrow = self.app.size.width < 100
         for m, (key, name) in MODE_TABS.items():
             t.append(f" {key} ", style="bold cyan")
-            t.append(SHORT_TABS[m] if narrow else name, style="bold reverse" if m == self.mode else "dim")
+            t.append(
+                SHORT_TABS[m] if narrow else name, style="bold reverse" if m == self.mode else "dim"
+            )
             t.append(" " if narrow else "  ")
         ids = self.view_ids() if self.mode != "clusters" else self.view_ids_all()
         if ids:
             t.append("│ ", style="dim")
             t.append("clusters " if len(ids) > 1 else "cluster ", style="dim")
             for i, c in enumerate(ids):
-                style = f"bold {CLUSTER_COLORS[i % len(CLUSTER_COLORS)]}" if self.mode != "clusters" else "bold"
+                style = (
+                    f"bold {CLUSTER_COLORS[i % len(CLUSTER_COLORS)]}"
+                    if self.mode != "clusters"
+                    else "bold"
+                )
                 t.append(("" if i == 0 else ", ") + str(c), style=style)
         self._set_static("#views-tabs", t)
 
@@ -605,15 +704,21 @@ class ViewsScreen(Screen[None]):
             t.append(f"others ({len(data.background):,} shown) ", style="dim")
         missing = {c: n for c, n in data.n_without.items() if n}
         if missing:  # data.note, shortened to fit the line
-            t.append(" " + ", ".join(f"{n:,} of {c}" for c, n in missing.items())
-                     + " without features (not shown)", style="yellow")
+            t.append(
+                " "
+                + ", ".join(f"{n:,} of {c}" for c, n in missing.items())
+                + " without features (not shown)",
+                style="yellow",
+            )
         return t
 
     def _state_line(self) -> Text:
         if self.message is not None:
             return self.message
         if self.mode == "clusters":
-            return Text("arrows: crosshair · enter: select the nearest cluster · x/y: columns", style="dim")
+            return Text(
+                "arrows: crosshair · enter: select the nearest cluster · x/y: columns", style="dim"
+            )
         if self.computing:
             return Text("computing…", style="dim")
         if self.error is not None or self.data is None:
@@ -629,10 +734,15 @@ class ViewsScreen(Screen[None]):
             t = Text()
             t.append(f"inside: {n_in:,}", style=f"bold {SELECTION_COLOR}")
             t.append(" → one new cluster  remainder: ", style="dim")
-            t.append(", ".join(f"{c}: {n + p.n_without.get(c, 0):,}" for c, n in p.n_outside.items()), style="bold")
+            t.append(
+                ", ".join(f"{c}: {n + p.n_without.get(c, 0):,}" for c, n in p.n_outside.items()),
+                style="bold",
+            )
             if missing and self.confirm:
-                t.append(f"  {missing:,} spikes without features stay in the remainder: enter again to split",
-                         style="bold yellow")
+                t.append(
+                    f"  {missing:,} spikes without features stay in the remainder: enter again to split",
+                    style="bold yellow",
+                )
             elif missing:
                 t.append(f"  {missing:,} spikes have no features", style="bold yellow")
             if n_in == 0:
@@ -640,10 +750,16 @@ class ViewsScreen(Screen[None]):
             t.append("  enter: split · esc: cancel", style="dim")
             return t
         if self.poly:
-            return Text(f"polygon: {len(self.poly)} vertices · space: add · backspace: remove · "
-                        "enter: close · esc: cancel", style="dim")
-        return Text("draw a polygon to split: arrows move the crosshair, space adds a vertex "
-                    "(or click) · x/y/p/P: axes · ? help", style="dim")
+            return Text(
+                f"polygon: {len(self.poly)} vertices · space: add · backspace: remove · "
+                "enter: close · esc: cancel",
+                style="dim",
+            )
+        return Text(
+            "draw a polygon to split: arrows move the crosshair, space adds a vertex "
+            "(or click) · x/y/p/P: axes · ? help",
+            style="dim",
+        )
 
     def _update_info(self) -> None:
         if not self.is_mounted:
@@ -680,8 +796,10 @@ class ViewsScreen(Screen[None]):
             self.say(f"{what}: draw on a spike view (f, t or a)", error=True)
             return False
         if self.data is None or self.frame is None:
-            self.say(f"{what}: no spikes shown" if not self.computing else "still computing the view",
-                     error=True)
+            self.say(
+                f"{what}: no spikes shown" if not self.computing else "still computing the view",
+                error=True,
+            )
             return False
         return True
 
@@ -726,8 +844,11 @@ class ViewsScreen(Screen[None]):
             return
         if not self.closed:
             if len(self.poly) < 3:
-                self.say(f"a polygon needs 3 vertices ({len(self.poly)} so far): move the crosshair "
-                         "with the arrows and press space", error=True)
+                self.say(
+                    f"a polygon needs 3 vertices ({len(self.poly)} so far): move the crosshair "
+                    "with the arrows and press space",
+                    error=True,
+                )
                 return
             self.closed = True
             self.pid += 1
@@ -748,17 +869,29 @@ class ViewsScreen(Screen[None]):
         if missing and not self.confirm:
             self.confirm = True
             desc = ", ".join(f"cluster {c}: {n:,}" for c, n in p.n_without.items() if n)
-            self.say(f"{missing:,} spikes have no features here ({desc}); they cannot be placed and "
-                     "will stay in the remainder. enter: split anyway · escape: cancel", error=True)
+            self.say(
+                f"{missing:,} spikes have no features here ({desc}); they cannot be placed and "
+                "will stay in the remainder. enter: split anyway · escape: cancel",
+                error=True,
+            )
             return
         assert self.spec is not None
         self.committing = True
         self._update_info()
-        self._select_worker(self.gen, self.pid, self.spec, list(self.poly), "outside" if missing else "refuse")
+        self._select_worker(
+            self.gen, self.pid, self.spec, list(self.poly), "outside" if missing else "refuse"
+        )
 
-    @work(thread=True, exclusive=True, group="views-preview", exit_on_error=False, description="split preview")
-    def _preview_worker(self, gen: int, pid: int, data: ViewData, poly: list[tuple[float, float]],
-                        w: int, h: int) -> None:
+    @work(
+        thread=True,
+        exclusive=True,
+        group="views-preview",
+        exit_on_error=False,
+        description="split preview",
+    )
+    def _preview_worker(
+        self, gen: int, pid: int, data: ViewData, poly: list[tuple[float, float]], w: int, h: int
+    ) -> None:
         t0 = time.perf_counter()
         try:
             preview = split_preview(data, poly)
@@ -775,7 +908,9 @@ class ViewsScreen(Screen[None]):
             self.action_reopen()
             self.say(message, error=True)
 
-    def _previewed(self, gen: int, pid: int, preview: SplitPreview, layers: list[ScatterLayer], ms: float) -> None:
+    def _previewed(
+        self, gen: int, pid: int, preview: SplitPreview, layers: list[ScatterLayer], ms: float
+    ) -> None:
         if gen != self.gen or pid != self.pid or not self.closed or not self.is_mounted:
             return
         self.preview = preview
@@ -784,9 +919,16 @@ class ViewsScreen(Screen[None]):
         self.timings["preview"].append(ms)
         self.redraw()
 
-    @work(thread=True, exclusive=True, group="views-split", exit_on_error=False, description="polygon selection")
-    def _select_worker(self, gen: int, pid: int, spec: ViewSpec, poly: list[tuple[float, float]],
-                       missing: str) -> None:
+    @work(
+        thread=True,
+        exclusive=True,
+        group="views-split",
+        exit_on_error=False,
+        description="polygon selection",
+    )
+    def _select_worker(
+        self, gen: int, pid: int, spec: ViewSpec, poly: list[tuple[float, float]], missing: str
+    ) -> None:
         t0 = time.perf_counter()
         try:
             ids = spikes_in_polygon(spec, poly, missing=missing)  # type: ignore[arg-type]
@@ -802,8 +944,9 @@ class ViewsScreen(Screen[None]):
             self.committing = False
             self.say(message, error=True)
 
-    def _commit(self, gen: int, pid: int, spec: ViewSpec, ids: np.ndarray, meta: dict[str, Any],
-                ms: float) -> None:
+    def _commit(
+        self, gen: int, pid: int, spec: ViewSpec, ids: np.ndarray, meta: dict[str, Any], ms: float
+    ) -> None:
         if gen != self.gen or pid != self.pid or not self.committing or not self.is_mounted:
             return  # the polygon or the view changed meanwhile: nothing is written
         self.committing = False
@@ -828,8 +971,10 @@ class ViewsScreen(Screen[None]):
         rest = [int(c) for c in added if int(c) != inside]
         app.table.select(inside)
         old = ", ".join(map(str, spec.cluster_ids))
-        text = (f"split {old} by polygon ({TITLES[spec.kind]} view): {ids.shape[0]:,} spikes inside -> {inside}"
-                + (f"; remainder -> {', '.join(map(str, rest))}" if rest else ""))
+        text = (
+            f"split {old} by polygon ({TITLES[spec.kind]} view): {ids.shape[0]:,} spikes inside -> {inside}"
+            + (f"; remainder -> {', '.join(map(str, rest))}" if rest else "")
+        )
         app.say(text)
         self.base_ids = [inside, *rest]
         self.with_similar = False
@@ -872,7 +1017,9 @@ class ViewsScreen(Screen[None]):
 
     def action_mode(self, mode: str) -> None:
         self.message = None
-        if mode == self.mode and (self.data is not None or self.error is not None or mode == "clusters"):
+        if mode == self.mode and (
+            self.data is not None or self.error is not None or mode == "clusters"
+        ):
             return
         self.mode = mode
         self.data = self.spec = self.plot_layers = None
@@ -885,7 +1032,9 @@ class ViewsScreen(Screen[None]):
 
     def _restep(self, spec: ViewSpec, what: str) -> None:
         if self.poly:
-            self.message = Text(f"{what}: the polygon was discarded (it belongs to the old axes)", style="yellow")
+            self.message = Text(
+                f"{what}: the polygon was discarded (it belongs to the old axes)", style="yellow"
+            )
         else:
             self.message = None
         self.request(spec)
@@ -935,7 +1084,9 @@ class ViewsScreen(Screen[None]):
             self.say("no similar cluster to add (select one in the similarity table)", error=True)
             return
         self.with_similar = not self.with_similar
-        self.message = Text(f"{'added' if self.with_similar else 'removed'} the similar cluster {sim}", style="dim")
+        self.message = Text(
+            f"{'added' if self.with_similar else 'removed'} the similar cluster {sim}", style="dim"
+        )
         self.request()
 
     def _select_nearest(self) -> None:

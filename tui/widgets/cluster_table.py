@@ -71,7 +71,11 @@ class ClusterTable(FastDataTable):
         """Create the columns and the rows once (initial load)."""
         self.cols = self.model.columns()
         for col in self.cols:
-            self.add_column(Text(col.label, justify="right" if col.numeric else "left"), width=col.width, key=col.key)
+            self.add_column(
+                Text(col.label, justify="right" if col.numeric else "left"),
+                width=col.width,
+                key=col.key,
+            )
         visible = [c for c in ids if self._passes(c)]
         visible.sort(key=self.model.sort_key(self.sort_key, self.descending))
         for cid in visible:
@@ -105,7 +109,9 @@ class ClusterTable(FastDataTable):
         return str(cid) in self.rows
 
     # ------------------------------------------------------------------ diffs
-    def apply_diff(self, deleted: Iterable[int], added: Iterable[int], changed: Iterable[int] = ()) -> None:
+    def apply_diff(
+        self, deleted: Iterable[int], added: Iterable[int], changed: Iterable[int] = ()
+    ) -> None:
         """Remove ``deleted`` rows, add ``added`` ones (if they pass the filter), refresh
         ``changed`` ones, then re-sort once. The cursor stays on its cluster when it survives."""
         keep = self._current

@@ -87,13 +87,17 @@ def _wave_draw(w: Waveform) -> Callable[[int], Text]:
         k = w.traces.shape[1]
         each = max(6, (width - (k - 1)) // k)
         lo, hi = float(w.traces.min()), float(w.traces.max())
-        plots = [line_plot(w.traces[:, i], each, 4, lo=lo, hi=hi, style="green" if i == 0 else "cyan")
-                 for i in range(k)]
+        plots = [
+            line_plot(w.traces[:, i], each, 4, lo=lo, hi=hi, style="green" if i == 0 else "cyan")
+            for i in range(k)
+        ]
         lines = [p.split("\n") for p in plots]
         rows = []
         for r in range(4):
             rows.append(Text(" ").join(ln[r] if r < len(ln) else Text(" " * each) for ln in lines))
-        labels = Text(" ").join(Text(f"ch {lab}"[:each].ljust(each), style="dim") for lab in w.channel_labels)
+        labels = Text(" ").join(
+            Text(f"ch {lab}"[:each].ljust(each), style="dim") for lab in w.channel_labels
+        )
         return Text("\n").join([*rows, labels])
 
     return draw
@@ -113,7 +117,14 @@ class DetailPanel(VerticalScroll):
         self.wave_plot = Plot(id="detail-wave")
         self.amp_plot = Plot(id="detail-amp")
         self.fr_plot = Plot(id="detail-fr")
-        yield from (self.header, self.acg_plot, self.ccg_plot, self.wave_plot, self.amp_plot, self.fr_plot)
+        yield from (
+            self.header,
+            self.acg_plot,
+            self.ccg_plot,
+            self.wave_plot,
+            self.amp_plot,
+            self.fr_plot,
+        )
 
     def clear_detail(self, message: str = "no cluster selected") -> None:
         self.header.set(Text(message, style="dim"), None)
@@ -131,20 +142,40 @@ class DetailPanel(VerticalScroll):
         isi = r.get("isi_violations_ratio")
         if isi is not None and np.isfinite(isi):
             bits.append(f"isi {isi:.2f}")
-        self.header.set(Text.assemble((f"cluster {d.best}", "bold " + style), ("  " + (d.group or "unsorted"), style),
-                                      ("\n" + " · ".join(bits), "dim")), None)
+        self.header.set(
+            Text.assemble(
+                (f"cluster {d.best}", "bold " + style),
+                ("  " + (d.group or "unsorted"), style),
+                ("\n" + " · ".join(bits), "dim"),
+            ),
+            None,
+        )
         acg = np.asarray(d.acg, dtype=np.float64)
-        self.acg_plot.set(Text.assemble(("ACG", "bold"), (f"  {d.bin_ms:g} ms bins, refractory ±{d.refractory_ms:g} ms", "dim")),
-                          _corr_draw(acg, d, "cyan"))
+        self.acg_plot.set(
+            Text.assemble(
+                ("ACG", "bold"),
+                (f"  {d.bin_ms:g} ms bins, refractory ±{d.refractory_ms:g} ms", "dim"),
+            ),
+            _corr_draw(acg, d, "cyan"),
+        )
         if d.ccg is not None and d.similar is not None:
-            self.ccg_plot.set(Text.assemble(("CCG", "bold"), (f"  {d.best} × {d.similar} (+: {d.similar} after {d.best})", "dim")),
-                              _corr_draw(np.asarray(d.ccg, dtype=np.float64), d, "yellow"))
+            self.ccg_plot.set(
+                Text.assemble(
+                    ("CCG", "bold"),
+                    (f"  {d.best} × {d.similar} (+: {d.similar} after {d.best})", "dim"),
+                ),
+                _corr_draw(np.asarray(d.ccg, dtype=np.float64), d, "yellow"),
+            )
         else:
             self.ccg_plot.set(Text("CCG  (select a similar cluster)", style="dim"), None)
         if d.waveform is not None:
             w = d.waveform
-            self.wave_plot.set(Text.assemble(("template", "bold"), (f"  {w.template} on its best channels", "dim")),
-                               _wave_draw(w))
+            self.wave_plot.set(
+                Text.assemble(
+                    ("template", "bold"), (f"  {w.template} on its best channels", "dim")
+                ),
+                _wave_draw(w),
+            )
         else:
             self.wave_plot.set(Text("template  (no templates.npy)", style="dim"), None)
         if d.amp_points is not None:
@@ -152,8 +183,12 @@ class DetailPanel(VerticalScroll):
             finite = a[np.isfinite(a)]
             top = float(finite.max()) if finite.size else 1.0
             self.amp_plot.set(
-                Text.assemble(("amplitude over time", "bold"), (f"  0-{top:.3g}, {d.duration:.0f} s", "dim")),
-                lambda width: scatter_plot(t, a, width, 3, x_range=(0.0, d.duration), y_range=(0.0, top)),
+                Text.assemble(
+                    ("amplitude over time", "bold"), (f"  0-{top:.3g}, {d.duration:.0f} s", "dim")
+                ),
+                lambda width: scatter_plot(
+                    t, a, width, 3, x_range=(0.0, d.duration), y_range=(0.0, top)
+                ),
             )
         else:
             self.amp_plot.set(Text("amplitude over time  (no amplitudes.npy)", style="dim"), None)
@@ -161,7 +196,9 @@ class DetailPanel(VerticalScroll):
         top_fr = float(fr.max()) if fr.size else 0.0
         self.fr_plot.set(
             Text.assemble(("firing rate over time", "bold"), (f"  max {top_fr:.3g} Hz", "dim")),
-            lambda width: Text.assemble(bar_chart(fr, width, 2, style="magenta")) if fr.size else Text(""),
+            lambda width: (
+                Text.assemble(bar_chart(fr, width, 2, style="magenta")) if fr.size else Text("")
+            ),
         )
 
 

@@ -82,7 +82,9 @@ def _dots(values: np.ndarray, width: int, height: int, lo: float, hi: float) -> 
         return dots
     xs = np.round(np.linspace(0, pw - 1, n)).astype(np.int64) if n > 1 else np.array([pw // 2])
     if hi > lo and math.isfinite(lo) and math.isfinite(hi):
-        ys = np.clip(np.round((np.nan_to_num(v) - lo) / (hi - lo) * (ph - 1)), 0, ph - 1).astype(np.int64)
+        ys = np.clip(np.round((np.nan_to_num(v) - lo) / (hi - lo) * (ph - 1)), 0, ph - 1).astype(
+            np.int64
+        )
     else:
         ys = np.full(n, ph // 2, dtype=np.int64)
     ok = np.isfinite(v)
@@ -111,8 +113,17 @@ def _cells(dots: np.ndarray) -> np.ndarray:
     return out
 
 
-def pair_lines(ya: np.ndarray, yb: np.ndarray, width: int, height: int, lo: float, hi: float,
-               *, color_a: str = COLOR_A, color_b: str = COLOR_B) -> list[Text]:
+def pair_lines(
+    ya: np.ndarray,
+    yb: np.ndarray,
+    width: int,
+    height: int,
+    lo: float,
+    hi: float,
+    *,
+    color_a: str = COLOR_A,
+    color_b: str = COLOR_B,
+) -> list[Text]:
     """Two series as one braille plot, ``height`` lines of ``width`` cells."""
     width, height = max(1, width), max(1, height)
     ca = _cells(_dots(ya, width, height, lo, hi))
@@ -149,8 +160,18 @@ def _range(*series: np.ndarray) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------- blocks
-def correlogram_block(values: np.ndarray, title: Text, width: int, rows: int, *, bin_ms: float,
-                      window_ms: float, refractory_ms: float, style: str, axis_labels: bool) -> list[Text]:
+def correlogram_block(
+    values: np.ndarray,
+    title: Text,
+    width: int,
+    rows: int,
+    *,
+    bin_ms: float,
+    window_ms: float,
+    refractory_ms: float,
+    style: str,
+    axis_labels: bool,
+) -> list[Text]:
     """Title, a ``rows``-row bar chart with the refractory bins marked, the axis (and its
     end labels)."""
     v = np.asarray(values, dtype=np.float64)
@@ -163,8 +184,18 @@ def correlogram_block(values: np.ndarray, title: Text, width: int, rows: int, *,
     return [_pad(t, width) for t in out]
 
 
-def time_block(title: str, unit: str, ya: np.ndarray, yb: np.ndarray, width: int, rows: int,
-               duration: float, *, from_zero: bool = False, min_span: float = 0.0) -> list[Text]:
+def time_block(
+    title: str,
+    unit: str,
+    ya: np.ndarray,
+    yb: np.ndarray,
+    width: int,
+    rows: int,
+    duration: float,
+    *,
+    from_zero: bool = False,
+    min_span: float = 0.0,
+) -> list[Text]:
     """Title and a braille plot of two per-time-bin series. ``from_zero``: the y axis starts
     at 0 (amplitudes: a step looks as large as it is); ``min_span``: the y range is at least
     this wide (depths: two pieces 0.3 µm apart must not look far apart)."""
@@ -174,8 +205,11 @@ def time_block(title: str, unit: str, ya: np.ndarray, yb: np.ndarray, width: int
     if hi - lo < min_span:
         mid = 0.5 * (lo + hi)
         lo, hi = mid - 0.5 * min_span, mid + 0.5 * min_span
-    head = Text.assemble((title, "bold"), (f"  {_fmt(lo)}–{_fmt(hi)}{unit}", "dim"),
-                         (f", 0–{duration / 60:.0f} min" if duration >= 120 else f", 0–{duration:.0f} s", "dim"))
+    head = Text.assemble(
+        (title, "bold"),
+        (f"  {_fmt(lo)}–{_fmt(hi)}{unit}", "dim"),
+        (f", 0–{duration / 60:.0f} min" if duration >= 120 else f", 0–{duration:.0f} s", "dim"),
+    )
     return [_pad(head, width), *pair_lines(ya, yb, width, rows, lo, hi)]
 
 
@@ -184,8 +218,10 @@ def template_block(ev: Any, labels: list[str], width: int, rows: int) -> list[Te
     tb = np.asarray(ev.template_b, dtype=np.float64)
     n = int(ta.shape[1]) if ta.ndim == 2 else 0
     k = min(n, max(1, (width + 1) // 10))
-    head = Text.assemble(("templates", "bold"),
-                         (f"  on the {k} best channels" if k else "  (no templates.npy)", "dim"))
+    head = Text.assemble(
+        ("templates", "bold"),
+        (f"  on the {k} best channels" if k else "  (no templates.npy)", "dim"),
+    )
     if not k:
         return [_pad(head, width)] + [Text(" " * width) for _ in range(rows + 1)]
     each = max(4, (width - (k - 1)) // k)
@@ -195,7 +231,9 @@ def template_block(ev: Any, labels: list[str], width: int, rows: int) -> list[Te
     for r in range(rows):
         out.append(_pad(Text(" ").join(p[r] for p in panels), width))
     names = [labels[i] if i < len(labels) else str(int(ev.channels[i])) for i in range(k)]
-    out.append(_pad(Text(" ").join(Text(f"ch {s}"[:each].ljust(each), style="dim") for s in names), width))
+    out.append(
+        _pad(Text(" ").join(Text(f"ch {s}"[:each].ljust(each), style="dim") for s in names), width)
+    )
     return out
 
 
@@ -266,22 +304,58 @@ def render_evidence(data: EvidenceData, width: int, height: int, *, duration: fl
     rp = float(ev.refractory_ms)
     pe = p.evidence
     o, e = pe.get("coincidences", math.nan), pe.get("expected", math.nan)
-    ccg_title = Text.assemble(("CCG", "bold"), (f" {p.a}×{p.b}", "bold"),
-                              (f"  {o:.0f} of {e:.0f} expected in ±{rp:g} ms" if math.isfinite(e) else "", "dim"))
-    kw = {"bin_ms": bin_ms, "window_ms": window_ms, "refractory_ms": rp, "axis_labels": h.axis_labels}
+    ccg_title = Text.assemble(
+        ("CCG", "bold"),
+        (f" {p.a}×{p.b}", "bold"),
+        (f"  {o:.0f} of {e:.0f} expected in ±{rp:g} ms" if math.isfinite(e) else "", "dim"),
+    )
+    kw = {
+        "bin_ms": bin_ms,
+        "window_ms": window_ms,
+        "refractory_ms": rp,
+        "axis_labels": h.axis_labels,
+    }
     left_w = width if stacked else (width - 2) // 2
     right_w = width if stacked else width - 2 - left_w
     acg_w = (right_w - 2) // 2
     ccg = correlogram_block(ev.ccg, ccg_title, left_w, h.ccg, style=CCG_STYLE, **kw)
-    acg_a = correlogram_block(ev.acg_a, Text.assemble(("ACG ", "bold"), (str(p.a), f"bold {COLOR_A}")),
-                              acg_w, h.ccg, style=COLOR_A, **kw)
-    acg_b = correlogram_block(ev.acg_b, Text.assemble(("ACG ", "bold"), (str(p.b), f"bold {COLOR_B}")),
-                              right_w - 2 - acg_w, h.ccg, style=COLOR_B, **kw)
+    acg_a = correlogram_block(
+        ev.acg_a,
+        Text.assemble(("ACG ", "bold"), (str(p.a), f"bold {COLOR_A}")),
+        acg_w,
+        h.ccg,
+        style=COLOR_A,
+        **kw,
+    )
+    acg_b = correlogram_block(
+        ev.acg_b,
+        Text.assemble(("ACG ", "bold"), (str(p.b), f"bold {COLOR_B}")),
+        right_w - 2 - acg_w,
+        h.ccg,
+        style=COLOR_B,
+        **kw,
+    )
     acgs = _side_by_side([acg_a, acg_b], [acg_w, right_w - 2 - acg_w])
-    amp = time_block("amplitude over time", "", ev.amplitude_a, ev.amplitude_b, left_w, h.time, duration,
-                     from_zero=True)
-    pos = time_block("depth over time", " µm", ev.position_a, ev.position_b, right_w, h.time, duration,
-                     min_span=DEPTH_SPAN_UM)
+    amp = time_block(
+        "amplitude over time",
+        "",
+        ev.amplitude_a,
+        ev.amplitude_b,
+        left_w,
+        h.time,
+        duration,
+        from_zero=True,
+    )
+    pos = time_block(
+        "depth over time",
+        " µm",
+        ev.position_a,
+        ev.position_b,
+        right_w,
+        h.time,
+        duration,
+        min_span=DEPTH_SPAN_UM,
+    )
     tpl = template_block(ev, data.channel_labels, width, h.template)
     lines: list[Text] = []
     blank = [Text("")]
@@ -305,5 +379,14 @@ def message_lines(text: Text, width: int, height: int) -> list[Text]:
     return lines + [Text("")] * max(0, height - len(lines))
 
 
-__all__ = ["COLOR_A", "COLOR_B", "COLOR_BOTH", "EvidenceData", "Heights", "layout_heights", "message_lines",
-           "pair_lines", "render_evidence"]
+__all__ = [
+    "COLOR_A",
+    "COLOR_B",
+    "COLOR_BOTH",
+    "EvidenceData",
+    "Heights",
+    "layout_heights",
+    "message_lines",
+    "pair_lines",
+    "render_evidence",
+]

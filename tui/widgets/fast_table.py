@@ -30,10 +30,12 @@ from textual.widgets.data_table import ColumnKey, RowKey
 _EXPECTED = ["self", "row_index", "column_index", "base_style", "width", "cursor", "hover"]
 _EXPECTED_ROW = ["self", "row_key", "line_no", "base_style", "cursor_location", "hover_location"]
 _EXPECTED_LINE = ["self", "y", "x1", "x2", "base_style"]
-FAST_CELLS = (list(inspect.signature(DataTable._render_cell).parameters) == _EXPECTED
-              and list(inspect.signature(DataTable._render_line_in_row).parameters) == _EXPECTED_ROW
-              and list(inspect.signature(DataTable._render_line).parameters) == _EXPECTED_LINE
-              and hasattr(DataTable, "_get_offsets"))
+FAST_CELLS = (
+    list(inspect.signature(DataTable._render_cell).parameters) == _EXPECTED
+    and list(inspect.signature(DataTable._render_line_in_row).parameters) == _EXPECTED_ROW
+    and list(inspect.signature(DataTable._render_line).parameters) == _EXPECTED_LINE
+    and hasattr(DataTable, "_get_offsets")
+)
 
 
 class FastDataTable(DataTable):
@@ -55,13 +57,21 @@ class FastDataTable(DataTable):
         self._warm_timer: Any = None
         self._warm_keys: list[RowKey] = []
 
-    def add_row(self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None) -> RowKey:
+    def add_row(
+        self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None
+    ) -> RowKey:
         row_key = super().add_row(*cells, height=height, key=key, label=label)
         self._row_versions[row_key] = next(self._counter)
         return row_key
 
-    def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
-                    update_width: bool = False) -> None:
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: Any,
+        *,
+        update_width: bool = False,
+    ) -> None:
         super().update_cell(row_key, column_key, value, update_width=update_width)
         rk = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
         ck = column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)
@@ -99,28 +109,56 @@ class FastDataTable(DataTable):
         while keys and done < n:
             key = keys.pop()
             if key in self._row_locations:
-                self._render_line_in_row(key, 0, style, self.cursor_coordinate, self.hover_coordinate)
+                self._render_line_in_row(
+                    key, 0, style, self.cursor_coordinate, self.hover_coordinate
+                )
                 done += 1
         if not keys and self._warm_timer is not None:
             self._warm_timer.stop()
             self._warm_timer = None
 
-    def _render_text_cell(self, row_key: RowKey, column_key: ColumnKey, row_index: int, column_index: int,
-                          base_style: Style, width: int, cursor: bool, hover: bool) -> list | None:
+    def _render_text_cell(
+        self,
+        row_key: RowKey,
+        column_key: ColumnKey,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool,
+        hover: bool,
+    ) -> list | None:
         """A one-line ``Text`` cell rendered directly, without Rich's Padding/Styled/wrap
         machinery (~5x faster); the same characters and styles as DataTable's own path
         (tests compare both). None for anything else (the caller falls back)."""
         value = self._data.get(row_key, {}).get(column_key)
         row = self.rows.get(row_key)
-        if not isinstance(value, Text) or row is None or row.height != 1 or "\n" in value.plain \
-                or "\t" in value.plain or value.justify == "full":
+        if (
+            not isinstance(value, Text)
+            or row is None
+            or row.height != 1
+            or "\n" in value.plain
+            or "\t" in value.plain
+            or value.justify == "full"
+        ):
             return None
         is_fixed = row_index < self.fixed_rows or column_index < self.fixed_columns
         component_style, post_style = self._get_styles_to_render_cell(
-            False, False, is_fixed, hover, cursor, self.show_cursor, self._show_hover_cursor,
-            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css",
+            False,
+            False,
+            is_fixed,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
         )
-        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        pre = (
+            base_style
+            + Style.from_meta({"row": row_index, "column": column_index})
+            + component_style
+        )
         pad = self.cell_padding
         inner = max(0, width - 2 * pad)
         text = value.copy()
@@ -164,20 +202,41 @@ class FastDataTable(DataTable):
 
     def _column_widths(self) -> tuple[int, ...]:
         if self._widths[0] != self._update_count:
-            self._widths = (self._update_count, tuple(c.get_render_width(self) for c in self.ordered_columns))
+            self._widths = (
+                self._update_count,
+                tuple(c.get_render_width(self) for c in self.ordered_columns),
+            )
         return self._widths[1]
 
-    def _row_key_parts(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Any,
-                       hover_location: Any) -> tuple:
+    def _row_key_parts(
+        self,
+        row_key: RowKey,
+        line_no: int,
+        base_style: Style,
+        cursor_location: Any,
+        hover_location: Any,
+    ) -> tuple:
         row_index = self._row_locations.get(row_key)
         per_column = self.cursor_type in ("column", "cell")
         cursor = cursor_location if per_column or cursor_location.row == row_index else None
         hover = hover_location if per_column or hover_location.row == row_index else None
         return (
-            row_key, line_no, hash(base_style), self._row_versions.get(row_key, 0),
-            self._row_cell_versions.get(row_key, 0), row_index, cursor, hover, self.cursor_type,
-            self.show_cursor, self._show_hover_cursor, self._pseudo_class_state, self._column_widths(),
-            self.with_meta, self.fixed_columns, self.fixed_rows,
+            row_key,
+            line_no,
+            hash(base_style),
+            self._row_versions.get(row_key, 0),
+            self._row_cell_versions.get(row_key, 0),
+            row_index,
+            cursor,
+            hover,
+            self.cursor_type,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self._column_widths(),
+            self.with_meta,
+            self.fixed_columns,
+            self.fixed_rows,
         )
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style):
@@ -191,43 +250,78 @@ class FastDataTable(DataTable):
             return super()._render_line(y, x1, x2, base_style)
         if row_key == self._header_row_key or row_key not in self._row_locations:
             return super()._render_line(y, x1, x2, base_style)
-        key = (self._row_key_parts(row_key, line_no, base_style, self.cursor_coordinate, self.hover_coordinate),
-               x1, x2, self.size.width)
+        key = (
+            self._row_key_parts(
+                row_key, line_no, base_style, self.cursor_coordinate, self.hover_coordinate
+            ),
+            x1,
+            x2,
+            self.size.width,
+        )
         strip = self._strip_cache.get(key)
         if strip is None:
             strip = super()._render_line(y, x1, x2, base_style)
             self._strip_cache[key] = strip
         return strip
 
-    def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Any,
-                            hover_location: Any):
+    def _render_line_in_row(
+        self,
+        row_key: RowKey,
+        line_no: int,
+        base_style: Style,
+        cursor_location: Any,
+        hover_location: Any,
+    ):
         """Row lines cached on the row's own versions (not the table-wide update count)."""
         if not FAST_CELLS or row_key == self._header_row_key or row_key not in self._row_locations:
-            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+            return super()._render_line_in_row(
+                row_key, line_no, base_style, cursor_location, hover_location
+            )
         key = self._row_key_parts(row_key, line_no, base_style, cursor_location, hover_location)
         got = self._line_parts_cache.get(key)
         if got is None:
-            got = super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+            got = super()._render_line_in_row(
+                row_key, line_no, base_style, cursor_location, hover_location
+            )
             self._line_parts_cache[key] = got
         return got
 
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                     cursor: bool = False, hover: bool = False):
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ):
         if not FAST_CELLS or row_index < 0 or column_index < 0:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
         key = (
-            row_key, column_key, self._row_versions.get(row_key, 0), self._versions.get((row_key, column_key), 0),
-            hash(base_style), width, cursor, hover, self._show_hover_cursor, self._pseudo_class_state,
-            row_index < self.fixed_rows, column_index < self.fixed_columns,
+            row_key,
+            column_key,
+            self._row_versions.get(row_key, 0),
+            self._versions.get((row_key, column_key), 0),
+            hash(base_style),
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            row_index < self.fixed_rows,
+            column_index < self.fixed_columns,
         )
         lines = self._fast_cache.get(key)
         if lines is None:
-            lines = self._render_text_cell(row_key, column_key, row_index, column_index, base_style, width,
-                                           cursor, hover)
+            lines = self._render_text_cell(
+                row_key, column_key, row_index, column_index, base_style, width, cursor, hover
+            )
             if lines is None:
-                lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+                lines = super()._render_cell(
+                    row_index, column_index, base_style, width, cursor, hover
+                )
             self._fast_cache[key] = lines
             self.cells_rendered += 1
             return lines
@@ -237,7 +331,12 @@ class FastDataTable(DataTable):
         placed = self._placed_cache.get(placed_key)
         if placed is None:
             meta = Style.from_meta({"row": row_index, "column": column_index})
-            placed = [[Segment(text, (style + meta) if style else meta, control) for text, style, control in line]
-                      for line in lines]
+            placed = [
+                [
+                    Segment(text, (style + meta) if style else meta, control)
+                    for text, style, control in line
+                ]
+                for line in lines
+            ]
             self._placed_cache[placed_key] = placed
         return placed

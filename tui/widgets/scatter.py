@@ -53,8 +53,13 @@ class ScatterView(Widget):
         self._lines = lines
         self.paints += 1
         width = self.size.width
-        if (old_strips is None or len(old) != len(lines) or len(old_strips) != len(lines)
-                or not width or (old_strips and old_strips[0].cell_length != width)):
+        if (
+            old_strips is None
+            or len(old) != len(lines)
+            or len(old_strips) != len(lines)
+            or not width
+            or (old_strips and old_strips[0].cell_length != width)
+        ):
             self._strips = None
             self.refresh()
             return
@@ -84,7 +89,9 @@ class ScatterView(Widget):
         return [self._strip(line, width) for line in self._lines]
 
     def render_line(self, y: int) -> Strip:
-        if self._strips is None or (self._strips and self._strips[0].cell_length != self.size.width):
+        if self._strips is None or (
+            self._strips and self._strips[0].cell_length != self.size.width
+        ):
             self._strips = self._build_strips()
         if 0 <= y < len(self._strips):
             return self._strips[y]

@@ -15,8 +15,14 @@ from curalog.labels import MASKED_GROUPS
 from ..model import CCG_WIDTH, ClusterModel, IdCell, ccg_cell, format_value, group_text
 from .fast_table import FastDataTable
 
-COLUMNS = (("id", "id", 6), ("sim", "sim", 5), ("group", "group", 5), ("n_spikes", "n_spikes", 8),
-           ("acg", "ACG 0-25ms", 13), ("ccg", "CCG ±25ms", CCG_WIDTH))
+COLUMNS = (
+    ("id", "id", 6),
+    ("sim", "sim", 5),
+    ("group", "group", 5),
+    ("n_spikes", "n_spikes", 8),
+    ("acg", "ACG 0-25ms", 13),
+    ("ccg", "CCG ±25ms", CCG_WIDTH),
+)
 
 
 class SimilarityTable(FastDataTable):
@@ -45,7 +51,9 @@ class SimilarityTable(FastDataTable):
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
             numeric = key in ("sim", "n_spikes")
-            self.add_column(Text(label, justify="right" if numeric else "left"), width=width, key=key)
+            self.add_column(
+                Text(label, justify="right" if numeric else "left"), width=width, key=key
+            )
 
     # ------------------------------------------------------------------ content
     def show(self, reference: int | None, ranked: list[tuple[int, float]]) -> None:

@@ -14,8 +14,15 @@ from curalog.io.phy import export_status
 from ..model import GROUP_STYLES
 
 
-def status_text(cur: Curation, *, readonly_reason: str | None = None, sort: str = "",
-                filter_text: str = "", shown: int | None = None, pending: int = 0) -> Text:
+def status_text(
+    cur: Curation,
+    *,
+    readonly_reason: str | None = None,
+    sort: str = "",
+    filter_text: str = "",
+    shown: int | None = None,
+    pending: int = 0,
+) -> Text:
     counts = Counter(cur.groups().values())
     n = cur.n_clusters
     parts: list[Any] = [(cur.dataset.path.name or str(cur.dataset.path), "bold"), "  "]
@@ -32,7 +39,9 @@ def status_text(cur: Curation, *, readonly_reason: str | None = None, sort: str 
     parts.append(f"  undo {cur.undo_depth}" + (" ↻" if cur.can_redo else ""))
     parts.append("  │ export ")
     exp = export_status(cur)
-    short = {"up to date": "up to date", "never exported": "none yet"}.get(exp, exp.replace("exported at ", ""))
+    short = {"up to date": "up to date", "never exported": "none yet"}.get(
+        exp, exp.replace("exported at ", "")
+    )
     parts.append((short, "green" if exp == "up to date" else "yellow"))
     if sort:
         parts.append(("  │ " + sort, "dim"))
@@ -62,8 +71,12 @@ class StatusLine(Static):
         self._redraw()
 
     def say(self, message: str, *, error: bool = False) -> None:
-        self.message = Text(message, style="bold red" if error else "green", no_wrap=True, overflow="ellipsis")
+        self.message = Text(
+            message, style="bold red" if error else "green", no_wrap=True, overflow="ellipsis"
+        )
         self._redraw()
 
     def _redraw(self) -> None:
-        self.update(Text.assemble(self.state_text, "\n", self.message, no_wrap=True, overflow="ellipsis"))
+        self.update(
+            Text.assemble(self.state_text, "\n", self.message, no_wrap=True, overflow="ellipsis")
+        )

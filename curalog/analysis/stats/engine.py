@@ -87,8 +87,17 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("template", "tmpl", "d"),
 )
 
-_COUNTER_NAMES = ("computed", "composed", "hits", "ccg_computed", "sim_rows_computed",
-                  "sim_rows_composed", "template_sets_computed", "stale", "errors")
+_COUNTER_NAMES = (
+    "computed",
+    "composed",
+    "hits",
+    "ccg_computed",
+    "sim_rows_computed",
+    "sim_rows_composed",
+    "template_sets_computed",
+    "stale",
+    "errors",
+)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -134,9 +143,18 @@ class StatsEngine:
         dataset's arrays again (the random reads dominate a from-scratch refresh).
     """
 
-    def __init__(self, dataset: Any, state: Any, *, bin_ms: float = 1.0, window_ms: float = 50.0,
-                 params: MetricParams | None = None, duration: float | None = None,
-                 n_workers: int = 0, gather_cache_mb: float = 256.0):
+    def __init__(
+        self,
+        dataset: Any,
+        state: Any,
+        *,
+        bin_ms: float = 1.0,
+        window_ms: float = 50.0,
+        params: MetricParams | None = None,
+        duration: float | None = None,
+        n_workers: int = 0,
+        gather_cache_mb: float = 256.0,
+    ):
         self.dataset = dataset
         self.state = state
         self.bin_ms, self.window_ms = float(bin_ms), float(window_ms)
@@ -255,7 +273,9 @@ class StatsEngine:
             gathered = [self._gathered_get(p.cluster_id) for p in parents]
             if all(g is not None for g in gathered):
                 t, a = merge_passes([p.spikes for p in parents], gathered)  # type: ignore[arg-type]
-                tids, counts = _sum_template_sets([(p.template_ids, p.template_counts) for p in parents])
+                tids, counts = _sum_template_sets(
+                    [(p.template_ids, p.template_counts) for p in parents]
+                )
                 res = pass_from_arrays(self.ctx, t, a, tids, counts)
             h = self._composed_acg_half(parents, gathered)
         if res is None:
@@ -309,8 +329,9 @@ class StatsEngine:
                 h += h_ji
         return h
 
-    def _ccg_halves(self, a: ClusterStats, b: ClusterStats, ga: Any = None, gb: Any = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _ccg_halves(
+        self, a: ClusterStats, b: ClusterStats, ga: Any = None, gb: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         key = (a.cluster_id, b.cluster_id)
         with self._lock:
             got = self._ccg.get(key)
@@ -381,13 +402,22 @@ class StatsEngine:
         if live is None:
             raise KeyError(f"cluster {cid} is neither live nor cached")
         n = int(live.shape[0])
-        if cid < self.ctx.n_templates and n and int(self.ctx.spike_templates[live[0]]) == cid \
-                and int(self.ctx.spike_templates[live[-1]]) == cid and self._is_base(cid, live):
+        if (
+            cid < self.ctx.n_templates
+            and n
+            and int(self.ctx.spike_templates[live[0]]) == cid
+            and int(self.ctx.spike_templates[live[-1]]) == cid
+            and self._is_base(cid, live)
+        ):
             tids, counts = np.array([cid], dtype=np.int32), np.array([n], dtype=np.int64)
-        elif psets and all(p is not None for p in psets) and sum(int(p[1].sum()) for p in psets) == n:  # type: ignore[union-attr]
+        elif (
+            psets and all(p is not None for p in psets) and sum(int(p[1].sum()) for p in psets) == n
+        ):  # type: ignore[union-attr]
             tids, counts = _sum_template_sets([(p[0], p[1]) for p in psets])  # type: ignore[index]
         else:
-            hist = _template_hist(self.ctx.spike_templates, np.ascontiguousarray(live), self.ctx.n_templates)
+            hist = _template_hist(
+                self.ctx.spike_templates, np.ascontiguousarray(live), self.ctx.n_templates
+            )
             tids = np.flatnonzero(hist).astype(np.int32)
             counts = hist[tids]
             self._count("template_sets_computed")
@@ -461,8 +491,13 @@ class StatsEngine:
             for c in deleted:
                 self._drop_queued(c)
             olds = {int(old) for old, _ in desc}
-            if (len(added) == 1 and desc and all(int(new) == added[0] for _, new in desc)
-                    and olds == set(deleted) and len(olds) >= 2):
+            if (
+                len(added) == 1
+                and desc
+                and all(int(new) == added[0] for _, new in desc)
+                and olds == set(deleted)
+                and len(olds) >= 2
+            ):
                 # A merge (or the undo of a one-cluster split): the new cluster is exactly
                 # the union of the deleted ones.
                 self._parents[added[0]] = tuple(sorted(olds))
@@ -538,8 +573,9 @@ class StatsEngine:
         with self._lock:
             self._stopping = False
             while len(self._workers) < n_workers:
-                t = threading.Thread(target=self._worker, name=f"curalog-stats-{len(self._workers)}",
-                                     daemon=True)
+                t = threading.Thread(
+                    target=self._worker, name=f"curalog-stats-{len(self._workers)}", daemon=True
+                )
                 self._workers.append(t)
                 t.start()
 
@@ -571,7 +607,9 @@ class StatsEngine:
             t.join()
 
     # ------------------------------------------------------------------ tables
-    def compute_all(self, ids: Sequence[int] | None = None, n_threads: int = 1) -> list[ClusterStats]:
+    def compute_all(
+        self, ids: Sequence[int] | None = None, n_threads: int = 1
+    ) -> list[ClusterStats]:
         """Entries for ``ids`` (default: every live cluster), computing missing ones with
         ``n_threads`` threads (the kernels release the GIL)."""
         ids = [int(c) for c in (self.state.cluster_ids if ids is None else ids)]
@@ -583,7 +621,9 @@ class StatsEngine:
             list(pool.map(self.get, missing))
         return [self.get(c) for c in ids]
 
-    def table_rows(self, ids: Sequence[int] | None = None, n_threads: int = 1) -> list[dict[str, Any]]:
+    def table_rows(
+        self, ids: Sequence[int] | None = None, n_threads: int = 1
+    ) -> list[dict[str, Any]]:
         """One dict of column values per cluster (keys: :data:`TABLE_COLUMNS` plus the
         sorter's columns for the sorter's own clusters, e.g. KSLabel, ContamPct)."""
         return [e.row() for e in self.compute_all(ids, n_threads)]

@@ -154,8 +154,13 @@ def rp_contamination(
     return 1 - math.sqrt(denom)
 
 
-def presence_ratio_from_counts(counts: np.ndarray, n_spikes: int, duration_s: float,
-                               bin_s: float, mean_fr_ratio_thresh: float = 0.0) -> float:
+def presence_ratio_from_counts(
+    counts: np.ndarray,
+    n_spikes: int,
+    duration_s: float,
+    bin_s: float,
+    mean_fr_ratio_thresh: float = 0.0,
+) -> float:
     """Fraction of bins whose count exceeds ``floor(N / T * bin_s * ratio)``; NaN if no bin."""
     if n_spikes == 0 or counts.shape[0] == 0:
         return math.nan
@@ -171,7 +176,9 @@ def gaussian_smooth_nearest(h: np.ndarray, sigma: float, truncate: float = 4.0) 
     outermost in, which is the order ``scipy.ndimage.correlate1d`` uses for symmetric kernels
     (so that truncating the result to integers gives the same values).
     """
-    return _smooth_kernel(np.ascontiguousarray(h, dtype=np.float64), _half_gaussian(float(sigma), truncate))
+    return _smooth_kernel(
+        np.ascontiguousarray(h, dtype=np.float64), _half_gaussian(float(sigma), truncate)
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -319,16 +326,25 @@ def _amp_kernel(amps, n_bins, half_w, min_ratio):
     return med, min(frac, 0.5)
 
 
-def amplitude_cutoff(amplitudes: np.ndarray, num_histogram_bins: int = 100,
-                     histogram_smoothing_value: float = 3.0,
-                     amplitudes_bins_min_ratio: float = 5.0) -> float:
+def amplitude_cutoff(
+    amplitudes: np.ndarray,
+    num_histogram_bins: int = 100,
+    histogram_smoothing_value: float = 3.0,
+    amplitudes_bins_min_ratio: float = 5.0,
+) -> float:
     """Estimated fraction of spikes missing below the detection threshold (Hill et al. 2011).
 
     See the module docstring for the exact steps; NaN when ``N / bins < min_ratio``.
     """
     amps = np.ascontiguousarray(amplitudes, dtype=np.float64)
-    return float(_amp_kernel(amps, int(num_histogram_bins), _half_gaussian(float(histogram_smoothing_value)),
-                             float(amplitudes_bins_min_ratio))[1])
+    return float(
+        _amp_kernel(
+            amps,
+            int(num_histogram_bins),
+            _half_gaussian(float(histogram_smoothing_value)),
+            float(amplitudes_bins_min_ratio),
+        )[1]
+    )
 
 
 def dominant_template(template_ids: np.ndarray, counts: np.ndarray) -> int | None:
@@ -451,26 +467,47 @@ def cluster_pass(ctx: StatsContext, spikes: np.ndarray) -> PassResult:
     sp = np.ascontiguousarray(spikes)
     amps = ctx.amplitudes
     use_amp = amps is not None
-    t, a, tc = _gather_kernel(ctx.spike_times, sp, amps if use_amp else _EMPTY_F8, use_amp,
-                              ctx.spike_templates, ctx.n_templates)
+    t, a, tc = _gather_kernel(
+        ctx.spike_times,
+        sp,
+        amps if use_amp else _EMPTY_F8,
+        use_amp,
+        ctx.spike_templates,
+        ctx.n_templates,
+    )
     tids = np.flatnonzero(tc).astype(np.int32)
     return pass_from_arrays(ctx, t, a if use_amp else None, tids, tc[tids])
 
 
-def pass_from_arrays(ctx: StatsContext, times: np.ndarray, amplitudes: np.ndarray | None,
-                     template_ids: np.ndarray, template_counts: np.ndarray) -> PassResult:
+def pass_from_arrays(
+    ctx: StatsContext,
+    times: np.ndarray,
+    amplitudes: np.ndarray | None,
+    template_ids: np.ndarray,
+    template_counts: np.ndarray,
+) -> PassResult:
     """The pass on already gathered (or merged) arrays: ``times`` sorted, in spike order."""
     use_amp = amplitudes is not None
     prc, sc, sa, isi_v, rp = _core_kernel(
-        times, amplitudes if use_amp else _EMPTY_F8, use_amp, ctx.sample_rate,
-        ctx.params.isi_threshold_ms / 1000.0, ctx.t_r, ctx.presence_bin_samples,
-        ctx.presence_n_bins, ctx.params.n_series_bins, ctx.total_samples,
+        times,
+        amplitudes if use_amp else _EMPTY_F8,
+        use_amp,
+        ctx.sample_rate,
+        ctx.params.isi_threshold_ms / 1000.0,
+        ctx.t_r,
+        ctx.presence_bin_samples,
+        ctx.presence_n_bins,
+        ctx.params.n_series_bins,
+        ctx.total_samples,
     )
-    return PassResult(times, amplitudes, template_ids, template_counts, prc, sc, sa, int(isi_v), int(rp))
+    return PassResult(
+        times, amplitudes, template_ids, template_counts, prc, sc, sa, int(isi_v), int(rp)
+    )
 
 
-def merge_passes(spikes: list[np.ndarray], gathered: list[tuple[np.ndarray, np.ndarray | None]]
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+def merge_passes(
+    spikes: list[np.ndarray], gathered: list[tuple[np.ndarray, np.ndarray | None]]
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Merged (times, amplitudes) of disjoint clusters from their gathered arrays, in spike
     order - what :func:`cluster_pass` would gather for the union, without touching the
     dataset's arrays."""
@@ -478,8 +515,9 @@ def merge_passes(spikes: list[np.ndarray], gathered: list[tuple[np.ndarray, np.n
     idx = np.ascontiguousarray(spikes[0])
     t, a = gathered[0][0], gathered[0][1] if use_amp else _EMPTY_F8
     for sp, (tb, ab) in zip(spikes[1:], gathered[1:], strict=True):
-        idx, t, a = _merge_gathered(idx, t, a, np.ascontiguousarray(sp), tb,
-                                    ab if use_amp else _EMPTY_F8, use_amp)
+        idx, t, a = _merge_gathered(
+            idx, t, a, np.ascontiguousarray(sp), tb, ab if use_amp else _EMPTY_F8, use_amp
+        )
     return t, (a if use_amp else None)
 
 
@@ -613,8 +651,12 @@ class TemplateGeometry:
         channels = chans[order].astype(np.int64)
         if channels[0] != best:  # equal amplitudes: keep phy's argmax first
             channels = np.concatenate([[best], channels[channels != best]])
-        return TemplateChannels(channels, best, float(amp[best_local]),
-                                _peak_to_trough_ms(w[:, best_local], self.sample_rate))
+        return TemplateChannels(
+            channels,
+            best,
+            float(amp[best_local]),
+            _peak_to_trough_ms(w[:, best_local], self.sample_rate),
+        )
 
 
 def _peak_to_trough_ms(wave: np.ndarray, fs: float) -> float:
@@ -623,12 +665,12 @@ def _peak_to_trough_ms(wave: np.ndarray, fs: float) -> float:
     i_min = int(np.argmin(wave))
     i_max = int(np.argmax(wave))
     if abs(wave[i_min]) >= abs(wave[i_max]):
-        after = wave[i_min + 1:]
+        after = wave[i_min + 1 :]
         if after.shape[0] == 0:
             return math.nan
         j = i_min + 1 + int(np.argmax(after))
         return (j - i_min) * 1000.0 / fs
-    after = wave[i_max + 1:]
+    after = wave[i_max + 1 :]
     if after.shape[0] == 0:
         return math.nan
     j = i_max + 1 + int(np.argmin(after))
@@ -652,8 +694,13 @@ class StatsContext:
         Recording duration in seconds (default ``dataset.duration``).
     """
 
-    def __init__(self, dataset: Any, bins: CorrelogramBins, params: MetricParams | None = None,
-                 duration: float | None = None):
+    def __init__(
+        self,
+        dataset: Any,
+        bins: CorrelogramBins,
+        params: MetricParams | None = None,
+        duration: float | None = None,
+    ):
         self.dataset = dataset
         self.bins = bins
         self.params = params or MetricParams()
@@ -747,8 +794,9 @@ class ClusterStats:
         return out
 
 
-def _series(ctx: StatsContext, counts: np.ndarray, amp_sum: np.ndarray, has_amp: bool
-            ) -> tuple[np.ndarray, np.ndarray]:
+def _series(
+    ctx: StatsContext, counts: np.ndarray, amp_sum: np.ndarray, has_amp: bool
+) -> tuple[np.ndarray, np.ndarray]:
     nb = ctx.params.n_series_bins
     bin_s = ctx.duration / nb
     fr = counts / bin_s
@@ -760,9 +808,14 @@ def _series(ctx: StatsContext, counts: np.ndarray, amp_sum: np.ndarray, has_amp:
     return fr, amp
 
 
-def compute_cluster_stats(ctx: StatsContext, cid: int, spikes: np.ndarray, *,
-                          acg_half_override: np.ndarray | None = None,
-                          pass_result: PassResult | None = None) -> ClusterStats:
+def compute_cluster_stats(
+    ctx: StatsContext,
+    cid: int,
+    spikes: np.ndarray,
+    *,
+    acg_half_override: np.ndarray | None = None,
+    pass_result: PassResult | None = None,
+) -> ClusterStats:
     """All statistics of cluster ``cid`` from its spikes.
 
     ``acg_half_override`` lets the engine pass an ACG composed from cached parents instead
@@ -777,18 +830,37 @@ def compute_cluster_stats(ctx: StatsContext, cid: int, spikes: np.ndarray, *,
     info = ctx.geometry.get(tmpl)
     if info is not None:
         best: int | None = info.best_channel
-        ch: str | None = str(ctx.channel_map[best]) if best < ctx.channel_map.shape[0] else str(best)
-        shank: int | None = int(ctx.channel_shanks[best]) if best < ctx.channel_shanks.shape[0] else None
-        depth = float(ctx.channel_positions[best, 1]) if best < ctx.channel_positions.shape[0] else math.nan
+        ch: str | None = (
+            str(ctx.channel_map[best]) if best < ctx.channel_map.shape[0] else str(best)
+        )
+        shank: int | None = (
+            int(ctx.channel_shanks[best]) if best < ctx.channel_shanks.shape[0] else None
+        )
+        depth = (
+            float(ctx.channel_positions[best, 1])
+            if best < ctx.channel_positions.shape[0]
+            else math.nan
+        )
         t_amp = info.amplitude
         ptt = info.peak_to_trough_ms
         best_channels: np.ndarray | None = info.channels
     else:
-        best, ch, shank, depth, t_amp, ptt, best_channels = None, None, None, math.nan, math.nan, math.nan, None
+        best, ch, shank, depth, t_amp, ptt, best_channels = (
+            None,
+            None,
+            None,
+            math.nan,
+            math.nan,
+            math.nan,
+            None,
+        )
     if res.amplitudes is not None and n:
-        med, cut = _amp_kernel(res.amplitudes, int(p.amp_cutoff_bins),
-                               _half_gaussian(float(p.amp_cutoff_smoothing)),
-                               float(p.amp_cutoff_min_ratio))
+        med, cut = _amp_kernel(
+            res.amplitudes,
+            int(p.amp_cutoff_bins),
+            _half_gaussian(float(p.amp_cutoff_smoothing)),
+            float(p.amp_cutoff_min_ratio),
+        )
         amp_med, amp_cut = float(med), float(cut)
     else:
         amp_med = amp_cut = math.nan
@@ -796,8 +868,9 @@ def compute_cluster_stats(ctx: StatsContext, cid: int, spikes: np.ndarray, *,
     if ctx.total_samples < ctx.presence_bin_samples:
         pr = math.nan
     else:
-        pr = presence_ratio_from_counts(res.presence_counts, n, ctx.duration, p.presence_bin_s,
-                                        p.presence_mean_fr_ratio_thresh)
+        pr = presence_ratio_from_counts(
+            res.presence_counts, n, ctx.duration, p.presence_bin_s, p.presence_mean_fr_ratio_thresh
+        )
     fr_s, amp_s = _series(ctx, res.series_counts, res.series_amp_sum, res.amplitudes is not None)
     sorter = {}
     if 0 <= cid < ctx.n_templates:  # sorter columns stay with the sorter's own clusters
@@ -819,11 +892,13 @@ def compute_cluster_stats(ctx: StatsContext, cid: int, spikes: np.ndarray, *,
         template_amplitude=t_amp,
         peak_to_trough_ms=ptt,
         firing_rate=n / ctx.duration,
-        isi_violations_ratio=isi_violations_ratio(res.isi_violations, n, ctx.duration,
-                                                  p.isi_threshold_ms / 1000.0,
-                                                  p.min_isi_ms / 1000.0),
+        isi_violations_ratio=isi_violations_ratio(
+            res.isi_violations, n, ctx.duration, p.isi_threshold_ms / 1000.0, p.min_isi_ms / 1000.0
+        ),
         isi_violations_count=res.isi_violations if n else -1,
-        rp_contamination=rp_contamination(res.rp_violations, n, ctx.total_samples, ctx.t_c, ctx.t_r),
+        rp_contamination=rp_contamination(
+            res.rp_violations, n, ctx.total_samples, ctx.t_c, ctx.t_r
+        ),
         rp_violations=res.rp_violations if n else -1,
         presence_ratio=pr,
         amplitude_median=amp_med,

@@ -39,8 +39,12 @@ __all__ = [
 ]
 
 
-def cosine_similarity_templates(templates: np.ndarray, template_channels: np.ndarray | None = None,
-                                n_channels: int | None = None, block: int = 256) -> np.ndarray:
+def cosine_similarity_templates(
+    templates: np.ndarray,
+    template_channels: np.ndarray | None = None,
+    n_channels: int | None = None,
+    block: int = 256,
+) -> np.ndarray:
     """Cosine similarity ``(n_templates, n_templates)`` float32 of flattened templates.
 
     ``templates`` is ``(n_templates, n_samples, n_local)``; with ``template_channels`` (sparse
@@ -62,7 +66,7 @@ def cosine_similarity_templates(templates: np.ndarray, template_channels: np.nda
     unit = flat * scale[:, None]
     out = np.empty((n_t, n_t), dtype=np.float32)
     for start in range(0, n_t, block):
-        out[start:start + block] = unit[start:start + block] @ unit.T
+        out[start : start + block] = unit[start : start + block] @ unit.T
     return out
 
 
@@ -107,8 +111,13 @@ def merge_rows(*rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def rank_similar(row: np.ndarray, cluster_ids: np.ndarray, template_sets: list[np.ndarray],
-                 exclude: int | None = None, limit: int | None = None) -> list[tuple[int, float]]:
+def rank_similar(
+    row: np.ndarray,
+    cluster_ids: np.ndarray,
+    template_sets: list[np.ndarray],
+    exclude: int | None = None,
+    limit: int | None = None,
+) -> list[tuple[int, float]]:
     """Clusters ranked by ``sim = max_{j in T(d)} row[j]``: descending, ties by ascending id.
 
     ``template_sets[k]`` is ``T(cluster_ids[k])`` (non-empty). ``exclude`` (the reference
@@ -117,7 +126,9 @@ def rank_similar(row: np.ndarray, cluster_ids: np.ndarray, template_sets: list[n
     ids = np.asarray(cluster_ids, dtype=np.int64)
     if ids.shape[0] == 0:
         return []
-    lengths = np.fromiter((s.shape[0] for s in template_sets), dtype=np.int64, count=len(template_sets))
+    lengths = np.fromiter(
+        (s.shape[0] for s in template_sets), dtype=np.int64, count=len(template_sets)
+    )
     concat = np.concatenate(template_sets).astype(np.int64, copy=False)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     sims = np.maximum.reduceat(row[concat], offsets).astype(np.float64)

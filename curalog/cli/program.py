@@ -555,10 +555,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
 
     from curalog.cli import autolabel as autolabel_cli
+    from curalog.cli import clusters as clusters_cli
     from curalog.cli import history as history_cli
     from curalog.cli import proposals as proposals_cli
 
-    for module in (history_cli, autolabel_cli, proposals_cli):
+    for module in (history_cli, autolabel_cli, proposals_cli, clusters_cli):
         module.register(add)
     return parser
 

@@ -184,6 +184,8 @@ class PCSpace:
         self._cover: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._base_counts: np.ndarray | None = None
         self.templates_sorted = 0  # counter: per-template hash orders built
+        self.hash_passes = 0  # counter: self subsamples drawn from a cluster's spikes
+        self.hash_composed = 0  # counter: self subsamples composed from parents
 
     @property
     def available(self) -> bool:
@@ -267,7 +269,9 @@ class PCSpace:
         if parents:
             cand = np.concatenate([q.hashed for q in parents])
             cand.sort()
+            self.hash_composed += 1
             return _below(cand, self.params.seed, p)
+        self.hash_passes += 1
         return _below(np.ascontiguousarray(spikes, dtype=np.int64), self.params.seed, p)
 
     def sample(

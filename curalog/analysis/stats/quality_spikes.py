@@ -235,9 +235,11 @@ def sliding_rp_violation(
     from scipy.special import pdtr
 
     n = times.shape[0]
-    if n == 0:
+    if n == 0 or int(round(fs * p.srp_bin_size_ms * 1e-3)) < 1:  # no sub-ms bins
         return math.nan
     b, rp_edges, centers = _srp_grid(fs, p)
+    if centers.shape[0] == 0:
+        return math.nan
     hist = _short_lag_hist(np.ascontiguousarray(times, dtype=np.int64), b, centers.shape[0])
     obs = np.cumsum(hist)[np.newaxis, :]
     duration_s = total_samples / fs

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,17 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from curalog import __version__
+from curalog.binding import (
+    DEFAULT_BRANCH,
+    LOG_DIRNAME,
+    check_binding,
+    default_log_path,
+    make_header,
+)
 from curalog.clustering import Change, ClusterState, Update
-from curalog.dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset, release_pages
+from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
-    FingerprintMismatchError,
     InvalidActionError,
     LogCorruptError,
     LogError,
@@ -59,40 +63,9 @@ from curalog.labels import (
 from curalog.replaying import Action, diverged, logged_label, plan_replay, resolve_logged
 from curalog.store.log import LogWriter, create_log, default_author, read_log
 
-LOG_DIRNAME = ".curalog"
-DEFAULT_BRANCH = "main"
-
-
-def default_log_path(folder: str | os.PathLike[str], branch: str = DEFAULT_BRANCH) -> Path:
-    """``DIR/.curalog/<branch>.log``."""
-    return Path(folder) / LOG_DIRNAME / f"{branch}.log"
-
-
 #: Undo history kept in memory with its spike arrays (older actions are undone by replay).
 HOT_ACTIONS = 1000
 HOT_BYTES_MIN = 32 << 20
-
-
-def make_header(
-    ds: Dataset, author: str, branch: str = DEFAULT_BRANCH, parent: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The log header: what the log is bound to and its starting labels."""
-    return {
-        "kind": "curalog-log",
-        "created": time.time_ns(),
-        "author": author,
-        "curalog_version": __version__,
-        "dataset": ds.fingerprint.to_dict(),
-        "dataset_path": str(Path(ds.path).resolve()),
-        "base_groups": [[int(c), str(g)] for c, g in sorted(ds.base_groups.items())],
-        # The sorter's columns as they were when curation started: later exports write
-        # cluster_<field>.tsv files into the folder, which must not become sorter columns.
-        "sorter_columns": {
-            name: [[int(c), v] for c, v in sorted(values.items())]
-            for name, values in ds.sorter_columns.items()
-        },
-        "branch": {"name": branch, "parent": parent},
-    }
 
 
 class Curation:
@@ -169,7 +142,7 @@ class Curation:
             self.head_hash = header_hash = b""
         self.header = header
         try:
-            self._check_fingerprint(header)
+            check_binding(header, self.dataset, self.log_path)
             if "sorter_columns" in header:
                 dataset.pin_sorter_metadata(header)
             self._hot_budget = max(HOT_BYTES_MIN, 2 * dataset.n_spikes)
@@ -189,49 +162,6 @@ class Curation:
             raise
 
     # ------------------------------------------------------------------ lifecycle
-    def _check_header(self, header: dict[str, Any]) -> None:
-        """Refuse a header whose fields are not what curalog writes (a clear error, not a crash)."""
-        where = f"{self.log_path}: header"
-        try:
-            for pair in header.get("base_groups", []):
-                cid, group = pair
-                if (
-                    not isinstance(cid, int)
-                    or not isinstance(group, str)
-                    or not 0 <= cid < 2**31 - 1
-                ):
-                    raise TypeError("base_groups")
-            columns = header.get("sorter_columns", {})
-            if not isinstance(columns, dict):
-                raise TypeError("sorter_columns")
-            for name, pairs in columns.items():
-                if not isinstance(name, str):
-                    raise TypeError("sorter_columns")
-                for cid, value in pairs:
-                    if (
-                        not isinstance(cid, int)
-                        or not isinstance(value, (int, float, str))
-                        or isinstance(value, bool)
-                    ):
-                        raise TypeError(f"sorter column {name}")
-        except (TypeError, ValueError) as exc:
-            raise LogCorruptError(f"{where}: malformed {str(exc) or 'field'}") from None
-
-    def _check_fingerprint(self, header: dict[str, Any]) -> None:
-        self._check_header(header)
-        try:
-            logged = Fingerprint.from_dict(header["dataset"])
-        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-            raise LogCorruptError(
-                f"{self.log_path}: header has no valid dataset fingerprint"
-            ) from None
-        current = self.dataset.fingerprint
-        if logged != current:
-            diffs = ", ".join(current.differences(logged))
-            raise FingerprintMismatchError(
-                f"{self.log_path}: written for another dataset or the dataset changed since ({diffs}); refusing to replay onto {self.dataset.path}"
-            )
-
     def close(self) -> None:
         """Release the writer lock. The log is always complete on disk already."""
         if self._writer is not None:
@@ -727,4 +657,13 @@ def replay(
         cur.close()
 
 
-__all__ = ["Curation", "CuralogError", "default_log_path", "open_curation", "replay"]
+__all__ = [
+    "DEFAULT_BRANCH",
+    "LOG_DIRNAME",
+    "Curation",
+    "CuralogError",
+    "default_log_path",
+    "make_header",
+    "open_curation",
+    "replay",
+]

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from curalog.curation import (
+from curalog.binding import (
     DEFAULT_BRANCH,
     LOG_DIRNAME,
     default_log_path,

@@ -34,18 +34,11 @@ from .filter_expr import FilterError, compile_filter
 from .messages import CcgReady, ClusterSelected, DetailReady, ExportDone, SimilarReady, StatsReady
 from .model import ClusterModel
 from .review import Review
-from .screens.help import HelpScreen
-from .screens.history import HistoryScreen
-from .screens.proposals import ProposalsScreen
-from .screens.split import SplitScreen
-from .screens.views import ViewsScreen
+from .screens import HelpScreen, HistoryScreen, ProposalsScreen, SplitScreen, ViewsScreen
 from .session import Session, open_session
 from .split_rules import SplitPlan
 from .stats_adapter import Stats
-from .widgets.cluster_table import ClusterTable
-from .widgets.detail import DetailPanel
-from .widgets.similarity_table import SimilarityTable
-from .widgets.status import StatusLine, status_text
+from .widgets import ClusterTable, DetailPanel, SimilarityTable, StatusLine, status_text
 
 T = TypeVar("T")
 GROUP_KEYS = {"good": "1", "mua": "2", "noise": "3", "unsorted": "4"}

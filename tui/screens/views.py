@@ -76,7 +76,7 @@ from ..braille import (
     view_layers,
 )
 from ..session import CurationSession
-from ..widgets.scatter import ScatterView
+from ..widgets import ScatterView
 from .help import KeyTableHelp
 
 MODES = ("feature", "template_feature", "amplitude", "clusters")

@@ -59,6 +59,7 @@ from curalog.labels import (
     validate_value,
 )
 from curalog.store.log import LogWriter, create_log, default_author, read_log
+from curalog.waveforms import RecordingMixin
 
 LOG_DIRNAME = ".curalog"
 DEFAULT_BRANCH = "main"
@@ -136,7 +137,7 @@ def make_header(
     }
 
 
-class Curation:
+class Curation(RecordingMixin):
     """A curation history opened on a dataset. Create with :func:`curalog.open`.
 
     Attributes
@@ -808,6 +809,7 @@ def open_curation(
     create: bool = True,
     sync: bool = True,
     verify: bool = False,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
 ) -> Curation:
     """Open (and by default create) the curation log of a Kilosort/phy folder.
 
@@ -829,10 +831,13 @@ def open_curation(
     verify : bool
         Replay every event as it happened, including undone ones, checking each recorded
         result (slower; ``curalog fsck``). The default replays only the actions in effect.
+    raw : path or list of paths, optional
+        The raw recording, overriding ``params.py``'s ``dat_path`` (``--raw PATH``); opened
+        lazily by :attr:`Curation.recording` (see :mod:`curalog.recording`).
     """
     ds = load_dataset(folder)
     log_path = Path(log) if log is not None else default_log_path(folder)
-    return Curation(
+    cur = Curation(
         ds,
         log_path,
         author=author,
@@ -842,6 +847,8 @@ def open_curation(
         sync=sync,
         verify=verify,
     )
+    cur._raw = raw
+    return cur
 
 
 def replay(

@@ -58,7 +58,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("g", "merge", "merge"),
         Binding("k", "split", "split"),
         Binding("v", "views", "views"),
-        Binding("w", "waveforms", "waveforms", tooltip="raw waveforms on the best channels"),
+        Binding("w", "waveforms", "waveforms", show=False, tooltip="raw waveforms, best channels"),
         Binding("T", "traces", "traces", show=False, tooltip="the filtered recording"),
         Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
         Binding("1", "label('good')", "good"),
@@ -753,6 +753,7 @@ def run_app(
     *,
     author: str | None = None,
     mouse: bool = True,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
 ) -> int:
     """Open ``dir`` (and its log) and run the UI; returns the exit status.
 
@@ -763,7 +764,9 @@ def run_app(
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
     app = CuralogApp(
-        opener=lambda: open_session(dir, log, author=author), owns_curation=True, mouse=mouse
+        opener=lambda: open_session(dir, log, author=author, raw=raw),
+        owns_curation=True,
+        mouse=mouse,
     )
     try:
         app.run(mouse=mouse)

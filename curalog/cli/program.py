@@ -319,12 +319,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
             pc_features=args.features,
             drift=args.drift,
             progress=cb,
+            recording=args.recording,
+            recording_progress=cb,
         ),
     )
     print(
         f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
         f"({info.n_units} true units), {info.duration:.1f} s"
     )
+    size = f"{info.recording_bytes / 1e9:.2f} GB"
+    if info.recording is not None:
+        print(f"raw recording {info.recording.name}: {size}, int16, 0.195 µV per bit")
+    elif args.recording is None:
+        print(f"no raw recording: it would take {size} (--recording writes it anyway)")
     return 0
 
 
@@ -506,6 +513,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="realistic over-splitting: units drift and are split along "
         "the drift, with near-duplicate neighbours (ground truth in synth_truth.json)",
     )
+    p.add_argument(
+        "--recording",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the raw recording raw.dat (templates x amplitudes at the spike times, plus "
+        "noise; int16). Default: when it takes at most 2 GiB",
+    )
 
     p = add(
         "demo", cmd_demo, "generate a demo dataset and run a scripted curation on it", dataset=False
@@ -517,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="curalog-demo",
         help="where to put it (default ./curalog-demo)",
     )
-    p.add_argument("--spikes", type=int, default=500_000)
+    p.add_argument("--spikes", type=int, default=100_000)
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
 

@@ -237,6 +237,7 @@ class TraceScreen(Screen[None]):
             rec = cur.recording
             assert rec is not None
             traces = rec.traces(start, start + window, rows)
+            traces -= np.median(traces, axis=0)  # each channel on its baseline (display only)
             times = np.asarray(cur.dataset.spike_times)
             lo = int(np.searchsorted(times, start, side="left"))
             hi = int(np.searchsorted(times, start + window, side="left"))

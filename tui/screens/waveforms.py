@@ -234,11 +234,13 @@ class WaveformScreen(Screen[None]):
             if show_templates == "alone":
                 sets.append(WaveformSet(color, template=None if template is None else template * k))
                 continue
+            # as phy: each spike's window less its median on every channel (display only)
+            waves = wf.waveforms - np.median(wf.waveforms, axis=1, keepdims=True)
             sets.append(
                 WaveformSet(
                     color,
-                    waveforms=None if self.mean_only else wf.waveforms * k,
-                    mean=wf.mean * k,
+                    waveforms=None if self.mean_only else waves * k,
+                    mean=waves.mean(axis=0) * k,
                     template=None if template is None else template * k,
                 )
             )

@@ -34,9 +34,15 @@ from .filter_expr import FilterError, compile_filter
 from .messages import CcgReady, ClusterSelected, DetailReady, ExportDone, SimilarReady, StatsReady
 from .model import ClusterModel
 from .review import Review
-from .screens import HelpScreen, HistoryScreen, ProposalsScreen, SplitScreen, ViewsScreen
-from .screens.traces import TraceScreen
-from .screens.waveforms import WaveformScreen
+from .screens import (
+    HelpScreen,
+    HistoryScreen,
+    ProposalsScreen,
+    SplitScreen,
+    TraceScreen,
+    ViewsScreen,
+    WaveformScreen,
+)
 from .session import Session, open_session
 from .split_rules import SplitPlan
 from .stats_adapter import Stats

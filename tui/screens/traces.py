@@ -37,8 +37,14 @@ from curalog.errors import CuralogError
 
 from ..braille import CLUSTER_COLORS
 from ..session import CurationSession
-from ..widgets import ScatterView
-from ..widgets.rawplot import SpikeMark, message_block, noise_scale, render_probe, render_traces
+from ..widgets import (
+    ScatterView,
+    SpikeMark,
+    message_block,
+    noise_scale,
+    render_probe,
+    render_traces,
+)
 from .help import KeyTableHelp
 from .waveforms import PROBE_WIDTH, short_reason
 

@@ -21,6 +21,7 @@ import numpy as np
 from curalog import __version__
 from curalog.curation import Curation, default_log_path, open_curation
 from curalog.errors import CuralogError
+from curalog.events import RedoBody, UndoBody
 
 EXIT_USAGE = 2
 
@@ -179,7 +180,9 @@ def _undo_or_redo(args: argparse.Namespace, verb: str) -> int:
         if update is None:
             print(f"nothing to {verb}")
             return 0
-        target = cur.events[-1].body["target"]
+        move = cur.events[-1].data
+        assert isinstance(move, UndoBody | RedoBody)
+        target = move.target
         print(f"{verb} #{target}: {cur.events[target - 1].summary()}")
     return 0
 

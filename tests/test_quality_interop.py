@@ -169,12 +169,12 @@ def _pc_case(folder: Path, min_clusters: int) -> None:
     pcs = eng.ctx.quality.pcs
     checked = 0
     for cid, row in rows.items():
-        e = eng.get(cid)
-        if e.pc is None or e.pc.self_spikes.shape[0] < 30 or e.pc.other_spikes.shape[0] < 30:
+        pc = eng.quality(cid)[1]
+        if pc is None or pc.self_spikes.shape[0] < 30 or pc.other_spikes.shape[0] < 30:
             continue
-        x = pcs.gather(e.pc.self_spikes, e.pc.channels)
-        y = pcs.gather(e.pc.other_spikes, e.pc.channels)
-        lab = np.asarray(eng.state.clusters_of(e.pc.other_spikes))
+        x = pcs.gather(pc.self_spikes, pc.channels)
+        y = pcs.gather(pc.other_spikes, pc.channels)
+        lab = np.asarray(eng.state.clusters_of(pc.other_spikes))
         all_pcs = np.concatenate([x, y])
         all_labels = np.concatenate([np.full(x.shape[0], cid), lab])
         iso, lr = mahalanobis_metrics(all_pcs, all_labels, cid)

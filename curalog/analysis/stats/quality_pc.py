@@ -388,38 +388,39 @@ def nn_rates(
 
 
 @numba.njit(cache=True, nogil=True)
-def _knn_kernel(p, k):
-    n, dim = p.shape
-    sq = np.empty(n)
-    for i in range(n):
-        acc = 0.0
-        for c in range(dim):
-            acc += p[i, c] * p[i, c]
-        sq[i] = acc
+def _knn_kernel(pt, k):
+    """``pt`` is ``(dim, n)``: for each point, squared distances to all points in one
+    contiguous (vectorised) pass per dimension, then the ``k`` smallest by insertion."""
+    dim, n = pt.shape
     out = np.empty((n, k), dtype=np.int64)
+    buf = np.empty(n)
     best_d = np.empty(k)
     best_i = np.empty(k, dtype=np.int64)
     for i in range(n):
+        buf[:] = 0.0
+        for c in range(dim):
+            x = pt[c, i]
+            row = pt[c]
+            for j in range(n):
+                t = row[j] - x
+                buf[j] += t * t
         m = 0
         for j in range(n):
             if j == i:
                 continue
-            dot = 0.0
-            for c in range(dim):
-                dot += p[i, c] * p[j, c]
-            d = sq[i] + sq[j] - 2.0 * dot
+            v = buf[j]
             if m < k:
                 pos = m
                 m += 1
-            elif d < best_d[k - 1]:
+            elif v < best_d[k - 1]:
                 pos = k - 1
             else:
                 continue
-            while pos > 0 and best_d[pos - 1] > d:  # ties keep the lower index first
+            while pos > 0 and best_d[pos - 1] > v:  # ties keep the lower index first
                 best_d[pos] = best_d[pos - 1]
                 best_i[pos] = best_i[pos - 1]
                 pos -= 1
-            best_d[pos] = d
+            best_d[pos] = v
             best_i[pos] = j
         for q in range(k):
             out[i, q] = best_i[q]
@@ -431,7 +432,7 @@ def _knn(pts: np.ndarray, k: int) -> np.ndarray:
 
     A point is never its own neighbour (scikit-learn's ``kneighbors()`` without ``X``);
     equidistant neighbours are ordered by index, which scikit-learn's trees may not do."""
-    return _knn_kernel(np.ascontiguousarray(pts, dtype=np.float64), int(k))
+    return _knn_kernel(np.ascontiguousarray(np.asarray(pts, dtype=np.float64).T), int(k))
 
 
 def simplified_silhouette(x: np.ndarray, y: np.ndarray, labels: np.ndarray) -> float:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,6 +257,18 @@ class QualityContext:
         return got
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="curalog-quality")
+        return _POOL
+
+
 def compute_quality(
     q: QualityContext,
     spikes: np.ndarray,
@@ -272,12 +285,14 @@ def compute_quality(
     ``silhouette`` (label-dependent) is left out: :meth:`StatsEngine.row` adds it.
     Recording columns are None without a recording (``sd_ratio`` always: not implemented).
     """
+    # the PC sample runs beside the spike-train metrics (their kernels release the GIL)
+    fut = _pool().submit(q.pcs.sample, spikes, template, template_ids, template_counts, parents_pc)
     depths = q.depths.of(spikes)
     row: dict[str, Any] = spike_train_metrics(
         times, amps, depths, q.fs, q.total_samples, q.spike_params
     )
     row.update(q.template_row(template_ids, template_counts, best_channel))
-    pc = q.pcs.sample(spikes, template, template_ids, template_counts, parents_pc)
+    pc = fut.result()
     if pc is not None:
         row.update(pc.values)
     else:

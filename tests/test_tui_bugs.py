@@ -1,0 +1,237 @@
+"""Regression tests of the curator's screen (issue 15, bugs 1-8), each through Textual's pilot.
+
+Every test here failed before its fix: it drives the app with real key presses and checks
+what the screen shows, the cursor, or the log.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curalog_tui.app import CuralogApp
+from curalog_tui.screens.split import SplitScreen
+from curalog_tui.session import open_session
+from curalog_tui.testing import screen_text, settle
+
+from test_tui_snapshots import write_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def make_app(folder: Path) -> CuralogApp:
+    session = open_session(folder)
+    return CuralogApp(
+        session.cur, readonly_reason=session.readonly_reason, owns_curation=True, cursor_blink=False
+    )
+
+
+def message(app: CuralogApp) -> str:
+    return app.status.message.plain
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    """12 clusters; n_spikes grows with the id (11 is the largest), 2 and 7 are mua."""
+    return write_dataset(tmp_path / "small")
+
+
+def marker_line(text: str) -> int:
+    lines = [i for i, ln in enumerate(text.splitlines()) if "▶" in ln]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# ---------------------------------------------------------------------- bug 1
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_split_up_down_move_the_threshold_and_the_marker_follows(small, size):
+    app = make_app(small)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("k")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SplitScreen) and screen.rule == "amplitude"
+        _, edges = screen.hist
+        step = float(edges[1] - edges[0])
+        before, line_before = screen.threshold, marker_line(screen_text(app))
+        await pilot.press("up")
+        await settle(pilot)
+        assert screen.threshold == pytest.approx(before + step)
+        line_up = marker_line(screen_text(app))
+        assert line_up == line_before - 1  # higher amplitudes are drawn higher up
+        await pilot.press("down", "down")
+        await settle(pilot)
+        assert screen.threshold == pytest.approx(before - step)
+        assert marker_line(screen_text(app)) == line_before + 1
+
+
+# ---------------------------------------------------------------------- bug 2
+async def test_kmeans_without_pcs_does_not_cut_a_clean_unit_in_time(small):
+    app = make_app(small)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        cid = app.table.current
+        await pilot.press("k", "m")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SplitScreen) and screen.plan is not None
+        plan = screen.plan
+        ds = app.cur.dataset
+        times = ds.spike_times[plan.spike_ids] / ds.sample_rate
+        assert plan.n_pieces == 2 and np.asarray(app.cur.spikes(cid)).shape == times.shape
+        for piece in range(2):
+            t = times[plan.labels == piece]
+            # a time cut gives each piece about half of the recording; amplitude pieces span it
+            assert t.max() - t.min() > 0.8 * ds.duration
+
+
+async def test_split_keys_that_cannot_act_say_why(small):
+    app = make_app(small)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("k", "m")
+        await settle(pilot)
+        await pilot.press("f")  # no pc_features.npy here: nothing to cycle to
+        await settle(pilot)
+        assert "pc_features.npy" in screen_text(app)
+        await pilot.press("t", "up")  # templates rule: no threshold to move
+        await settle(pilot)
+        assert "threshold" in screen_text(app).split("\n", 3)[-1].lower()
+        await pilot.press("plus")  # k only means something for k-means
+        await settle(pilot)
+        assert "k-means" in screen_text(app)
+
+
+# ---------------------------------------------------------------------- bug 3
+@pytest.fixture
+def masked(small: Path) -> Path:
+    (small / "cluster_group.tsv").write_text(
+        "cluster_id\tgroup\n"
+        + "".join(
+            f"{t}\t{ {11: 'noise', 10: 'mua', 1: 'noise', 0: 'mua'}.get(t, 'good')}\n"
+            for t in range(12)
+        )
+    )
+    return small
+
+
+async def test_home_end_reach_masked_rows_and_up_leaves_the_first_good_row(masked):
+    app = make_app(masked)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        table = app.table
+        assert table.order[0] == 11 and table.order[-1] == 0
+        assert table.current == 9  # opens on the first navigable (good/unsorted) cluster
+        await pilot.press("up")  # nothing good above: go to the mua row anyway
+        await settle(pilot)
+        assert table.current == 10
+        await pilot.press("end")
+        await settle(pilot)
+        assert table.current == 0
+        await pilot.press("home")
+        await settle(pilot)
+        assert table.current == 11
+        await pilot.press("down")  # from a masked row, down goes to the next good one
+        await settle(pilot)
+        assert table.current == 9
+
+
+# ---------------------------------------------------------------------- bug 4
+async def test_undo_redo_say_what_and_put_the_cursor_back(small):
+    app = make_app(small)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        a, b = sorted((app.best, app.similar))
+        await pilot.press("g")
+        await settle(pilot)
+        new = app.cur.history[-1].body["new"]
+        await pilot.press("down")
+        await settle(pilot)
+        await pilot.press("ctrl+z")
+        await settle(pilot)
+        assert f"undid merge {a}, {b} -> {new}" in message(app)
+        assert app.table.current in (a, b)
+        await pilot.press("ctrl+y")
+        await settle(pilot)
+        assert f"redid merge {a}, {b} -> {new}" in message(app)
+        assert app.table.current == new
+        # a label: undo names it and goes back to the labelled cluster (phy)
+        labelled = app.table.current
+        await pilot.press("3")
+        await settle(pilot)
+        assert app.table.current != labelled
+        await pilot.press("ctrl+z")
+        await settle(pilot)
+        assert f"undid label {labelled} noise" in message(app)
+        assert app.table.current == labelled
+        assert "seq" not in message(app).split("(")[0]
+
+
+# ---------------------------------------------------------------------- bug 5
+async def test_filter_error_quotes_what_the_user_typed(small):
+    app = make_app(small)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"isi", "space", "greater_than_sign", "enter")
+        await settle(pilot)
+        msg = message(app)
+        assert "(" not in msg and ")" not in msg, msg
+        assert "isi >" in msg
+
+
+# ---------------------------------------------------------------------- bug 6
+async def test_one_amplitude_scale_per_name_with_units(small):
+    app = make_app(small)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await settle(pilot)
+        cid = app.table.current
+        amps = np.asarray(app.cur.dataset.amplitudes[np.asarray(app.cur.spikes(cid))])
+        median, top = float(np.median(amps)), float(amps.max())
+        header = screen_text(app).splitlines()[0]
+        assert "amp" in header and "a.u." in header or "au" in header
+        row = app.model.row(cid)
+        assert row["spike_amplitude"] == pytest.approx(median, rel=1e-6)
+        assert f"{median:.1f}" in app.table.get_row(str(cid))[
+            [c.key for c in app.table.cols].index("spk_amp")
+        ].plain
+        detail = screen_text(app)
+        assert f"spike amplitude (a.u.) 0-{top:.3g}" in detail
+        await pilot.press("k")
+        await settle(pilot)
+        split = screen_text(app)
+        assert "spike amplitude (a.u.)" in split
+        assert app.screen.threshold == pytest.approx(median)
+        await pilot.press("escape", "v", "a")
+        await settle(pilot)
+        view = app.screen
+        assert view.data.y_range[0] == 0.0
+        assert view.data.y_range[1] == pytest.approx(top, rel=0.05)
+        assert "a.u." in screen_text(app)
+
+
+# ---------------------------------------------------------------------- bug 7
+async def test_amplitude_view_time_axis_starts_at_zero(small):
+    app = make_app(small)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("v", "a")
+        await settle(pilot)
+        view = app.screen
+        assert view.data.x_range[0] == 0.0
+        assert view.data.x_range[1] == pytest.approx(app.cur.dataset.duration, rel=0.01)
+        assert not re.search(r"-\d+(\.\d+)? ?s\b", screen_text(app))
+
+
+# ---------------------------------------------------------------------- bug 8
+async def test_template_feature_view_with_degenerate_index_says_why(phy_template):
+    app = make_app(phy_template)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("v", "t")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "template_feature_ind" in text, text

@@ -179,8 +179,8 @@ async def test_filter_error_quotes_what_the_user_typed(small):
         await pilot.press("slash", *"isi", "space", "greater_than_sign", "enter")
         await settle(pilot)
         msg = message(app)
-        assert "(" not in msg and ")" not in msg, msg
-        assert "isi >" in msg
+        assert "'isi >'" in msg and "(isi" not in msg and "isi >)" not in msg, msg
+        assert "end of filter" in msg and "rule" not in msg
 
 
 # ---------------------------------------------------------------------- bug 6

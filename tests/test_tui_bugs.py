@@ -112,7 +112,7 @@ def masked(small: Path) -> Path:
     (small / "cluster_group.tsv").write_text(
         "cluster_id\tgroup\n"
         + "".join(
-            f"{t}\t{ {11: 'noise', 10: 'mua', 1: 'noise', 0: 'mua'}.get(t, 'good')}\n"
+            f"{t}\t{ {11: 'noise', 10: 'mua', 1: 'noise', 0: 'mua'}.get(t, 'good') }\n"
             for t in range(12)
         )
     )
@@ -195,9 +195,10 @@ async def test_one_amplitude_scale_per_name_with_units(small):
         assert "amp" in header and "a.u." in header or "au" in header
         row = app.model.row(cid)
         assert row["spike_amplitude"] == pytest.approx(median, rel=1e-6)
-        assert f"{median:.1f}" in app.table.get_row(str(cid))[
-            [c.key for c in app.table.cols].index("spk_amp")
-        ].plain
+        assert (
+            f"{median:.1f}"
+            in app.table.get_row(str(cid))[[c.key for c in app.table.cols].index("spk_amp")].plain
+        )
         detail = screen_text(app)
         assert f"spike amplitude (a.u.) 0-{top:.3g}" in detail
         await pilot.press("k")

@@ -53,6 +53,10 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("k", "split", "split"),
         Binding("v", "views", "views"),
         Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
+        Binding(
+            "c", "correlograms('ccg')", "ccg", tooltip="correlogram matrix (phy's CorrelogramView)"
+        ),
+        Binding("i", "correlograms('isi')", "isi", show=False, tooltip="ISI histograms"),
         Binding("1", "label('good')", "good"),
         Binding("2", "label('mua')", "mua"),
         Binding("3", "label('noise')", "noise"),
@@ -561,6 +565,15 @@ class CuralogApp(BackgroundMixin, App[int]):
             return
         similar = self.similar if self.sim_table.reference == self.best else None
         self.push_screen(ViewsScreen(targets, similar if similar not in targets else None))
+
+    def action_correlograms(self, mode: str = "ccg") -> None:
+        from .screens.correlograms import CorrelogramScreen, view_clusters
+
+        ids = view_clusters(self)
+        if not ids:
+            self.say("correlograms: no cluster selected", error=True)
+            return
+        self.push_screen(CorrelogramScreen(ids, mode))
 
     def action_proposals(self) -> None:
         from .screens.proposals import ProposalsScreen

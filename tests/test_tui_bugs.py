@@ -11,13 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_tui_snapshots import write_dataset
 
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens.split import SplitScreen
 from curalog_tui.session import open_session
 from curalog_tui.testing import screen_text, settle
-
-from test_tui_snapshots import write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Input, Static
 
 from curalog import Curation, Update
 from curalog.analysis.features import FeatureSource
+from curalog.analysis.stats.ccg_matrix import CorrelogramMatrix
 from curalog.errors import CuralogError
 
 from .background import BackgroundMixin
@@ -34,6 +35,7 @@ from .filter_expr import FilterError, compile_filter
 from .messages import CcgReady, ClusterSelected, DetailReady, ExportDone, SimilarReady, StatsReady
 from .model import ClusterModel
 from .review import Review
+from .screens.correlograms import CorrelogramScreen, new_correlogram_matrix
 from .screens.help import HelpScreen
 from .screens.history import HistoryScreen
 from .screens.proposals import ProposalsScreen
@@ -130,6 +132,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.live = False  # the main widgets are mounted and the app is not shutting down
         self._review: Review | None = None  # the merge-proposal service, made on first use
         self._features: FeatureSource | None = None  # the spike-feature reader, likewise
+        self._correlograms: CorrelogramMatrix | None = None  # the correlogram view's cache
         if cur is not None:
             self._use_curation(cur, readonly_reason)
 
@@ -137,6 +140,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         """Hold ``cur`` (given, or opened by the worker) with its statistics and row model."""
         self.cur = cur
         self.readonly_reason = readonly_reason
+        self._correlograms = new_correlogram_matrix(cur)
         self.stats = Stats(cur)
         self.model = ClusterModel(
             cur, bin_ms=self.stats.bin_ms, refractory_ms=self.stats.refractory_ms
@@ -589,14 +593,24 @@ class CuralogApp(BackgroundMixin, App[int]):
         similar = self.similar if self.sim_table.reference == self.best else None
         self.push_screen(ViewsScreen(self, targets, similar if similar not in targets else None))
 
-    def action_correlograms(self, mode: str = "ccg") -> None:
-        from .screens.correlograms import CorrelogramScreen, view_clusters
+    def correlogram_clusters(self) -> list[int]:
+        """The correlogram view's clusters: the cursor's, then the marked ones, else the
+        cursor's and its selected similar cluster (phy shows the selected clusters)."""
+        ids = [] if self.table.current is None else [int(self.table.current)]
+        marked = sorted(c for c in self.model.marked if c in self.cur.state)
+        if marked:
+            return ids + [c for c in marked if c not in ids]
+        similar = self.similar if self.sim_table.reference == self.best else None
+        if similar is not None and similar in self.cur.state and similar not in ids:
+            ids.append(int(similar))
+        return ids
 
-        ids = view_clusters(self)
+    def action_correlograms(self, mode: str = "ccg") -> None:
+        ids = self.correlogram_clusters()
         if not ids:
             self.say("correlograms: no cluster selected", error=True)
             return
-        self.push_screen(CorrelogramScreen(ids, mode))
+        self.push_screen(CorrelogramScreen(self, ids, mode))
 
     def action_proposals(self) -> None:
         self.push_screen(ProposalsScreen(self))
@@ -613,6 +627,12 @@ class CuralogApp(BackgroundMixin, App[int]):
         if self._review is None or self._review.cur is not self.cur:
             self._review = Review(self.cur, self.stats.engine)
         return self._review
+
+    def correlograms(self) -> CorrelogramMatrix:
+        """The correlogram-matrix cache (made with the curation, so it sees every merge)."""
+        if self._correlograms is None:
+            self._correlograms = new_correlogram_matrix(self.cur)
+        return self._correlograms
 
     def feature_source(self) -> FeatureSource:
         """The spike-feature reader, sharing the statistics engine's best channels."""

@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
+from curalog import Curation
 from curalog.analysis.stats.ccg_matrix import (
     BIN_STEPS_MS,
     WINDOW_STEPS_MS,
@@ -37,6 +38,7 @@ from curalog.analysis.stats.ccg_matrix import (
 )
 
 from ..correlogram_plots import isi_lines, matrix_lines
+from ..session import CurationSession
 from .help import KeyTableHelp
 
 MAX_CLUSTERS = 6
@@ -55,38 +57,17 @@ CORRELOGRAM_KEYS = [
 ]
 
 
-def correlogram_matrix(app: Any) -> CorrelogramMatrix:
-    """The session's matrix cache, made on first use and fed the curation's updates."""
-    got = getattr(app, "_correlogram_matrix", None)
-    if got is None:
-        cur = app.cur
-        ds = cur.dataset
-        got = CorrelogramMatrix(
-            ds.spike_times,
-            float(ds.sample_rate),
-            lambda c: np.asarray(cur.spikes(c)),
-            float(ds.duration),
-        )
-        cur.subscribe(got.on_update)
-        app._correlogram_matrix = got
+def new_correlogram_matrix(cur: Curation) -> CorrelogramMatrix:
+    """A matrix cache for ``cur``, fed its updates (the app keeps one per session)."""
+    ds = cur.dataset
+    got = CorrelogramMatrix(
+        ds.spike_times,
+        float(ds.sample_rate),
+        lambda c: np.asarray(cur.spikes(c)),
+        float(ds.duration),
+    )
+    cur.subscribe(got.on_update)
     return got
-
-
-def view_clusters(app: Any) -> list[int]:
-    """The clusters to show: marked (with the cursor's), else the cursor's and its similar."""
-    cur = app.cur
-    marked = sorted(c for c in app.model.marked if c in cur.state)
-    first = app.table.current
-    ids: list[int] = []
-    if first is not None:
-        ids.append(int(first))
-    if marked:
-        ids += [c for c in marked if c not in ids]
-    else:
-        similar = app.similar if app.sim_table.reference == app.best else None
-        if similar is not None and similar in cur.state and similar not in ids:
-            ids.append(int(similar))
-    return ids
 
 
 class CorrelogramHelp(KeyTableHelp):
@@ -118,9 +99,15 @@ class CorrelogramScreen(Screen[None]):
     """
 
     def __init__(
-        self, cluster_ids: Sequence[int], mode: str = "ccg", *, refractory_ms: float = 2.0
+        self,
+        session: CurationSession,
+        cluster_ids: Sequence[int],
+        mode: str = "ccg",
+        *,
+        refractory_ms: float = 2.0,
     ):
         super().__init__()
+        self.session = session
         ids = [int(c) for c in cluster_ids]
         self.dropped = max(0, len(ids) - MAX_CLUSTERS)
         self.cluster_ids = ids[:MAX_CLUSTERS]
@@ -159,7 +146,7 @@ class CorrelogramScreen(Screen[None]):
     def _matrix_worker(self, ids: tuple[int, ...], bin_ms: float, window_ms: float) -> None:
         worker = get_current_worker()
         t0 = time.perf_counter()
-        res = correlogram_matrix(self.app).matrix(
+        res = self.session.correlograms().matrix(
             ids, bin_ms, window_ms, cancelled=lambda: worker.is_cancelled
         )
         if res is not None and not worker.is_cancelled:
@@ -175,7 +162,7 @@ class CorrelogramScreen(Screen[None]):
 
     def _binning(self) -> tuple[float, float]:
         """The binning the matrix would really have (phy's integer samples per bin)."""
-        bins = correlogram_matrix(self.app).bins(self.bin_ms, self.window_ms)
+        bins = self.session.correlograms().bins(self.bin_ms, self.window_ms)
         b = bins.bin_samples * 1e3 / bins.sample_rate
         return b, 2 * bins.half * b
 
@@ -183,7 +170,7 @@ class CorrelogramScreen(Screen[None]):
     def _isi_worker(self, ids: tuple[int, ...], bin_ms: float, window_ms: float) -> None:
         worker = get_current_worker()
         t0 = time.perf_counter()
-        cur = self.app.cur
+        cur = self.session.cur
         ds = cur.dataset
         hists, sizes = [], []
         for c in ids:

@@ -477,18 +477,31 @@ class CuralogApp(BackgroundMixin, App[int]):
             self.say(f"labelled {', '.join(map(str, targets))} {name}={value!r}")
 
     def _after_history_move(self, update: Update | None, verb: str) -> None:
+        """Say what was undone / redone (the action, not the new event) and put the cursor
+        back on the cluster it affected, as phy does."""
         if update is None:
             return
+        target = self._history_target()
         if update.added:
             self.table.select(int(update.added[0]))
-        self.say(f"{verb}: {update.kind} (seq {update.seq})")
+        elif update.labels_changed:
+            self.table.select(int(update.labels_changed[0]))
+        self.say(history_move_text(update, verb, target))
+
+    def _history_target(self) -> Any:
+        """The action event the last undo / redo event points at (None if not found)."""
+        events = self.cur.history
+        if not events or "target" not in events[-1].body:
+            return None
+        seq = events[-1].body["target"]
+        return next((e for e in reversed(events) if e.seq == seq), None)
 
     def undo(self) -> Update | None:
         if not self.cur.can_undo:
             self.say("nothing to undo", error=True)
             return None
         update = self.attempt(self.cur.undo)
-        self._after_history_move(update, "undone")
+        self._after_history_move(update, "undid")
         return update
 
     def redo(self) -> Update | None:
@@ -496,7 +509,7 @@ class CuralogApp(BackgroundMixin, App[int]):
             self.say("nothing to redo", error=True)
             return None
         update = self.attempt(self.cur.redo)
-        self._after_history_move(update, "redone")
+        self._after_history_move(update, "redid")
         return update
 
     def action_undo(self) -> None:
@@ -762,6 +775,31 @@ class CuralogApp(BackgroundMixin, App[int]):
     def exit(self, result: Any = None, return_code: int = 0, message: Any = None) -> None:
         self.live = False  # late worker results are dropped from here on
         super().exit(result, return_code, message)
+
+
+def history_move_text(update: Update, verb: str, target: Any = None) -> str:
+    """``undid merge 27, 72 -> 102 (seq 5)``, ``redid label 9 noise (seq 7)``: the action
+    undone or redone, with its own seq (not the new undo/redo event's)."""
+
+    def ids(xs: Any) -> str:
+        return ", ".join(str(int(c)) for c in xs)
+
+    kind = update.kind
+    where = f" (seq {target.seq})" if target is not None else ""
+    if update.added or update.deleted:
+        before, after = (
+            (update.added, update.deleted)
+            if update.history == "undo"
+            else (update.deleted, update.added)
+        )
+        return f"{verb} {kind} {ids(before)} -> {ids(after)}{where}"
+    body = target.body if target is not None else {}
+    clusters = body.get("clusters") or update.labels_changed
+    if kind == "label" and body:
+        field, value = body.get("field", "group"), body.get("value")
+        what = (value or "unsorted") if field == "group" else f"{field}={value!r}"
+        return f"{verb} label {ids(clusters)} {what}{where}"
+    return f"{verb} {kind} {ids(clusters)}{where}".replace("  ", " ")
 
 
 def run_app(

@@ -245,9 +245,11 @@ def histogram_rows(
     width: int,
     marker: float | None = None,
     fmt: str = "{:>8.3g}",
+    high_first: bool = False,
 ) -> Text:
     """A horizontal histogram: one row per bin, ``edge │████ count``; the bin holding
-    ``marker`` is highlighted (used for the amplitude threshold)."""
+    ``marker`` is highlighted (used for the amplitude threshold). ``high_first`` puts the
+    highest bin on top, so a larger value is drawn higher (an up key moves the marker up)."""
     counts = np.asarray(counts, dtype=np.int64)
     top = max(1, int(counts.max()) if counts.size else 1)
     label_w = len(fmt.format(0.0))
@@ -269,4 +271,6 @@ def histogram_rows(
             Text(f" {int(c):>7,}", style="dim"),
         )
         rows.append(line)
+    if high_first:
+        rows.reverse()
     return Text("\n").join(rows)

@@ -86,13 +86,19 @@ class Stats:
     def amplitude_points(
         self, cid: int, max_points: int = 4000
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(times in s, amplitudes)`` of up to ``max_points`` evenly spaced spikes."""
+        """``(times in s, amplitudes)`` of up to ``max_points`` evenly spaced spikes, always
+        with the cluster's largest amplitude among them (so the plot's 0-max scale is the
+        cluster's, the one of the amplitude view and the split screen)."""
         amps = self.cur.dataset.amplitudes
         if amps is None:
             return None
         spikes = self.cur.spikes(cid) if cid in self.cur.state else self.get(cid).spikes
         if spikes.shape[0] > max_points:
-            spikes = spikes[np.linspace(0, spikes.shape[0] - 1, max_points).astype(np.int64)]
+            a_all = np.asarray(amps[spikes], dtype=np.float64)
+            pick = np.linspace(0, spikes.shape[0] - 1, max_points).astype(np.int64)
+            if np.isfinite(a_all).any():
+                pick = np.union1d(pick, [int(np.nanargmax(a_all))])
+            spikes = spikes[pick]
         ds = self.cur.dataset
         t = np.asarray(ds.spike_times[spikes], dtype=np.float64) / ds.sample_rate
         return t, np.asarray(amps[spikes], dtype=np.float64)

@@ -48,7 +48,14 @@ from curalog.errors import CuralogError
 
 from ..review import Review
 from ..session import CurationSession
-from ..widgets.evidence import COLOR_A, COLOR_B, EvidenceData, message_lines, render_evidence
+from ..widgets.evidence import (
+    COLOR_A,
+    COLOR_B,
+    EvidenceData,
+    amplitude_series,
+    message_lines,
+    render_evidence,
+)
 from ..widgets.scatter import ScatterView
 from .help import KeyTableHelp
 from .history import undo_stack

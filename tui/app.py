@@ -20,8 +20,9 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.scrollbar import ScrollBar
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from curalog import Curation, Update
 from curalog.analysis.features import FeatureSource
@@ -46,10 +47,13 @@ from .split_rules import SplitPlan
 from .stats_adapter import Stats
 from .widgets.cluster_table import ClusterTable
 from .widgets.detail import DetailPanel
+from .widgets.keybar import KeyBar
+from .widgets.scrollbar import LineScrollBarRender
 from .widgets.similarity_table import SimilarityTable
 from .widgets.status import StatusLine, status_text
 
 T = TypeVar("T")
+ScrollBar.renderer = LineScrollBarRender  # thumbs that do not look like data (0.00▇▇)
 GROUP_KEYS = {"good": "1", "mua": "2", "noise": "3", "unsorted": "4"}
 
 
@@ -67,9 +71,12 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("v", "views", "views"),
         Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
         Binding(
-            "c", "correlograms('ccg')", "ccg", tooltip="correlogram matrix (phy's CorrelogramView)"
+            "c",
+            "correlograms('ccg')",
+            "correlograms (ACG/CCG matrix)",
+            tooltip="correlogram matrix (phy's CorrelogramView)",
         ),
-        Binding("i", "correlograms('isi')", "isi", show=False, tooltip="ISI histograms"),
+        Binding("i", "correlograms('isi')", "ISI histograms", show=False, tooltip="ISI histograms"),
         Binding("1", "label('good')", "good"),
         Binding("2", "label('mua')", "mua"),
         Binding("3", "label('noise')", "noise"),
@@ -159,7 +166,7 @@ class CuralogApp(BackgroundMixin, App[int]):
             )
         else:
             yield from self._main_widgets()
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def _main_widgets(self) -> list[Widget]:
         left = Vertical(ClusterTable(self.model, id="clusters"), id="left")
@@ -189,7 +196,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         return self.query_one("#status", StatusLine)
 
     def on_mount(self) -> None:
-        self._apply_size_class(self.size.width)
+        self._apply_size_class(self.size.width, self.size.height)
         if self.ready:
             self._start()
         else:
@@ -212,7 +219,7 @@ class CuralogApp(BackgroundMixin, App[int]):
     async def _opened(self, session: Session) -> None:
         self._use_curation(session.cur, session.readonly_reason)
         await self.query_one("#loading").remove()
-        await self.mount_all(self._main_widgets(), before=self.query_one(Footer))
+        await self.mount_all(self._main_widgets(), before=self.query_one(KeyBar))
         self._start()
 
     def _start(self) -> None:
@@ -243,10 +250,13 @@ class CuralogApp(BackgroundMixin, App[int]):
         gc.freeze()
 
     def on_resize(self, event: Any) -> None:
-        self._apply_size_class(event.size.width)
+        self._apply_size_class(event.size.width, event.size.height)
+        if self.live:
+            self.refresh_status()  # compact or full status line
 
-    def _apply_size_class(self, width: int) -> None:
+    def _apply_size_class(self, width: int, height: int | None = None) -> None:
         self.set_class(width < 140, "narrow")
+        self.set_class((height if height is not None else self.size.height) < 40, "short")
 
     def on_unmount(self) -> None:
         self.live = False
@@ -261,6 +271,11 @@ class CuralogApp(BackgroundMixin, App[int]):
     def refresh_status(self) -> None:
         t = self.table
         arrow = "↓" if t.descending else "↑"
+        cid = t.current
+        selected = None
+        if cid is not None and cid in self.cur.state:
+            selected = (cid, self.cur.group(cid), self.cur.state.n_spikes_of(cid))
+        marked = sum(1 for c in self.model.marked if c in self.cur.state)
         self.status.show_state(
             status_text(
                 self.cur,
@@ -269,6 +284,9 @@ class CuralogApp(BackgroundMixin, App[int]):
                 filter_text=t.filter_text,
                 shown=len(t.order),
                 pending=len(self.feeder),
+                selected=selected,
+                marked=marked,
+                compact=self.size.width < 140,
             )
         )
 
@@ -354,6 +372,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         if not self.live:
             return
         self.best = msg.cid
+        self.refresh_status()  # the status line names the selected cluster
         if msg.cid is None:
             self.sim_table.show(None, [])
             self.detail.clear_detail()

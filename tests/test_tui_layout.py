@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_tui_snapshots import write_dataset
 
 from curalog.analysis.stats.correlograms import autocorrelogram, cross_correlogram
 from curalog.synth.generator import synthesize
@@ -25,7 +26,6 @@ from curalog_tui.testing import screen_text, settle
 from curalog_tui.widgets.keybar import MAIN_KEYS, fit_keys
 
 from conftest import check_snapshot as check
-from test_tui_snapshots import write_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -69,7 +69,9 @@ async def test_80x24_rows_selection_words_and_scrollbars(synth):
         cid = app.table.current
         assert f"▶ {cid} " in status  # the selection, in words
         assert "…" not in status and "…" not in keys
-        assert keys.split() == " ".join(f"{k.key} {k.what}" for k in fit_keys(MAIN_KEYS, 80)).split()
+        assert (
+            keys.split() == " ".join(f"{k.key} {k.what}" for k in fit_keys(MAIN_KEYS, 80)).split()
+        )
         assert "? help" in keys and "q quit" in keys
         # no scrollbar glyph beside the data: the last column holds only line characters
         assert not {ln[79] for ln in lines if len(ln) >= 80} & BLOCK_GLYPHS

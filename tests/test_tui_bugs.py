@@ -39,7 +39,7 @@ def small(tmp_path: Path) -> Path:
 
 
 def marker_line(text: str) -> int:
-    lines = [i for i, ln in enumerate(text.splitlines()) if "▶" in ln]
+    lines = [i for i, ln in enumerate(text.splitlines()) if re.search(r"\d ▶", ln)]
     assert len(lines) == 1, text
     return lines[0]
 

@@ -19,10 +19,10 @@ from curalog_tui.split_rules import by_amplitude, by_templates, by_time, dense_l
 def test_sparkline_scaled_from_zero_blank_for_zero():
     text = sparkline([0, 1, 2, 4, 8])
     assert text.plain[0] == " "  # an exact zero is a blank (refractory dip visible)
-    assert text.plain[-1] == "█"
+    assert text.plain[-1] == "▆"  # one-line sparklines stop at 6/8 (rows never touch)
     assert text.plain[1] == BLOCKS[1]  # 1/8 of the max: the lowest bar, not stretched from min
     flat = sparkline([10, 10, 10, 11])
-    assert set(flat.plain[:3]) == {"▇"}  # a flat correlogram stays high (not min->max stretched)
+    assert set(flat.plain[:3]) == {"▅"}  # a flat correlogram stays high (not min->max stretched)
 
 
 def test_levels_and_rebin():

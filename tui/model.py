@@ -19,7 +19,7 @@ from rich.text import Text
 
 from curalog import Curation
 
-from .plots import correlogram_marks, sparkline
+from .plots import CCG_STYLE, correlogram_marks, sparkline
 
 GROUP_STYLES = {
     "good": "#86d16d",
@@ -146,7 +146,7 @@ def ccg_cell(
         return Text("…", style="dim")
     arr = np.asarray(ccg)
     marks = correlogram_marks(arr.shape[0], width, bin_ms, refractory_ms)
-    return sparkline(arr, width, marked=marks, style="yellow")
+    return sparkline(arr, width, marked=marks, style=CCG_STYLE)
 
 
 class ClusterModel:

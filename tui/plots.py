@@ -19,8 +19,16 @@ from rich.text import Text
 
 #: Nine levels: blank for exactly zero, then eighths.
 BLOCKS = " ▁▂▃▄▅▆▇█"
-REFRACTORY_STYLE = "bold red"
-BAR_STYLE = "cyan"
+#: One-line sparklines stop at ▆ (6/8): a quarter of every cell stays empty, so the
+#: sparklines of consecutive table rows never touch. Terminals whose rows abut exactly (the
+#: browser's xterm.js, many GPU terminals) otherwise merge a column of them into one
+#: striped block (checked by ``bench/serve_screenshot.py``).
+SPARK_LEVELS = 6
+#: Explicit colours from the xterm-256 cube (exact in 256-colour and true-colour terminals,
+#: the same in the browser), never ANSI names that each terminal theme redefines.
+REFRACTORY_STYLE = "bold #ff005f"
+BAR_STYLE = "#5fd7ff"
+CCG_STYLE = "#ffaf00"
 
 
 def rebin(values: np.ndarray, width: int) -> np.ndarray:
@@ -64,7 +72,7 @@ def sparkline(
     v = np.asarray(values, dtype=np.float64)
     if width is not None:
         v = rebin(v, width)
-    lv = levels(v)
+    lv = levels(v, n_levels=SPARK_LEVELS)
     text = Text("".join(BLOCKS[i] for i in lv), style=style, no_wrap=True, overflow="crop")
     if marked is not None:
         for i in np.flatnonzero(marked[: len(lv)]):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -36,21 +36,27 @@ from .filter_expr import FilterError, compile_filter
 from .messages import CcgReady, ClusterSelected, DetailReady, ExportDone, SimilarReady, StatsReady
 from .model import ClusterModel
 from .review import Review
-from .screens.correlograms import CorrelogramScreen, new_correlogram_matrix
-from .screens.help import HelpScreen
-from .screens.history import HistoryScreen
-from .screens.proposals import ProposalsScreen
-from .screens.split import SplitScreen
-from .screens.views import ViewsScreen
+from .screens import (
+    CorrelogramScreen,
+    HelpScreen,
+    HistoryScreen,
+    ProposalsScreen,
+    SplitScreen,
+    ViewsScreen,
+)
+from .screens.correlograms import new_correlogram_matrix
 from .session import Session, open_session
 from .split_rules import SplitPlan
 from .stats_adapter import Stats
-from .widgets.cluster_table import ClusterTable
-from .widgets.detail import DetailPanel
-from .widgets.keybar import KeyBar
-from .widgets.scrollbar import LineScrollBarRender
-from .widgets.similarity_table import SimilarityTable
-from .widgets.status import StatusLine, status_text
+from .widgets import (
+    ClusterTable,
+    DetailPanel,
+    KeyBar,
+    LineScrollBarRender,
+    SimilarityTable,
+    StatusLine,
+    status_text,
+)
 
 T = TypeVar("T")
 ScrollBar.renderer = LineScrollBarRender  # thumbs that do not look like data (0.00▇▇)
@@ -249,7 +255,7 @@ class CuralogApp(BackgroundMixin, App[int]):
     def _freeze_gc(self) -> None:
         gc.freeze()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self._apply_size_class(event.size.width, event.size.height)
         if self.live:
             self.refresh_status()  # compact or full status line
@@ -707,7 +713,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         elif text.strip():
             self.run_command(text)
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: events.Key) -> None:
         prompt = self.query_one("#prompt", Input)
         if event.key == "escape" and prompt.display and prompt.has_focus:
             event.stop()

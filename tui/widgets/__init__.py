@@ -1,0 +1,37 @@
+"""The widgets of the terminal UI and the renderers they draw with: the face of the package."""
+
+from .cluster_table import ClusterTable
+from .detail import Detail, DetailPanel
+from .evidence import (
+    COLOR_A,
+    COLOR_B,
+    EvidenceData,
+    amplitude_series,
+    message_lines,
+    render_evidence,
+)
+from .fast_table import FastDataTable
+from .keybar import KeyBar
+from .scatter import ScatterView
+from .scrollbar import LineScrollBarRender
+from .similarity_table import SimilarityTable
+from .status import StatusLine, status_text
+
+__all__ = [
+    "COLOR_A",
+    "COLOR_B",
+    "ClusterTable",
+    "Detail",
+    "DetailPanel",
+    "EvidenceData",
+    "FastDataTable",
+    "KeyBar",
+    "LineScrollBarRender",
+    "ScatterView",
+    "SimilarityTable",
+    "StatusLine",
+    "amplitude_series",
+    "message_lines",
+    "render_evidence",
+    "status_text",
+]

@@ -236,3 +236,33 @@ async def test_template_feature_view_with_degenerate_index_says_why(phy_template
         await settle(pilot)
         text = screen_text(app)
         assert "template_feature_ind" in text, text
+
+
+async def test_raw_amplitude_in_microvolts_with_a_recording(tmp_path):
+    """With a raw recording and its gain (synth: int16 at 0.195 µV per bit), the detail
+    panel gives the raw amplitude in µV: the peak-to-peak of the mean filtered waveform on
+    the best channel (same value as computed here from curalog.recording)."""
+    from curalog.recording import open_recording
+    from curalog.synth.generator import synthesize
+    from curalog.synth.recording import write_recording
+
+    folder = tmp_path / "raw"
+    synthesize(folder, n_spikes=6_000, n_templates=8, seed=2, n_channels=32)
+    write_recording(folder)  # int16 at 0.195 µV per bit
+    params = (folder / "params.py").read_text()
+    if "uv_per_bit" not in params:
+        (folder / "params.py").write_text(params + "uv_per_bit = 0.195\n")
+    app = make_app(folder)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await settle(pilot)
+        cid = app.table.current
+        rec = open_recording(app.cur.dataset)
+        assert rec is not None and rec.uv_per_unit == pytest.approx(0.195)
+        best = app.stats.get(cid).best_channel
+        spikes = np.asarray(app.cur.spikes(cid))
+        pick = spikes[np.linspace(0, spikes.shape[0] - 1, min(100, spikes.shape[0])).astype(int)]
+        snips = rec.snippets(app.cur.dataset.spike_times[pick], np.array([best]), 30, 50)
+        mean = snips.mean(axis=0)[:, 0]
+        expected = (mean.max() - mean.min()) * rec.uv_per_unit
+        assert 20 < expected < 2000  # a plausible unit in µV
+        assert f"amp[µV] {expected:.0f}" in screen_text(app)

@@ -43,6 +43,7 @@ class Detail:
     bin_ms: float
     window_ms: float
     refractory_ms: float
+    raw_uv: float | None = None  # raw amplitude in µV (a recording with a known gain)
 
 
 class Plot(Widget):
@@ -147,6 +148,8 @@ class DetailPanel(VerticalScroll):
             bits.append(f"amp[t] {t_amp:.3g}")
         if s_amp is not None and np.isfinite(s_amp):
             bits.append(f"amp[au] {s_amp:.3g}")
+        if d.raw_uv is not None and np.isfinite(d.raw_uv):
+            bits.append(f"amp[µV] {d.raw_uv:.0f}")
         self.header.set(
             Text.assemble(
                 (f"cluster {d.best}", "bold " + style),

@@ -193,8 +193,8 @@ async def test_one_amplitude_scale_per_name_with_units(small):
         header = screen_text(app).splitlines()[0]
         assert "amp[t]" in header and "amp[au]" in header  # template units, amplitudes.npy
         row = app.model.row(cid)
-        assert row["amplitude_median"] == pytest.approx(median, rel=1e-6)
-        assert row["spk_amp"] == row["amplitude_median"]
+        assert row["amplitude_median_npy"] == pytest.approx(median, rel=1e-6)
+        assert row["spk_amp"] == row["amplitude_median_npy"]
         assert (
             f"{median:.1f}"
             in app.table.get_row(str(cid))[[c.key for c in app.table.cols].index("spk_amp")].plain

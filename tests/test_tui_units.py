@@ -37,7 +37,9 @@ def test_acg_cell_marks_refractory_bins():
     cell = acg_cell(half, bin_ms=1.0, refractory_ms=2.0, width=13)
     assert len(cell.plain) == 13
     assert cell.plain[0] == " "  # 0-2 ms: empty, as it should be for a good unit
-    assert any("red" in str(span.style) for span in cell.spans)
+    from curalog_tui.plots import REFRACTORY_STYLE
+
+    assert any(str(span.style) == REFRACTORY_STYLE and span.start == 0 for span in cell.spans)
 
 
 def test_bar_chart_and_line_plot_shapes():

@@ -358,6 +358,7 @@ class CuralogApp(BackgroundMixin, App[int]):
                 "presence_ratio",
                 "amplitude_cutoff",
                 "amplitude_median",
+                "amplitude_median_npy",
                 "shank",
                 "template",
                 "peak_to_trough_ms",

@@ -111,14 +111,15 @@ SCATTER_KEYS = (
     "isi_violations_ratio",
     "rp_contamination",
     "presence_ratio",
-    "amplitude_median",
+    "amplitude_median_npy",
     "amplitude_cutoff",
     "peak_to_trough_ms",
     "best_channel",
 )
 SCATTER_LABELS = {
     "firing_rate": "fr (Hz)",
-    "template_amplitude": "amp",
+    "template_amplitude": "amp[t]",
+    "amplitude_median_npy": "amp[au]",
     "isi_violations_ratio": "isi",
     "rp_contamination": "contam",
     "presence_ratio": "pres",

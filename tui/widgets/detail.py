@@ -143,7 +143,7 @@ class DetailPanel(VerticalScroll):
         isi = r.get("isi_violations_ratio")
         if isi is not None and np.isfinite(isi):
             bits.append(f"isi {isi:.2f}")
-        t_amp, s_amp = r.get("template_amplitude"), r.get("amplitude_median")
+        t_amp, s_amp = r.get("template_amplitude"), r.get("amplitude_median_npy")
         if t_amp is not None and np.isfinite(t_amp):
             bits.append(f"amp[t] {t_amp:.3g}")
         if s_amp is not None and np.isfinite(s_amp):

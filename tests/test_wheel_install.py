@@ -64,6 +64,8 @@ HEADLESS = textwrap.dedent(
             seen["stylesheets"] = sorted(str(k[0]) for k in app.stylesheet.source)
             await pilot.press("q")
         seen["files"] = [curalog.__file__, curalog_tui.__file__]
+        from curalog_tui.web_assets import WEB, server_kwargs  # curalog serve's local page
+        seen["serve_page"] = (WEB / "app_index.html").is_file() and bool(server_kwargs())
         print(json.dumps(seen))
 
     asyncio.run(main())
@@ -156,3 +158,4 @@ def test_wheel_installs_and_runs_demo_and_tui(tmp_path):
     for screen in ("ViewsScreen", "ProposalsScreen", "HistoryScreen", "SplitScreen", "HelpScreen"):
         assert seen[screen], f"{screen} did not open from the installed package: {seen}"
     assert any(s.endswith("app.tcss") for s in seen["stylesheets"]), seen["stylesheets"]
+    assert seen["serve_page"], "curalog serve's page or textual-serve is not in the install"

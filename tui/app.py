@@ -206,8 +206,12 @@ class CuralogApp(BackgroundMixin, App[int]):
         table.focus()
         self.detail.clear_detail()
         self.refresh_status()
+        for message in self.cur.warnings:  # recoveries made while opening (torn tail cut, ...)
+            self.notify(message, title="recovered", severity="warning", timeout=30)
         if self.readonly_reason:
             self.say(f"read-only: {self.readonly_reason}", error=True)
+        elif self.cur.warnings:
+            self.say(f"recovered: {self.cur.warnings[-1]}", error=True)
         else:
             self.say("ready: g merge, k split, 1-4 label, ctrl+z undo, / filter, : command, ? help")
         self.want_stats(table.order[:60], front=True)

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from curalog.atomic import save_npy_atomic, write_atomic, write_bytes_atomic
+from curalog.atomic import (
+    clean_stale_tempfiles,
+    save_npy_atomic,
+    write_atomic,
+    write_bytes_atomic,
+)
 from curalog.dataset import GROUP_FIELD
 from curalog.errors import CuralogError, LogCorruptError
 
@@ -185,6 +190,7 @@ def export_phy(
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CuralogError(f"{target}: cannot create the export folder ({exc.strerror})") from None
+    clean_stale_tempfiles(target)  # left by killed exports; nothing else is touched
     state_dir = cur.log_path.parent
     record_path = state_dir / EXPORT_RECORD
     record: dict[str, Any] = {}

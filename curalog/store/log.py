@@ -29,17 +29,20 @@ import fcntl
 import getpass
 import hashlib
 import os
+import re
 import socket
+import stat
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from curalog.atomic import fsync_dir, private_tempfile
+from curalog.atomic import clean_stale_tempfiles, fsync_dir, private_tempfile, write_side_file
 from curalog.errors import LogCorruptError, LogError, LogLockedError, UnsupportedVersionError
 from curalog.events.envelope import Event, decode_envelope, envelope
 
@@ -50,6 +53,19 @@ _FRAME = struct.Struct("<III")  # length, crc(payload), crc(length+crc)
 MAX_RECORD = 1 << 30  # 1 GiB: far above any real split, far below what breaks memory
 MAX_HEADER = 64 << 20
 CHECKSUM = "crc32-iso-hdlc (zlib)"
+
+
+#: Called with the one-line message of every recovery made while opening a log for writing
+#: (a torn tail cut, stale temp files removed); the command line prints it on stderr.
+#: The message is also in ``ScanResult.warnings`` / ``Curation.warnings`` (the UI shows it).
+RECOVERY_HANDLERS: list[Callable[[str], None]] = []
+
+
+def _recovered(scan: ScanResult, message: str) -> None:
+    scan.warnings.append(message)
+    for handler in list(RECOVERY_HANDLERS):
+        with contextlib.suppress(Exception):
+            handler(message)
 
 
 def _crc(data: bytes) -> int:
@@ -93,6 +109,8 @@ class ScanResult:
     torn: bool = False  # an incomplete record at the end
     corruption: str | None = None  # description of mid-file damage
     warnings: list[str] = field(default_factory=list)
+    where: str = ""  # the file, for messages
+    lost: str | None = None  # records missing at the end (see check_tail); also in corruption
 
     @property
     def head_hash(self) -> bytes:
@@ -130,7 +148,7 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
             f"{where}: format field {fmt} disagrees with the header ({header.get('format')!r})"
         )
     header_hash = hashlib.sha256(hpayload).digest()
-    result = ScanResult(header, header_hash, [], [], _FILE_HEAD.size + hlen, size)
+    result = ScanResult(header, header_hash, [], [], _FILE_HEAD.size + hlen, size, where=where)
     view = memoryview(data)
     pos = result.good_end
     prev = header_hash
@@ -181,57 +199,227 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
     return result
 
 
-def read_log(path: str | os.PathLike[str]) -> ScanResult:
-    """Read a log without locking or modifying it (a torn tail is ignored, corruption reported)."""
+def read_log(path: str | os.PathLike[str], *, check_state: bool = True) -> ScanResult:
+    """Read a log without locking or modifying it (a torn tail is ignored, corruption reported).
+
+    With ``check_state``, the tail state its last writer left in ``<log>.lock`` is compared
+    with the records found: events missing at the end are reported as ``lost`` and as
+    ``corruption`` (the log is then read-only until ``curalog fsck --repair``).
+    """
     p = Path(path)
+    # The state first: a writer updates it only after its append is durable, so a state
+    # read before the bytes never claims more than they hold.
+    state = read_state(p) if check_state else None
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise LogError(f"{p}: no such log") from None
+    except IsADirectoryError:
+        raise LogError(f"{p}: is a folder, not a log") from None
     except OSError as exc:
         raise LogError(f"{p}: cannot be read ({exc.strerror})") from None
-    return scan_bytes(data, str(p))
+    scan = scan_bytes(data, str(p))
+    lost = check_tail(scan, state)
+    if lost is not None:
+        scan.lost = lost
+        if scan.corruption is None:
+            scan.corruption = lost
+    return scan
+
+
+def _realpath(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def state_path(log_path: str | os.PathLike[str]) -> Path:
+    """``<log>.lock`` beside the log's real file: the writer lock of older curalog versions,
+    the holder's name for refusal messages, and the writer's *tail state* (see :func:`read_state`)."""
+    real = _realpath(Path(log_path))
+    return real.with_name(real.name + ".lock")
+
+
+_STATE_RE = re.compile(r"^events (\d+) head ([0-9a-f]{64}) root ([0-9a-f]{16}) crc ([0-9a-f]{8})$")
+
+
+@dataclass(frozen=True)
+class TailState:
+    """What the last writer recorded after its last durable append: the number of events,
+    the head hash and the header hash (root) of the log it belongs to."""
+
+    n_events: int
+    head: str
+    root: str
+
+
+def _format_state(state: TailState) -> str:
+    text = f"events {state.n_events} head {state.head} root {state.root}"
+    return f"{text} crc {_crc(text.encode()):08x}"
+
+
+def _parse_state(text: str) -> TailState | None:
+    for line in text.splitlines():
+        m = _STATE_RE.match(line.strip())
+        if m is None:
+            continue
+        body = line.strip().rsplit(" crc ", 1)[0]
+        if f"{_crc(body.encode()):08x}" != m.group(4):
+            return None  # read while being rewritten: no information
+        return TailState(int(m.group(1)), m.group(2), m.group(3))
+    return None
+
+
+def read_state(log_path: str | os.PathLike[str]) -> TailState | None:
+    """The tail state kept in ``<log>.lock`` (None when absent, unreadable or malformed)."""
+    try:
+        fd = os.open(state_path(log_path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return _parse_state(os.read(fd, 4096).decode("ascii", "replace"))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def check_tail(scan: ScanResult, state: TailState | None) -> str | None:
+    """Compare a scan with the last writer's tail state: a message when records were lost.
+
+    Detects a log cut at a record boundary (or restored from an older copy) while its
+    ``.lock`` file is beside it. It cannot detect a cut when that file is missing (the log
+    was copied or moved alone), was removed or rewritten too, or belongs to another log.
+    """
+    if state is None or state.root != scan.header_hash.hex()[:16]:
+        return None
+    n = len(scan.events)
+    if n < state.n_events:
+        kept = f"; it now ends after event {n}" if n else "; no event is left"
+        return (
+            f"{scan.where}: {state.n_events - n} recorded event(s) missing at the end: the last "
+            f"writer recorded {state.n_events} events (head {state.head[:12]}){kept} "
+            "(the log was cut or restored from an older copy)"
+        )
+    if state.n_events and scan.events[state.n_events - 1].hash.hex() != state.head:
+        return (
+            f"{scan.where}: event {state.n_events} differs from the one its last writer recorded "
+            f"(head {state.head[:12]}): the log was replaced or rewritten"
+        )
+    return None
+
+
+def _open_private(path: Path, flags: int) -> int:
+    """Open a side file of the log without following a symlink planted at its name, and
+    refuse anything but a regular file with a single link."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise OSError(errno.EPERM, "not a regular file of its own (a link?)")
+    return fd
 
 
 class WriterLock:
-    """An exclusive ``flock`` on ``<log>.lock`` that names its holder."""
+    """The single-writer lock of a log.
+
+    An exclusive ``flock`` on the log file itself, so every path to it (a symlink, a hard
+    link, another mount) meets the same lock; plus, for curalog versions before 0.2, the
+    ``flock`` on ``<log>.lock``, which also names the holder and keeps the tail state.
+    """
 
     def __init__(self, log_path: Path):
-        self.path = log_path.with_name(log_path.name + ".lock")
+        self.log_path = Path(log_path)
+        self.path = state_path(self.log_path)
         self.fd: int | None = None
+        self.log_fd: int | None = None
+        self.holder = (
+            f"{default_author()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        )
+        self.previous: TailState | None = None  # the tail state found when locking
+
+    def _refuse(self, holder: str) -> LogLockedError:
+        who = f" by {holder}" if holder else ""
+        return LogLockedError(f"{self.log_path}: already open for writing{who}")
+
+    def _holder(self) -> str:
+        with contextlib.suppress(OSError):
+            fd = _open_private(self.path, os.O_RDONLY)
+            try:
+                for _ in range(3):  # the holder writes its name right after locking
+                    first = os.pread(fd, 4096, 0).decode("utf-8", "replace").split("\n")[0]
+                    if first.strip():
+                        return "" if first.startswith("closed") else first.strip()
+                    time.sleep(0.005)
+            finally:
+                os.close(fd)
+        return ""
 
     def acquire(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            lfd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise LogError(f"{self.log_path}: no such log") from None
         except OSError as exc:
-            raise LogError(f"{self.path}: cannot create the lock file ({exc.strerror})") from None
+            raise LogError(f"{self.log_path}: cannot be opened ({exc.strerror})") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = ""
+            try:
+                fcntl.flock(lfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise self._refuse(self._holder()) from None
+                raise LogError(f"{self.log_path}: cannot lock ({exc.strerror})") from None
             with contextlib.suppress(OSError):
-                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                who = f" by {holder}" if holder else ""
-                raise LogLockedError(
-                    f"{self.path.with_suffix('')}: already open for writing{who}"
+                if os.fstat(lfd).st_ino != os.stat(self.log_path).st_ino:
+                    # replaced (repaired, removed) between our open and our lock
+                    raise self._refuse("")
+            try:
+                fd = _open_private(self.path, os.O_RDWR | os.O_CREAT)
+            except OSError as exc:
+                raise LogError(
+                    f"{self.path}: cannot use it as the lock file ({exc.strerror})"
                 ) from None
-            raise LogError(f"{self.path}: cannot lock ({exc.strerror})") from None
-        info = f"{default_author()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = self._holder()
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise self._refuse(holder) from None
+                raise LogError(f"{self.path}: cannot lock ({exc.strerror})") from None
+        except BaseException:
+            os.close(lfd)
+            raise
+        self.fd, self.log_fd = fd, lfd
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, info.encode(), 0)
-        self.fd = fd
+            self.previous = _parse_state(os.pread(fd, 4096, 0).decode("ascii", "replace"))
+        self._write(self.holder, self.previous)
+
+    def _write(self, first: str, state: TailState | None) -> None:
+        if self.fd is None:
+            return
+        text = first + "\n" + (_format_state(state) + "\n" if state is not None else "")
+        data = text.encode("utf-8", "replace")
+        with contextlib.suppress(OSError):
+            os.pwrite(self.fd, data, 0)
+            os.ftruncate(self.fd, len(data))
+
+    def record(self, n_events: int, head: bytes, root: bytes) -> None:
+        """Note the log's new tail (after a durable append; not fsynced: a lost update only
+        weakens the check, it never makes the log look damaged)."""
+        self.previous = TailState(n_events, head.hex(), root.hex()[:16])
+        self._write(self.holder, self.previous)
 
     def release(self) -> None:
         if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, 0)
+            self._write("closed", self.previous)  # no time: a no-op session changes nothing
             with contextlib.suppress(OSError):
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+        if self.log_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self.log_fd, fcntl.LOCK_UN)
+            os.close(self.log_fd)
+            self.log_fd = None
 
 
 def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
@@ -300,6 +488,8 @@ class LogWriter:
                     raise LogCorruptError(f"{self.path}: torn record at byte {self.scan.good_end}")
                 self._cut_torn_tail()
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            for tmp in clean_stale_tempfiles(self.path.parent):
+                _recovered(self.scan, f"{tmp}: removed (a temp file left by a killed writer)")
         except BaseException:
             self.lock.release()
             raise
@@ -309,20 +499,15 @@ class LogWriter:
 
     def _cut_torn_tail(self) -> None:
         good = self.scan.good_end
-        side = self.path.with_name(
+        base = self.path.with_name(
             f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         )
         try:
             with open(self.path, "rb") as f:
                 f.seek(good)
                 tail = f.read()
-            with open(side, "xb") as f:
-                f.write(tail)
-                f.flush()
-                os.fsync(f.fileno())
+            side = write_side_file(base, tail)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                side.unlink()
             raise LogError(
                 f"{self.path}: cannot keep the torn last record aside ({exc.strerror}); "
                 "the log is unchanged"
@@ -336,8 +521,10 @@ class LogWriter:
             raise LogError(
                 f"{self.path}: cannot cut the torn last record ({exc.strerror})"
             ) from None
-        self.scan.warnings.append(
-            f"{self.path}: cut off an incomplete last record ({len(tail)} bytes, kept in {side.name})"
+        _recovered(
+            self.scan,
+            f"{self.path}: cut off an incomplete last record after event {len(self.scan.events)} "
+            f"(an interrupted write, never acknowledged: {len(tail)} bytes, kept in {side})",
         )
         self.scan.torn = False
         self.scan.file_size = good
@@ -398,45 +585,23 @@ class LogWriter:
         self.events.append(event)
         self.head_hash = rec_hash
         self.size += len(frame)
+        if self.sync:
+            self.lock.record(len(self.events), rec_hash, self.scan.header_hash)
         return event
 
     def flush(self) -> None:
         """Make every appended record durable (only needed with ``sync=False``)."""
         if getattr(self, "fd", None) is not None:
             os.fsync(self.fd)
+            self.lock.record(len(self.events), self.head_hash, self.scan.header_hash)
 
     def close(self) -> None:
         if getattr(self, "fd", None) is not None:
             with contextlib.suppress(OSError):
                 os.fsync(self.fd)
+                if not self.sync and self.broken is None:
+                    self.lock.record(len(self.events), self.head_hash, self.scan.header_hash)
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
         self.lock.release()
-
-
-def repair_log(path: str | os.PathLike[str]) -> tuple[int, Path | None]:
-    """Cut a damaged log after its last valid record, keeping the rest in a side file.
-
-    Returns the number of records kept and the side file (None when nothing was cut).
-    """
-    p = Path(path)
-    lock = WriterLock(p)
-    lock.acquire()
-    try:
-        scan = read_log(p)
-        if scan.good_end >= scan.file_size:
-            return len(scan.events), None
-        side = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-        data = p.read_bytes()
-        with open(side, "wb") as f:
-            f.write(data[scan.good_end :])
-            f.flush()
-            os.fsync(f.fileno())
-        with open(p, "r+b") as f:
-            f.truncate(scan.good_end)
-            f.flush()
-            os.fsync(f.fileno())
-        return len(scan.events), side
-    finally:
-        lock.release()

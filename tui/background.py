@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 from curalog.errors import CuralogError
 
 from .messages import CcgReady, DetailReady, ExportDone, SimilarReady, StatsReady
-from .widgets.detail import Detail
+from .widgets import Detail
 
 if TYPE_CHECKING:
     from .feeder import Feeder

@@ -1,4 +1,5 @@
-"""Messages posted by worker threads back to the app (``post_message`` is thread-safe)."""
+"""Messages of the UI: the cluster tables' cursor, and worker threads' results posted back to
+the app (``post_message`` is thread-safe)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ from typing import Any
 
 import numpy as np
 from textual.message import Message
+from textual.widget import Widget
+
+
+class ClusterSelected(Message):
+    """The cluster under a table's cursor changed (None: the table is empty).
+
+    Posted by both the cluster table and the similarity table; ``control`` is the table, so a
+    handler picks one with a selector: ``@on(ClusterSelected, "SimilarityTable")``.
+    """
+
+    def __init__(self, table: Widget, cid: int | None):
+        super().__init__()
+        self.table = table
+        self.cid = cid
+
+    @property
+    def control(self) -> Widget:
+        return self.table
 
 
 @dataclass

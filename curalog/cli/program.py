@@ -422,24 +422,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_tui(args: argparse.Namespace) -> int:
-    try:
-        from curalog_tui.app import run_app
-    except ImportError as exc:
-        raise CliError(f"the terminal UI is not installed ({exc})") from None
-    return run_app(args.dir, args.log, author=args.author, mouse=not args.no_mouse)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from curalog_tui.serve import serve
-    except ImportError as exc:
-        raise CliError(
-            f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})"
-        ) from None
-    return serve(args.dir, args.log, host=args.host, port=args.port)
-
-
 # ---------------------------------------------------------------------- parser
 HELP = """\
 curalog: curate Kilosort/phy spike sorting with an append-only, crash-safe history.
@@ -606,25 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
 
-    p = add("tui", cmd_tui, "curate in the terminal (works over SSH)", author=True)
-    p.add_argument(
-        "--no-mouse", action="store_true", help="do not capture the mouse (slow links, copy/paste)"
-    )
-
-    p = add(
-        "serve",
-        cmd_serve,
-        "serve the terminal UI to a browser (binds 127.0.0.1; use an SSH tunnel)",
-    )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)"
-    )
-    p.add_argument("--port", type=int, default=8000)
-
     from curalog.cli import autolabel as autolabel_cli
     from curalog.cli import history as history_cli
     from curalog.cli import proposals as proposals_cli
+    from curalog.cli import ui as ui_cli
 
+    ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
     for module in (history_cli, autolabel_cli, proposals_cli):
         module.register(add)
     return parser

@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from curalog import Curation
 from curalog.errors import CuralogError
-from curalog.events.envelope import ACTION_TYPES, REDO, UNDO, Event
+from curalog.events import ACTION_TYPES, REDO, UNDO, Event
 
 from ..model import GROUP_STYLES
 

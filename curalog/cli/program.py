@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -60,36 +61,55 @@ def _damage_warning(cur: Curation) -> int:
     return EXIT_DAMAGED
 
 
+_ID_RE = re.compile(r"[0-9]+")
+
+
 def _ids(values: Sequence[str]) -> list[int]:
-    """Cluster ids from arguments: ``3 7``, ``3,7`` or ``3-5``."""
+    """Cluster ids from arguments: ``3 7``, ``3,7`` or ``3-5`` (ASCII digits only: ``' 1'``
+    or a full-width ``１`` is refused, not read as 1)."""
     out: list[int] = []
     for raw in values:
         for part in str(raw).split(","):
-            part = part.strip()
             if not part:
                 continue
-            try:
-                if "-" in part[1:]:
-                    lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
-                    out.extend(range(int(lo), int(hi) + 1))
-                else:
-                    out.append(int(part))
-            except ValueError:
-                raise CliError(f"not a cluster id: {part!r}") from None
+            lo, dash, hi = part.partition("-")
+            if not _ID_RE.fullmatch(lo) or (dash and not _ID_RE.fullmatch(hi)):
+                raise CliError(f"not a cluster id: {part!r}")
+            if dash:
+                out.extend(range(int(lo), int(hi) + 1))
+            else:
+                out.append(int(lo))
     return out
 
 
 def _load_npy_arg(path: str, what: str) -> np.ndarray:
+    """A 1-D integer array from a ``.npy`` file (an ``(n, 1)`` column is accepted)."""
     p = Path(path)
     try:
-        arr = np.load(p, allow_pickle=False)
+        with open(p, "rb") as f:
+            magic = f.read(6)
     except FileNotFoundError:
         raise CliError(f"{what} {p}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{what} {p}: is a folder, not a .npy file") from None
+    except OSError as exc:
+        raise CliError(f"{what} {p}: cannot be read ({exc.strerror})") from None
+    if magic != b"\x93NUMPY":
+        raise CliError(f"{what} {p}: not a .npy file (write it with numpy.save(path, indices))")
+    try:
+        arr = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise CliError(f"{what} {p}: not a readable .npy file ({exc})") from None
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if "pickle" in first:
+            first = "it holds Python objects, not numbers"
+        raise CliError(f"{what} {p}: not a readable .npy file ({first})") from None
     if not isinstance(arr, np.ndarray):
         raise CliError(f"{what} {p}: not a single array")
-    return arr.reshape(-1)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise CliError(f"{what} {p}: expected a 1-D array of indices, got shape {arr.shape}")
+    return arr
 
 
 def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None = None) -> Curation:

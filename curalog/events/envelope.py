@@ -231,7 +231,15 @@ def describe(type_: str, body: dict[str, Any]) -> str:
             verb = "split" if type_ == SPLIT else "assign"
             if body.get("as_merge"):
                 verb += " (whole clusters: merge)"
-            return f"{verb} {_ids(body['deleted'])} -> {_ids(body['added'])} ({body['n_spikes']:,} spikes)"
+            # n_spikes is the size of the clusters the action touched; the selection is the
+            # packed array's length (a 967-spike split of a 5,000-spike cluster says 967)
+            moved = body["spikes"].get("n") if isinstance(body.get("spikes"), dict) else None
+            size = (
+                f"{moved:,} of {body['n_spikes']:,} spikes"
+                if isinstance(moved, int) and moved != body["n_spikes"]
+                else f"{body['n_spikes']:,} spikes"
+            )
+            return f"{verb} {_ids(body['deleted'])} -> {_ids(body['added'])} ({size})"
         if type_ == LABEL:
             value = body.get("value")
             shown = (
@@ -247,6 +255,6 @@ def describe(type_: str, body: dict[str, Any]) -> str:
             return f"{type_} #{body['target']}"
         if type_ == NOTE:
             return f"note {body.get('kind', '')}: {body.get('text', '')}"
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         pass
     return type_

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -231,7 +231,7 @@ class CuralogApp(BackgroundMixin, App[int]):
     def _freeze_gc(self) -> None:
         gc.freeze()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self._apply_size_class(event.size.width)
 
     def _apply_size_class(self, width: int) -> None:
@@ -639,7 +639,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         elif text.strip():
             self.run_command(text)
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: events.Key) -> None:
         prompt = self.query_one("#prompt", Input)
         if event.key == "escape" and prompt.display and prompt.has_focus:
             event.stop()

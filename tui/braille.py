@@ -37,11 +37,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 from rich.text import Span, Text
+
+if TYPE_CHECKING:
+    from curalog.analysis.features import SplitPreview, ViewData
 
 __all__ = [
     "BACKGROUND_COLOR",
@@ -843,9 +846,9 @@ def group_layers(x: np.ndarray, y: np.ndarray, groups: Sequence[str | None]) -> 
 
 
 def view_layers(
-    data: Any,
+    data: ViewData,
     *,
-    preview: Any = None,
+    preview: SplitPreview | None = None,
     palette: Sequence[str] = CLUSTER_COLORS,
     background_key: Hashable | None = None,
 ) -> list[ScatterLayer]:

@@ -4,11 +4,14 @@ the app (``post_message`` is thread-safe)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from textual.message import Message
 from textual.widget import Widget
+
+if TYPE_CHECKING:
+    from .widgets import Detail
 
 
 class ClusterSelected(Message):
@@ -49,7 +52,7 @@ class CcgReady(Message):
 
 @dataclass
 class DetailReady(Message):
-    detail: Any  # widgets.detail.Detail
+    detail: Detail
 
 
 @dataclass

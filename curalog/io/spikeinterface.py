@@ -37,9 +37,10 @@ from curalog import __version__
 from curalog.atomic import write_bytes_atomic
 from curalog.dataset import GROUP_FIELD
 from curalog.errors import CuralogError, InvalidActionError
+from curalog.history.contingencies import contingency
+from curalog.history.outcome import _member_mask
 from curalog.io.phy_import import CurationImportError, ImportResult, rehearse
 from curalog.labels import normalize_group
-from curalog.store.history import _member_mask, contingency
 
 if TYPE_CHECKING:
     from curalog.curation import Curation

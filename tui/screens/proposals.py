@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -210,7 +210,7 @@ class ProposalsScreen(Screen[None]):
         if self.busy and self.current is None and time.monotonic() - self._t_request > 0.4:
             self._draw_header()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self.set_class(self.app.size.width < NARROW, "narrow")
         self.call_after_refresh(self.redraw)
 

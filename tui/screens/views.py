@@ -35,8 +35,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -157,7 +158,7 @@ def _cell_marker(layer: ScatterLayer, frame: Frame) -> ScatterLayer:
     )
 
 
-def _message_lines(text: Text, width: int, height: int, console: Any) -> list[Text]:
+def _message_lines(text: Text, width: int, height: int, console: Console) -> list[Text]:
     lines = [Text("")] + list(text.wrap(console, max(10, width - 2)))
     out = [Text(" ") + ln for ln in lines[:height]]
     return out
@@ -302,7 +303,7 @@ class ViewsScreen(Screen[None]):
         self.set_interval(0.5, self._poll_stats)
         self.request()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self.redraw)
 
     # ------------------------------------------------------------------ selection

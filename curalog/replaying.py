@@ -106,9 +106,10 @@ def resolve_logged(state: ClusterState, event: Event, log_path: Path, n_spikes: 
 
 
 def logged_label(
-    state: ClusterState, event: Event, log_path: Path
+    state: ClusterState, event: Event, log_path: Path, *, reserved: set[str] | None = None
 ) -> tuple[list[int], str, LabelValue]:
-    """A logged label event, validated exactly as the live API validates its input."""
+    """A logged label event, validated exactly as the live API validates its input
+    (``reserved``: the dataset's sorter columns, as the API refuses them)."""
     body = event.body
     try:
         ids = int_list(body["clusters"])
@@ -118,7 +119,7 @@ def logged_label(
         if name == GROUP_FIELD:
             value: LabelValue = normalize_group(body["value"])
         else:
-            name = validate_field_name(name)
+            name = validate_field_name(name, reserved)
             value = validate_value(body["value"])
     except InvalidActionError as exc:
         raise diverged(log_path, event, str(exc)) from None

@@ -373,7 +373,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
             print(f"replay FAILED: {printable(exc)}")
             damaged = True
     if args.repair and (damaged or torn):
-        from curalog.curation import make_header
+        from curalog.binding import make_header
         from curalog.dataset import load_dataset
         from curalog.store.log import default_author
 

@@ -488,14 +488,18 @@ class LogWriter:
                     raise LogCorruptError(f"{self.path}: torn record at byte {self.scan.good_end}")
                 self._cut_torn_tail()
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-            for tmp in clean_stale_tempfiles(self.path.parent):
-                _recovered(self.scan, f"{tmp}: removed (a temp file left by a killed writer)")
+            self.clean_temp_files(self.path.parent)
         except BaseException:
             self.lock.release()
             raise
         self.size = self.scan.good_end
         self.events = self.scan.events
         self.head_hash = self.scan.head_hash
+
+    def clean_temp_files(self, folder: str | os.PathLike[str]) -> None:
+        """Remove the temp files killed writers left in ``folder``, each reported as a recovery."""
+        for tmp in clean_stale_tempfiles(folder):
+            _recovered(self.scan, f"{tmp}: removed (a temp file left by a killed writer)")
 
     def _cut_torn_tail(self) -> None:
         good = self.scan.good_end

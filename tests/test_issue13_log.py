@@ -368,3 +368,20 @@ def test_a_log_written_by_curalog_0_1_still_opens(tmp_path, capsys):
     scan = read_log(log)
     assert len(scan.events) == 9 and scan.events[7].hash.hex() == LEGACY_HEAD
     assert read_state(log).n_events == 9
+
+
+def test_a_damaged_format_field_is_damage_not_a_newer_version(tmp_path, capsys):
+    """Found by the campaign: a flipped bit in the u16 format field (outside the header
+    checksum) read as "log format 33 is newer than this curalog"; fsck said 2, repair refused."""
+    folder = faultlib.make_dataset(tmp_path / "ds", 2000, 20)
+    log = _log_with(folder, 2)
+    before = read_log(log).head_hash
+    buf = bytearray(log.read_bytes())
+    buf[8] ^= 0x20  # format 1 -> 33
+    log.write_bytes(bytes(buf))
+    with pytest.raises(LogCorruptError, match="disagrees with the header"):
+        read_log(log)
+    assert _run(capsys, "fsck", str(folder))[0] == 1
+    code, out, _ = _run(capsys, "fsck", str(folder), "--repair")
+    assert code == 0 and "format field damaged" in out
+    assert read_log(log).head_hash == before

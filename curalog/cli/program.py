@@ -609,13 +609,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     from curalog.cli import autolabel as autolabel_cli
+    from curalog.cli import clusters as clusters_cli
     from curalog.cli import history as history_cli
     from curalog.cli import proposals as proposals_cli
     from curalog.cli import ui as ui_cli
     from curalog.cli import waveforms as waveforms_cli
 
     ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
-    for module in (history_cli, autolabel_cli, proposals_cli, waveforms_cli):
+    for module in (history_cli, autolabel_cli, proposals_cli, waveforms_cli, clusters_cli):
         module.register(add)
     return parser
 

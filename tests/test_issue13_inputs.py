@@ -232,3 +232,23 @@ def test_deeply_nested_filter_in_the_tui_is_one_line():
     with pytest.raises(FilterError, match="nested") as info:
         compile_filter("(" * 500 + "fr > 1" + ")" * 500, ["fr"])
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------- 9. terminal escapes
+def test_terminal_escapes_are_shown_escaped_by_log_and_info_and_kept(tmp_path, capsys):
+    folder = faultlib.make_dataset(tmp_path / "ds", 2000, 20)
+    esc = "\x1b]0;owned\x07\x1b[2J\x1b[31m\u202e"
+    with curalog.open(folder, author=f"eve{esc}") as cur:
+        cur.label([3], group="good", reason=f"because{esc}")
+        cur.label([4], field="comment", value=f"v{esc}")
+        cur.note("proposal", f"text{esc}")
+    for cmd in ("log", "info"):
+        code, out, err = _run(capsys, cmd, str(folder))
+        assert code == 0
+        assert "\x1b" not in out + err and "\x07" not in out and "\u202e" not in out
+        assert "eve\\x1b]0;owned\\x07" in out
+    code, out, _ = _run(capsys, "log", str(folder), "--json")
+    assert "\x1b" not in out
+    with curalog.open(folder, readonly=True) as cur:  # the log keeps them as written
+        assert cur.events[0].author == f"eve{esc}"
+        assert cur.events[0].body["reason"] == f"because{esc}"

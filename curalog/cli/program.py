@@ -23,6 +23,7 @@ from curalog import __version__
 from curalog.cli.safe_text import printable
 from curalog.curation import Curation, default_log_path, open_curation
 from curalog.errors import CuralogError
+from curalog.events import RedoBody, UndoBody
 
 EXIT_USAGE = 2
 
@@ -225,7 +226,9 @@ def _undo_or_redo(args: argparse.Namespace, verb: str) -> int:
         if update is None:
             print(f"nothing to {verb}")
             return 0
-        target = cur.events[-1].body["target"]
+        move = cur.events[-1].data
+        assert isinstance(move, UndoBody | RedoBody)
+        target = move.target
         print(f"{verb} #{target}: {cur.events[target - 1].summary()}")
     return 0
 
@@ -406,12 +409,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
             pc_features=args.features,
             drift=args.drift,
             progress=cb,
+            recording=args.recording,
+            recording_progress=cb,
         ),
     )
     print(
         f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
         f"({info.n_units} true units), {info.duration:.1f} s"
     )
+    size = f"{info.recording_bytes / 1e9:.2f} GB"
+    if info.recording is not None:
+        print(f"raw recording {info.recording.name}: {size}, int16, 0.195 µV per bit")
+    elif args.recording is None:
+        print(f"no raw recording: it would take {size} (--recording writes it anyway)")
     return 0
 
 
@@ -593,6 +603,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="realistic over-splitting: units drift and are split along "
         "the drift, with near-duplicate neighbours (ground truth in synth_truth.json)",
     )
+    p.add_argument(
+        "--recording",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the raw recording raw.dat (templates x amplitudes at the spike times, plus "
+        "noise; int16). Default: when it takes at most 2 GiB",
+    )
 
     p = add(
         "demo", cmd_demo, "generate a demo dataset and run a scripted curation on it", dataset=False
@@ -604,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="curalog-demo",
         help="where to put it (default ./curalog-demo)",
     )
-    p.add_argument("--spikes", type=int, default=500_000)
+    p.add_argument("--spikes", type=int, default=100_000)
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
 

@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from curalog.cli.waveforms import add_raw_argument
 from curalog.errors import CuralogError
 
 
@@ -24,7 +25,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         from curalog_tui.app import run_app
     except ImportError as exc:
         raise UIUnavailableError(f"the terminal UI is not installed ({exc})") from None
-    return run_app(args.dir, args.log, author=args.author, mouse=not args.no_mouse)
+    return run_app(args.dir, args.log, author=args.author, mouse=not args.no_mouse, raw=args.raw)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -43,6 +44,7 @@ def register(add: Callable[..., Any]) -> None:
     p.add_argument(
         "--no-mouse", action="store_true", help="do not capture the mouse (slow links, copy/paste)"
     )
+    add_raw_argument(p)
 
     p = add(
         "serve",

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Input, Static
 
 from curalog import Curation, Update
 from curalog.analysis.features import FeatureSource
+from curalog.analysis.stats import QUALITY_NAMES
 from curalog.errors import CuralogError
 
 from .background import BackgroundMixin
@@ -339,6 +340,8 @@ class CuralogApp(BackgroundMixin, App[int]):
                 "best_channel",
                 "isi_violations_count",
                 "rp_violations",
+                "amplitude_median_npy",
+                *QUALITY_NAMES,
             ]
         )
         for cid in ids:

@@ -20,9 +20,13 @@ Grammar::
 
 Names are column names (``n_spikes``, ``firing_rate``, ``isi_violations_ratio``,
 ``rp_contamination``, ``presence_ratio``, ``amplitude_cutoff``, ``amplitude_median``,
-``template_amplitude``, ``depth``, ``shank``, ``peak_to_trough_ms``, sorter columns such as
-``KSLabel`` or ``ContamPct``, ...), or phy's short names ``fr``, ``amp``, ``sh`` and
-SpikeInterface's ``num_spikes``. Functions: ``abs(x)``, ``isnan(x)`` (true for a missing
+``template_amplitude``, ``depth``, ``shank``, ``peak_to_trough_ms``, every SpikeInterface
+quality metric of :data:`curalog.analysis.stats.quality.QUALITY_COLUMNS` (``snr``,
+``isolation_distance``, ``l_ratio``, ``d_prime``, ``nn_hit_rate``, ``silhouette``,
+``sliding_rp_violation``, ``drift_ptp``, ...), sorter columns such as ``KSLabel`` or
+``ContamPct`` (always also as ``sorter.<name>``; a sorter column named like a computed one is
+*only* ``sorter.<name>``), ...), or phy's short names ``fr``, ``amp``, ``sh`` and
+SpikeInterface's ``num_spikes`` and ``peak_to_valley``. Functions: ``abs(x)``, ``isnan(x)`` (true for a missing
 value). Strings are quoted with ``'`` or ``"``.
 
 Missing values: a column a cluster does not have (e.g. ``KSLabel`` for a merged cluster) and
@@ -39,6 +43,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from curalog.analysis.stats.quality import QUALITY_NAMES
 
 __all__ = [
     "GROUPS",
@@ -62,6 +68,7 @@ ALIASES = {
     "num_spikes": "n_spikes",
     "isi_violation": "isi_violations_ratio",
     "n": "n_spikes",
+    "peak_to_valley": "peak_to_trough_duration",  # SpikeInterface's former name
 }
 
 #: Default rules in the spirit of bombcell's noise / MUA / good classes (Fabre et al.,
@@ -516,6 +523,9 @@ def autolabel_decisions(
         "presence_ratio",
         "amplitude_cutoff",
         "peak_to_trough_ms",
+        "amplitude_median_npy",
+        "silhouette",
+        *QUALITY_NAMES,
     }
     for row in table.values():
         known.update(row.keys())

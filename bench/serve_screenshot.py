@@ -68,6 +68,25 @@ def wait_port(port: int, timeout: float) -> bool:
     return False
 
 
+def served_url(proc: subprocess.Popen, timeout: float) -> str:
+    """The page URL ``curalog serve`` prints (``http://127.0.0.1:PORT/?token=...``), or the
+    bare address for a curalog serve without a token."""
+    import re
+    import select
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            m = re.search(r"(http://\S+)", line)
+            if m:
+                return m.group(1)
+    raise RuntimeError("curalog serve printed no URL")
+
+
 @dataclass
 class Shot:
     name: str
@@ -249,8 +268,7 @@ async def drive(
         except subprocess.TimeoutExpired:  # pragma: no cover
             os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(profile, ignore_errors=True)
-    base = url.rstrip("/")
-    host = base.split("/")[2]
+    host = url.split("/")[2]
     report.external = [
         u for u in report.requests if not u.startswith(("data:", "about:")) and host not in u
     ]
@@ -286,14 +304,16 @@ def check(
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "curalog", "serve", str(folder), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
         start_new_session=True,
     )
     try:
+        url = served_url(server, 60)  # with the session's token
         if not wait_port(port, 60):
             raise RuntimeError("curalog serve did not start")
-        report = asyncio.run(drive(f"http://127.0.0.1:{port}/", chromium, keys, size, settle_s))
+        report = asyncio.run(drive(url, chromium, keys, size, settle_s))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=10)

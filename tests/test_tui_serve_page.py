@@ -59,6 +59,26 @@ def test_page_template_loads_nothing_remote():
         assert (Path(server_kwargs()["statics_path"]) / name).is_file()
 
 
+def served_url(proc: subprocess.Popen, timeout: float) -> str:
+    """The page URL (with its token) that ``curalog serve`` prints on its first line."""
+    import re
+    import select
+
+    end = time.monotonic() + timeout
+    buf = ""
+    while time.monotonic() < end:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            buf += line
+            m = re.search(r"(http://\S+)", line)
+            if m:
+                return m.group(1)
+    pytest.fail(f"curalog serve printed no URL: {buf!r}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,16 +96,18 @@ def test_a_real_server_serves_page_script_and_fonts_itself(tmp_path):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "curalog", "serve", str(tmp_path / "ds"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        url = served_url(proc, 60)  # with the session's token (curalog serve's guard)
         deadline = time.monotonic() + 60
         while True:
             try:
-                status, page = _get(base + "/")
+                status, page = _get(url)
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:

@@ -26,6 +26,7 @@ from textual.widgets import Input, Static
 
 from curalog import Curation, Update
 from curalog.analysis.features import FeatureSource
+from curalog.analysis.stats import QUALITY_NAMES
 from curalog.analysis.stats.ccg_matrix import CorrelogramMatrix
 from curalog.errors import CuralogError
 
@@ -42,7 +43,9 @@ from .screens import (
     HistoryScreen,
     ProposalsScreen,
     SplitScreen,
+    TraceScreen,
     ViewsScreen,
+    WaveformScreen,
 )
 from .screens.correlograms import new_correlogram_matrix
 from .session import Session, open_session
@@ -75,6 +78,8 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("g", "merge", "merge"),
         Binding("k", "split", "split"),
         Binding("v", "views", "views"),
+        Binding("w", "waveforms", "waveforms", show=False, tooltip="raw waveforms, best channels"),
+        Binding("T", "traces", "traces", show=False, tooltip="the filtered recording"),
         Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
         Binding(
             "c",
@@ -238,8 +243,12 @@ class CuralogApp(BackgroundMixin, App[int]):
         table.focus()
         self.detail.clear_detail()
         self.refresh_status()
+        for message in self.cur.warnings:  # recoveries made while opening (torn tail cut, ...)
+            self.notify(message, title="recovered", severity="warning", timeout=30)
         if self.readonly_reason:
             self.say(f"read-only: {self.readonly_reason}", error=True)
+        elif self.cur.warnings:
+            self.say(f"recovered: {self.cur.warnings[-1]}", error=True)
         else:
             self.say("ready: g merge, k split, 1-4 label, ctrl+z undo, / filter, : command, ? help")
         self.want_stats(table.order[:60], front=True)
@@ -365,6 +374,8 @@ class CuralogApp(BackgroundMixin, App[int]):
                 "best_channel",
                 "isi_violations_count",
                 "rp_violations",
+                "amplitude_median_npy",
+                *QUALITY_NAMES,
             ]
         )
         for cid in ids:
@@ -651,6 +662,25 @@ class CuralogApp(BackgroundMixin, App[int]):
             return
         self.push_screen(CorrelogramScreen(self, ids, mode))
 
+    def _raw_view_ids(self, what: str) -> tuple[list[int], int | None] | None:
+        targets = self.selection()
+        if not targets:
+            self.say(f"{what}: no cluster selected", error=True)
+            return None
+        similar = self.similar if self.sim_table.reference == self.best else None
+        return targets, (similar if similar not in targets else None)
+
+    def action_waveforms(self) -> None:
+        got = self._raw_view_ids("waveforms")
+        if got is not None:
+            self.push_screen(WaveformScreen(self, got[0], got[1]))
+
+    def action_traces(self) -> None:
+        got = self._raw_view_ids("traces")
+        if got is not None:
+            ids = got[0] + ([got[1]] if got[1] is not None else [])
+            self.push_screen(TraceScreen(self, ids))
+
     def action_proposals(self) -> None:
         self.push_screen(ProposalsScreen(self))
 
@@ -834,6 +864,7 @@ def run_app(
     *,
     author: str | None = None,
     mouse: bool = True,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
 ) -> int:
     """Open ``dir`` (and its log) and run the UI; returns the exit status.
 
@@ -844,7 +875,9 @@ def run_app(
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
     app = CuralogApp(
-        opener=lambda: open_session(dir, log, author=author), owns_curation=True, mouse=mouse
+        opener=lambda: open_session(dir, log, author=author, raw=raw),
+        owns_curation=True,
+        mouse=mouse,
     )
     try:
         app.run(mouse=mouse)

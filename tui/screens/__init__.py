@@ -9,7 +9,9 @@ from .help import HelpScreen, KeyTableHelp
 from .history import HistoryScreen
 from .proposals import ProposalsScreen, ReviewHelp
 from .split import SplitScreen
+from .traces import TraceHelp, TraceScreen
 from .views import ViewsHelp, ViewsScreen
+from .waveforms import WaveformHelp, WaveformScreen
 
 __all__ = [
     "CorrelogramHelp",
@@ -20,6 +22,10 @@ __all__ = [
     "ProposalsScreen",
     "ReviewHelp",
     "SplitScreen",
+    "TraceHelp",
+    "TraceScreen",
     "ViewsHelp",
     "ViewsScreen",
+    "WaveformHelp",
+    "WaveformScreen",
 ]

@@ -12,6 +12,16 @@ from .evidence import (
 )
 from .fast_table import FastDataTable
 from .keybar import KeyBar
+from .rawplot import (
+    SpikeMark,
+    WaveformSet,
+    channel_grid,
+    message_block,
+    noise_scale,
+    render_probe,
+    render_traces,
+    render_waveforms,
+)
 from .scatter import ScatterView
 from .scrollbar import LineScrollBarRender
 from .similarity_table import SimilarityTable
@@ -28,6 +38,14 @@ __all__ = [
     "KeyBar",
     "LineScrollBarRender",
     "ScatterView",
+    "SpikeMark",
+    "WaveformSet",
+    "channel_grid",
+    "message_block",
+    "noise_scale",
+    "render_probe",
+    "render_traces",
+    "render_waveforms",
     "SimilarityTable",
     "StatusLine",
     "amplitude_series",

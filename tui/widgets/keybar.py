@@ -31,6 +31,8 @@ MAIN_KEYS: tuple[Key, ...] = (
     Key("^z", "undo", "undo", 0),
     Key("^y", "redo", "redo", 6),
     Key("v", "views", "views", 3),
+    Key("w", "waveforms", "waveforms", 9),
+    Key("T", "traces", "traces", 10),
     Key("c", "ccg", "correlograms('ccg')", 4),
     Key("m", "queue", "proposals", 5),
     Key("/", "filter", "prompt('/')", 2),

@@ -33,7 +33,7 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update
+from curalog.clustering import Change, ClusterState, Update, cluster_id_list
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -41,15 +41,22 @@ from curalog.errors import (
     LogCorruptError,
     LogError,
 )
-from curalog.events.envelope import (
+from curalog.events import (
     ASSIGN,
     LABEL,
     MERGE,
-    NOTE,
     REDO,
     SPLIT,
     UNDO,
+    AssignBody,
+    Body,
     Event,
+    LabelBody,
+    MergeBody,
+    NoteBody,
+    RedoBody,
+    SplitBody,
+    UndoBody,
     pack_indices,
     pack_values,
 )
@@ -60,7 +67,14 @@ from curalog.labels import (
     validate_field_name,
     validate_value,
 )
-from curalog.replaying import Action, diverged, logged_label, plan_replay, resolve_logged
+from curalog.replaying import (
+    Action,
+    UndoStack,
+    diverged,
+    logged_label,
+    plan_replay,
+    resolve_logged,
+)
 from curalog.store.log import LogWriter, create_log, default_author, read_log
 from curalog.waveforms import RecordingMixin
 
@@ -133,6 +147,7 @@ class Curation(RecordingMixin):
                 self.corruption = scan.corruption
             else:
                 self._writer = LogWriter(self.log_path, sync=sync)
+                self._writer.clean_temp_files(dataset.path)  # left by killed exports
                 scan = self._writer.scan
                 self.warnings.extend(scan.warnings)
             header = scan.header
@@ -238,15 +253,20 @@ class Curation(RecordingMixin):
 
     @property
     def can_undo(self) -> bool:
-        return self._pos > 0
+        return self._undo.pos > 0
 
     @property
     def can_redo(self) -> bool:
-        return self._pos < len(self._stack)
+        return self._undo.next is not None
 
     @property
     def undo_depth(self) -> int:
-        return self._pos
+        return self._undo.pos
+
+    @property
+    def _stack(self) -> list[Action]:
+        """The actions on the undo stack, oldest first (read by tests of the eviction)."""
+        return self._undo.items
 
     def subscribe(self, callback: Callable[[Update], None]) -> None:
         """Call ``callback(update)`` after every action, undo and redo."""
@@ -259,9 +279,9 @@ class Curation(RecordingMixin):
             raise LogError(f"{self.log_path}: opened read-only{why}")
         return self._writer
 
-    def _append(self, type_: str, body: dict[str, Any]) -> Event:
+    def _append(self, body: Body) -> Event:
         writer = self._require_writer()
-        event = writer.append(type_, body, self.author)
+        event = writer.append(body.TYPE, body.to_dict(), self.author)
         self._created = []  # the log now holds work: it stays
         self.events.append(event)
         self.head_hash = event.hash
@@ -286,14 +306,13 @@ class Curation(RecordingMixin):
         self._require_writer()
         change = self.state.resolve_merge(list(cluster_ids))
         new = change.added_ids[0]
-        body: dict[str, Any] = {
-            "clusters": change.deleted_ids,
-            "new": new,
-            "n_spikes": change.n_spikes,
-        }
-        if meta := self._check_meta(meta):
-            body["meta"] = meta
-        event = self._append(MERGE, body)
+        body = MergeBody(
+            clusters=tuple(change.deleted_ids),
+            new=new,
+            n_spikes=change.n_spikes,
+            meta=self._check_meta(meta),
+        )
+        event = self._append(body)
         return self._do_change(event, change).added[0]
 
     def split(self, spike_ids, labels=None, *, meta: dict[str, Any] | None = None) -> list[int]:
@@ -308,20 +327,21 @@ class Curation(RecordingMixin):
         """
         self._require_writer()
         change = self.state.resolve_split(spike_ids, labels)
-        body: dict[str, Any] = {
-            "added": change.added_ids,
-            "deleted": change.deleted_ids,
-            "n_spikes": change.n_spikes,
-            "as_merge": change.kind == "merge",
-        }
         spikes_sorted = np.sort(np.asarray(spike_ids, dtype=np.int64).reshape(-1))
-        body["spikes"] = pack_indices(spikes_sorted)
+        packed_labels = None
         if labels is not None:
             order = np.argsort(np.asarray(spike_ids, dtype=np.int64).reshape(-1), kind="stable")
-            body["labels"] = pack_values(np.asarray(labels, dtype=np.int64).reshape(-1)[order])
-        if meta := self._check_meta(meta):
-            body["meta"] = meta
-        event = self._append(SPLIT, body)
+            packed_labels = pack_values(np.asarray(labels, dtype=np.int64).reshape(-1)[order])
+        body = SplitBody(
+            added=tuple(change.added_ids),
+            deleted=tuple(change.deleted_ids),
+            n_spikes=change.n_spikes,
+            as_merge=change.kind == "merge",
+            spikes=pack_indices(spikes_sorted),
+            labels=packed_labels,
+            meta=self._check_meta(meta),
+        )
+        event = self._append(body)
         return list(self._do_change(event, change).added)
 
     def assign(self, spike_ids, cluster_ids, *, meta: dict[str, Any] | None = None) -> list[int]:
@@ -330,16 +350,15 @@ class Curation(RecordingMixin):
         change = self.state.resolve_assign(spike_ids, cluster_ids)
         sel = np.asarray(spike_ids, dtype=np.int64).reshape(-1)
         order = np.argsort(sel, kind="stable")
-        body: dict[str, Any] = {
-            "spikes": pack_indices(sel[order]),
-            "clusters": pack_values(np.asarray(cluster_ids, dtype=np.int64).reshape(-1)[order]),
-            "added": change.added_ids,
-            "deleted": change.deleted_ids,
-            "n_spikes": change.n_spikes,
-        }
-        if meta := self._check_meta(meta):
-            body["meta"] = meta
-        event = self._append(ASSIGN, body)
+        body = AssignBody(
+            spikes=pack_indices(sel[order]),
+            clusters=pack_values(np.asarray(cluster_ids, dtype=np.int64).reshape(-1)[order]),
+            added=tuple(change.added_ids),
+            deleted=tuple(change.deleted_ids),
+            n_spikes=change.n_spikes,
+            meta=self._check_meta(meta),
+        )
+        event = self._append(body)
         return list(self._do_change(event, change).added)
 
     def label(
@@ -356,10 +375,7 @@ class Curation(RecordingMixin):
         ``group="unsorted"`` (or ``value=None`` for a field) clears the value.
         """
         self._require_writer()
-        try:
-            ids = sorted({int(c) for c in cluster_ids})
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidActionError("label: cluster ids must be integers") from None
+        ids = sorted(set(cluster_id_list(cluster_ids, "label")))
         if not ids:
             raise InvalidActionError("label: no clusters given")
         missing = [c for c in ids if c not in self.state]
@@ -378,10 +394,14 @@ class Curation(RecordingMixin):
             name = validate_field_name(field, set(self.dataset.sorter_columns))
             val = validate_value(value)
         previous = [[c, self.labels.get(name, c)] for c in ids]
-        body: dict[str, Any] = {"clusters": ids, "field": name, "value": val, "previous": previous}
-        if reason:
-            body["reason"] = str(reason)
-        event = self._append(LABEL, body)
+        body = LabelBody(
+            clusters=tuple(ids),
+            field=name,
+            value=val,
+            previous=previous,
+            reason=str(reason) if reason else None,
+        )
+        event = self._append(body)
         return self._do_label(event)
 
     def undo(self) -> Update | None:
@@ -389,9 +409,10 @@ class Curation(RecordingMixin):
         self._require_writer()
         if not self.can_undo:
             return None
-        action = self._stack[self._pos - 1]
-        event = self._append(UNDO, {"target": action.seq, "kind": action.type})
-        self._pos -= 1
+        action = self._undo.latest
+        assert action is not None
+        event = self._append(UndoBody(target=action.seq, kind=action.type))
+        self._undo.pos -= 1
         return self._emit(self._revert(action, event.seq))
 
     def redo(self) -> Update | None:
@@ -399,17 +420,15 @@ class Curation(RecordingMixin):
         self._require_writer()
         if not self.can_redo:
             return None
-        action = self._stack[self._pos]
-        event = self._append(REDO, {"target": action.seq, "kind": action.type})
-        self._pos += 1
+        action = self._undo.next
+        assert action is not None
+        event = self._append(RedoBody(target=action.seq, kind=action.type))
+        self._undo.pos += 1
         return self._emit(self._apply(action, event.seq, REDO))
 
     def note(self, kind: str, text: str = "", data: dict[str, Any] | None = None) -> Event:
         """Record a decision that changes nothing (e.g. a rejected merge proposal)."""
-        body: dict[str, Any] = {"kind": str(kind), "text": str(text)}
-        if data := self._check_meta(data):
-            body["data"] = data
-        return self._append(NOTE, body)
+        return self._append(NoteBody(kind=str(kind), text=str(text), data=self._check_meta(data)))
 
     # ------------------------------------------------------------------ internals
     def _reset_state(self) -> None:
@@ -422,29 +441,25 @@ class Curation(RecordingMixin):
             self.state.reset(self.dataset.spike_templates)
             self.labels.reset(base_groups)
         release_pages(self.dataset.spike_templates)  # the state holds its own copy now
-        self._stack: list[Action] = []
-        self._pos = 0
+        self._undo: UndoStack[Action] = UndoStack()
         self._floor = 0  # structural actions below this stack index have evicted arrays
         self._hot_bytes = 0
 
     def _push(self, action: Action) -> None:
-        for dropped in self._stack[self._pos :]:  # a new action discards the redo branch
+        for dropped in self._undo.push(action):  # a new action discards the redo branch
             if dropped.change is not None:
                 self._hot_bytes -= dropped.change.nbytes
-        del self._stack[self._pos :]
-        self._stack.append(action)
-        self._pos += 1
 
     def _evict(self) -> None:
         """Bound the memory of the undo history: keep the spike arrays of the latest
         actions; older ones are undone by replaying the log instead."""
         if self._verify:
             return
-        hot = self._pos - self._floor
+        hot = self._undo.pos - self._floor
         while (
             hot > HOT_ACTIONS or self._hot_bytes > self._hot_budget
-        ) and self._floor < self._pos - 1:
-            change = self._stack[self._floor].change
+        ) and self._floor < self._undo.pos - 1:
+            change = self._undo.items[self._floor].change
             if change is not None and not change.evicted:
                 self._hot_bytes -= change.nbytes
                 change.evict()
@@ -550,7 +565,9 @@ class Curation(RecordingMixin):
 
     def _label_body(self, event: Event) -> tuple[list[int], str, LabelValue]:
         """A logged label event, validated exactly as the live API validates its input."""
-        return logged_label(self.state, event, self.log_path)
+        return logged_label(
+            self.state, event, self.log_path, reserved=set(self.dataset.sorter_columns)
+        )
 
     def _replay_fast(self, events: list[Event]) -> None:
         """Replay a log: apply only the actions in effect at the end (see
@@ -560,10 +577,11 @@ class Curation(RecordingMixin):
         for name in plan.fields:  # fields exist from their first event on, even if undone
             self.labels.fields.setdefault(name, {})
         self.events.extend(events)
-        self._stack = plan.stack
-        self._pos = 0
-        for action in plan.stack[: plan.pos]:
-            self._pos += 1
+        effective = plan.stack.effective
+        self._undo = plan.stack
+        self._undo.pos = 0
+        for action in effective:
+            self._undo.pos += 1
             self._apply(action, action.seq, None)
         self.state.counter = max(self.state.counter, plan.counter)
 
@@ -576,19 +594,12 @@ class Curation(RecordingMixin):
         elif event.type == LABEL:
             self._do_label(event)
         elif event.type in (UNDO, REDO):
-            target = event.body.get("target")
+            action = self._undo.follow(event, self.log_path)
+            assert action is not None  # follow() checked the target
             if event.type == UNDO:
-                if not self.can_undo or self._stack[self._pos - 1].seq != target:
-                    raise self._diverged(event, f"undo target #{target} is not the latest action")
-                self._pos -= 1
-                self._revert(self._stack[self._pos], event.seq)
+                self._revert(action, event.seq)
             else:
-                if not self.can_redo or self._stack[self._pos].seq != target:
-                    raise self._diverged(
-                        event, f"redo target #{target} is not the next undone action"
-                    )
-                self._pos += 1
-                self._apply(self._stack[self._pos - 1], event.seq, REDO)
+                self._apply(action, event.seq, REDO)
 
     # ------------------------------------------------------------------ export
     def export(self, out: str | os.PathLike[str] | None = None, *, info: bool = True):

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Input, Static
 
 from curalog import Curation, Update
 from curalog.analysis.features import FeatureSource
+from curalog.analysis.stats import QUALITY_NAMES
 from curalog.errors import CuralogError
 
 from .background import BackgroundMixin
@@ -34,7 +35,15 @@ from .filter_expr import FilterError, compile_filter
 from .messages import CcgReady, ClusterSelected, DetailReady, ExportDone, SimilarReady, StatsReady
 from .model import ClusterModel
 from .review import Review
-from .screens import HelpScreen, HistoryScreen, ProposalsScreen, SplitScreen, ViewsScreen
+from .screens import (
+    HelpScreen,
+    HistoryScreen,
+    ProposalsScreen,
+    SplitScreen,
+    TraceScreen,
+    ViewsScreen,
+    WaveformScreen,
+)
 from .session import Session, open_session
 from .split_rules import SplitPlan
 from .stats_adapter import Stats
@@ -56,6 +65,8 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("g", "merge", "merge"),
         Binding("k", "split", "split"),
         Binding("v", "views", "views"),
+        Binding("w", "waveforms", "waveforms", show=False, tooltip="raw waveforms, best channels"),
+        Binding("T", "traces", "traces", show=False, tooltip="the filtered recording"),
         Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
         Binding("1", "label('good')", "good"),
         Binding("2", "label('mua')", "mua"),
@@ -210,8 +221,12 @@ class CuralogApp(BackgroundMixin, App[int]):
         table.focus()
         self.detail.clear_detail()
         self.refresh_status()
+        for message in self.cur.warnings:  # recoveries made while opening (torn tail cut, ...)
+            self.notify(message, title="recovered", severity="warning", timeout=30)
         if self.readonly_reason:
             self.say(f"read-only: {self.readonly_reason}", error=True)
+        elif self.cur.warnings:
+            self.say(f"recovered: {self.cur.warnings[-1]}", error=True)
         else:
             self.say("ready: g merge, k split, 1-4 label, ctrl+z undo, / filter, : command, ? help")
         self.want_stats(table.order[:60], front=True)
@@ -325,6 +340,8 @@ class CuralogApp(BackgroundMixin, App[int]):
                 "best_channel",
                 "isi_violations_count",
                 "rp_violations",
+                "amplitude_median_npy",
+                *QUALITY_NAMES,
             ]
         )
         for cid in ids:
@@ -578,6 +595,25 @@ class CuralogApp(BackgroundMixin, App[int]):
         similar = self.similar if self.sim_table.reference == self.best else None
         self.push_screen(ViewsScreen(self, targets, similar if similar not in targets else None))
 
+    def _raw_view_ids(self, what: str) -> tuple[list[int], int | None] | None:
+        targets = self.selection()
+        if not targets:
+            self.say(f"{what}: no cluster selected", error=True)
+            return None
+        similar = self.similar if self.sim_table.reference == self.best else None
+        return targets, (similar if similar not in targets else None)
+
+    def action_waveforms(self) -> None:
+        got = self._raw_view_ids("waveforms")
+        if got is not None:
+            self.push_screen(WaveformScreen(self, got[0], got[1]))
+
+    def action_traces(self) -> None:
+        got = self._raw_view_ids("traces")
+        if got is not None:
+            ids = got[0] + ([got[1]] if got[1] is not None else [])
+            self.push_screen(TraceScreen(self, ids))
+
     def action_proposals(self) -> None:
         self.push_screen(ProposalsScreen(self))
 
@@ -730,6 +766,7 @@ def run_app(
     *,
     author: str | None = None,
     mouse: bool = True,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
 ) -> int:
     """Open ``dir`` (and its log) and run the UI; returns the exit status.
 
@@ -740,7 +777,9 @@ def run_app(
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
     app = CuralogApp(
-        opener=lambda: open_session(dir, log, author=author), owns_curation=True, mouse=mouse
+        opener=lambda: open_session(dir, log, author=author, raw=raw),
+        owns_curation=True,
+        mouse=mouse,
     )
     try:
         app.run(mouse=mouse)

@@ -6,19 +6,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from curalog.events.envelope import (
-    ACTION_TYPES,
-    ASSIGN,
-    LABEL,
-    MERGE,
+from curalog.errors import LogCorruptError
+from curalog.events import (
     NOTE,
     REDO,
-    SPLIT,
     UNDO,
+    AssignBody,
+    Body,
     Event,
+    LabelBody,
+    MergeBody,
+    NoteBody,
+    RedoBody,
+    SplitBody,
+    UndoBody,
 )
-
-_STRUCTURAL = (MERGE, SPLIT, ASSIGN)
+from curalog.replaying import walk_undo_stack
 
 
 # ====================================================================== event helpers
@@ -30,18 +33,18 @@ def iso_time(time_ns: int | None) -> str | None:
 
 def event_clusters(event: Event) -> list[int]:
     """Cluster ids an event mentions (its inputs and outputs), for diff listings."""
-    b = event.body
-    ids: list[Any] = []
     try:
-        if event.type == MERGE:
-            ids = [*b["clusters"], b["new"]]
-        elif event.type in (SPLIT, ASSIGN):
-            ids = [*b["deleted"], *b["added"]]
-        elif event.type == LABEL:
-            ids = list(b["clusters"])
-    except (KeyError, TypeError):
+        data = event.data
+    except LogCorruptError:
         return []
-    return sorted({int(x) for x in ids if isinstance(x, int)})
+    ids: tuple[int, ...] = ()
+    if isinstance(data, MergeBody):
+        ids = (*data.clusters, data.new)
+    elif isinstance(data, SplitBody | AssignBody):
+        ids = (*data.deleted, *data.added)
+    elif isinstance(data, LabelBody):
+        ids = data.clusters
+    return sorted(set(ids))
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -55,15 +58,20 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "summary": event.summary(),
         "clusters": event_clusters(event),
     }
+    try:
+        data: Body | None = event.data
+    except LogCorruptError:
+        data = None
     if event.type in (UNDO, REDO):
-        out["target"] = event.body.get("target")
+        out["target"] = data.target if isinstance(data, UndoBody | RedoBody) else None
     if event.type == NOTE:
-        out["kind"] = event.body.get("kind")
+        out["kind"] = data.kind if isinstance(data, NoteBody) else None
     return out
 
 
 def effective_actions(events: list[Event]) -> tuple[list[Event], list[Event]]:
-    """The actions in effect after ``events`` (undo/redo resolved), and the undone ones.
+    """The actions in effect after ``events`` (undo/redo resolved), and the undone ones
+    (:func:`curalog.replaying.walk_undo_stack`).
 
     Returns
     -------
@@ -72,15 +80,5 @@ def effective_actions(events: list[Event]) -> tuple[list[Event], list[Event]]:
     undone : list of Event
         Actions that were undone and are still redoable.
     """
-    stack: list[Event] = []
-    pos = 0
-    for e in events:
-        if e.type in ACTION_TYPES:
-            del stack[pos:]
-            stack.append(e)
-            pos += 1
-        elif e.type == UNDO and pos > 0:
-            pos -= 1
-        elif e.type == REDO and pos < len(stack):
-            pos += 1
-    return stack[:pos], stack[pos:]
+    walk = walk_undo_stack(events)
+    return walk.effective, walk.undone

@@ -21,6 +21,7 @@ from curalog.binding import (
 )
 from curalog.dataset import Dataset, Fingerprint, load_dataset
 from curalog.errors import CuralogError, LogCorruptError, LogError
+from curalog.events import NoteBody
 from curalog.events.envelope import (
     NOTE,
     Event,
@@ -97,9 +98,14 @@ def _display_name(folder: str | os.PathLike[str], path: Path) -> str:
 def branch_note(events: list[Event]) -> dict[str, Any] | None:
     """The data of the last ``branch`` note of a log (its own fork record), or None."""
     for e in reversed(events):
-        if e.type == NOTE and e.body.get("kind") == BRANCH_NOTE:
-            data = e.body.get("data")
-            return dict(data) if isinstance(data, dict) else {}
+        if e.type != NOTE:
+            continue
+        try:
+            note = e.data
+        except LogCorruptError:
+            continue
+        if isinstance(note, NoteBody) and note.kind == BRANCH_NOTE:
+            return dict(note.data) if note.data is not None else {}
     return None
 
 

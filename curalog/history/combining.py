@@ -17,17 +17,20 @@ from curalog.curation import (
     default_log_path,
 )
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset
-from curalog.errors import InvalidActionError, LogCorruptError
-from curalog.events.envelope import (
+from curalog.events import (
     LABEL,
-    MERGE,
     REDO,
-    SPLIT,
+    STRUCTURAL_TYPES,
     UNDO,
+    AssignBody,
     Event,
+    LabelBody,
+    MergeBody,
+    SplitBody,
+    UndoBody,
     unpack_array,
 )
-from curalog.history.actions import _STRUCTURAL, effective_actions
+from curalog.history.actions import effective_actions
 from curalog.history.branches import (
     BRANCH_NOTE,
     HistoryError,
@@ -39,6 +42,7 @@ from curalog.history.branches import (
     resolve_log,
     validate_branch_name,
 )
+from curalog.replaying import UndoStack, resolve_logged
 from curalog.store.log import (
     default_author,
     read_log,
@@ -110,36 +114,14 @@ class CombineResult:
         }
 
 
-def _resolve_logged(state: ClusterState, event: Event, where: str) -> Change:
-    """Resolve a logged structural event on ``state`` and check it against its record."""
-    body = event.body
-    try:
-        if event.type == MERGE:
-            change = state.resolve_merge(body["clusters"])
-            logged_added, logged_deleted = [body["new"]], sorted(body["clusters"])
-        else:
-            spikes = unpack_array(body["spikes"], where)
-            if event.type == SPLIT:
-                labels = (
-                    unpack_array(body["labels"], where) if body.get("labels") is not None else None
-                )
-                change = state.resolve_split(spikes, labels)
-            else:
-                change = state.resolve_assign(spikes, unpack_array(body["clusters"], where))
-            logged_added, logged_deleted = list(body["added"]), list(body["deleted"])
-    except InvalidActionError as exc:
-        raise LogCorruptError(f"{where}: replay diverged ({exc})") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LogCorruptError(f"{where}: malformed {event.type} body ({exc})") from None
-    if change.added_ids != logged_added or change.deleted_ids != logged_deleted:
-        raise LogCorruptError(f"{where}: replay diverged (ids differ from the record)")
-    return change
-
-
 @dataclass
 class _Step:
     event: Event
     change: Change | None
+
+    @property
+    def seq(self) -> int:
+        return self.event.seq
 
 
 def _simulate(
@@ -149,39 +131,31 @@ def _simulate(
     steps after ``k`` (with their resolved changes, in B's ids) and the shared actions that
     B undid."""
     state = ClusterState(ds.spike_templates)
-    stack: list[_Step] = []
-    pos = 0
+    stack: UndoStack[_Step] = UndoStack()
     live_k: set[int] | None = None
     shared: set[int] = set()
     for e in events:
         if e.seq == k + 1:
             live_k = set(state.cluster_ids.tolist())
-            shared = {s.event.seq for s in stack[:pos]}
-        if e.type in _STRUCTURAL:
-            change = _resolve_logged(state, e, f"{path}: event {e.seq}")
+            shared = {s.seq for s in stack.effective}
+        if e.type in STRUCTURAL_TYPES:
+            change = resolve_logged(state, e, path, ds.n_spikes)
             state.apply(change)
-            del stack[pos:]
-            stack.append(_Step(e, change))
-            pos += 1
+            stack.push(_Step(e, change))
         elif e.type == LABEL:
-            del stack[pos:]
-            stack.append(_Step(e, None))
-            pos += 1
-        elif e.type == UNDO and pos > 0:
-            pos -= 1
-            step = stack[pos]
-            if step.change is not None:
-                state.revert(step.change)
-        elif e.type == REDO and pos < len(stack):
-            step = stack[pos]
-            if step.change is not None:
-                state.apply(step.change)
-            pos += 1
+            stack.push(_Step(e, None))
+        elif e.type in (UNDO, REDO):
+            step = stack.follow(e, path)
+            if step is not None and step.change is not None:
+                if e.type == UNDO:
+                    state.revert(step.change)
+                else:
+                    state.apply(step.change)
     if live_k is None:
         live_k = set(state.cluster_ids.tolist())
-        shared = {s.event.seq for s in stack[:pos]}
-    effective = [s for s in stack[:pos] if s.event.seq > k]
-    undone_shared = sorted(shared - {s.event.seq for s in stack[:pos]})
+        shared = {s.seq for s in stack.effective}
+    effective = [s for s in stack.effective if s.seq > k]
+    undone_shared = sorted(shared - {s.seq for s in stack.effective})
     return live_k, effective, undone_shared
 
 
@@ -190,11 +164,12 @@ def _who_deleted(events: list[Event], k: int) -> dict[int, int]:
     out: dict[int, int] = {}
     effective, _ = effective_actions(events)
     for e in effective:
-        if e.seq <= k or e.type not in _STRUCTURAL:
+        if e.seq <= k or e.type not in STRUCTURAL_TYPES:
             continue
-        gone = e.body.get("clusters") if e.type == MERGE else e.body.get("deleted")
-        for c in gone or []:
-            out.setdefault(int(c), e.seq)
+        data = e.data
+        assert isinstance(data, MergeBody | SplitBody | AssignBody)
+        for c in data.deleted:
+            out.setdefault(c, e.seq)
     return out
 
 
@@ -269,7 +244,11 @@ def combine(
             _rebase(cur, steps, live_k, a_deleted_by, name_a, name_b, result)
             for u in undone_shared:
                 undo = next(
-                    (e for e in scan_b.events[k:] if e.type == UNDO and e.body.get("target") == u),
+                    (
+                        e
+                        for e in scan_b.events[k:]
+                        if isinstance(e.data, UndoBody) and e.data.target == u
+                    ),
                     None,
                 )
                 seq = undo.seq if undo is not None else u
@@ -376,14 +355,16 @@ def _rebase(
                         )
                     )
                 continue
-            body = e.body
-            if e.type == MERGE:
+            data = e.data
+            if isinstance(data, MergeBody):
                 cur.merge(mapped, meta=meta)
-            elif e.type == SPLIT:
+            elif isinstance(data, SplitBody):
                 where = f"{name_b}: event {e.seq}"
-                spikes = unpack_array(body["spikes"], where)
+                spikes = unpack_array(data.spikes, where, cur.dataset.n_spikes)
                 labels = (
-                    unpack_array(body["labels"], where) if body.get("labels") is not None else None
+                    unpack_array(data.labels, where, cur.dataset.n_spikes)
+                    if data.labels is not None
+                    else None
                 )
                 cur.split(spikes, labels, meta=meta)
             else:
@@ -401,15 +382,15 @@ def _rebase(
             result.applied.append((e.seq, cur.seq))
             continue
         # label: a per-cluster three-way register
-        body = e.body
-        name = str(body["field"])
-        value = body.get("value")
-        before = {int(c): v for c, v in body.get("previous", [])}
+        label = e.data
+        assert isinstance(label, LabelBody)
+        name = label.field
+        value = label.value
+        before = {int(c): v for c, v in label.previous}
         apply_ids: list[int] = []
         bad: list[str] = []
         bad_ids: list[int] = []
-        for c in body["clusters"]:
-            c = int(c)
+        for c in label.clusters:
             m, why = locate(c)
             if why or m is None:
                 bad.append(why or f"cluster {c} is unknown")

@@ -22,9 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from curalog.atomic import save_npy_atomic, write_atomic, write_bytes_atomic
+from curalog.atomic import (
+    clean_stale_tempfiles,
+    save_npy_atomic,
+    write_atomic,
+    write_bytes_atomic,
+)
 from curalog.dataset import GROUP_FIELD
 from curalog.errors import CuralogError, LogCorruptError
+from curalog.labels import SORTER_COLUMNS
 
 if TYPE_CHECKING:
     from curalog.curation import Curation
@@ -72,6 +78,9 @@ def cluster_info_rows(
     sorter = cur.dataset.sorter_columns
     n_templates = cur.dataset.n_templates
     rows: list[dict[str, Any]] = []
+    computed = set().union(*extra.values()) if extra else set()
+    # a sorter column never replaces a computed one of the same name (issue 14)
+    sorter_key = {name: f"sorter.{name}" if name in computed else name for name in sorter}
     for c in live.tolist():
         n = cur.state.n_spikes_of(c)
         row: dict[str, Any] = {"n_spikes": n, "fr": float(n / duration)}
@@ -79,10 +88,10 @@ def cluster_info_rows(
             row[name] = values.get(c)
         if c < n_templates:
             for name, values in sorter.items():
-                row[name] = values.get(c)
+                row[sorter_key[name]] = values.get(c)
         else:
             for name in sorter:
-                row[name] = None
+                row[sorter_key[name]] = None
         if extra and c in extra:
             row.update(extra[c])
         row["cluster_id"] = c
@@ -168,6 +177,7 @@ def export_phy(
     *,
     info: bool = True,
     extra_columns: dict[int, dict[str, Any]] | None = None,
+    metrics: bool = True,
 ) -> ExportResult:
     """Write the current state as phy's files into ``out`` (default: the dataset folder).
 
@@ -185,6 +195,7 @@ def export_phy(
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CuralogError(f"{target}: cannot create the export folder ({exc.strerror})") from None
+    clean_stale_tempfiles(target)  # left by killed exports; nothing else is touched
     state_dir = cur.log_path.parent
     record_path = state_dir / EXPORT_RECORD
     record: dict[str, Any] = {}
@@ -199,9 +210,19 @@ def export_phy(
         sc_path = target / "spike_clusters.npy"
         if sc_path.exists() and not _explained(sc_path, cur, record):
             result.backups.append(_backup(sc_path, state_dir / "backup"))
-        group_path = target / "cluster_group.tsv"
-        if group_path.exists() and _sha256_file(group_path) not in record.get("tsv_sha256", []):
-            result.backups.append(_backup(group_path, state_dir / "backup"))
+        known_tsv = set(record.get("tsv_sha256", []))
+        sorter_names = {n.casefold() for n in (*SORTER_COLUMNS, *cur.dataset.sorter_columns)}
+        for name in cur.labels.fields:
+            path = target / f"cluster_{name}.tsv"
+            if not path.exists() or _sha256_file(path) in known_tsv:
+                continue
+            if name.casefold() in sorter_names:
+                raise CuralogError(
+                    f"{path}: a sorter's file (curalog did not write it); refusing to overwrite "
+                    f"it with the label field {name!r} (relabel into another field)"
+                )
+            # not ours (e.g. phy saved it): kept before it is replaced
+            result.backups.append(_backup(path, state_dir / "backup"))
         written.append(
             save_npy_atomic(sc_path, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32))
         )
@@ -213,6 +234,11 @@ def export_phy(
         if info:
             if extra_columns is None:
                 extra_columns = phy_template_columns(cur)
+                if metrics:  # every metric column of `curalog clusters`
+                    from curalog.analysis.stats.table import info_columns
+
+                    for c, cols in info_columns(cur).items():
+                        extra_columns.setdefault(c, {}).update(cols)
             columns, rows = cluster_info_rows(cur, extra_columns)
             data = tsv_bytes(columns, [[format_cell(r.get(c)) for c in columns] for r in rows])
             written.append(write_bytes_atomic(target / "cluster_info.tsv", data))

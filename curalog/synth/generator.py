@@ -4,7 +4,8 @@
 like a real Kilosort 2/3 output (``params.py``, ``spike_times.npy``, ``spike_templates.npy``,
 ``amplitudes.npy``, ``templates.npy``, channel files, ``similar_templates.npy``, whitening
 matrices and the sorter's ``cluster_*.tsv`` columns), plus a ground-truth file
-``synth_truth.json`` that phylib does not pick up.
+``synth_truth.json`` that phylib does not pick up, and (``recording=``) the raw recording
+``raw.dat`` that ``params.py`` names, consistent with the spikes (:mod:`curalog.synth.recording`).
 
 The generative model
 --------------------
@@ -121,6 +122,7 @@ import numpy as np
 from curalog.synth.drift import _build_model_drift, _similarity, _SpikePositions
 from curalog.synth.kernels import _accumulate, _gen_window, _init_sources, _sort_window
 from curalog.synth.model import _REFRACTORY_S, _build_model, channel_positions_np1
+from curalog.synth.recording import raw_bytes, write_recording
 
 __all__ = ["SynthInfo", "synthesize", "channel_positions_np1"]
 
@@ -162,6 +164,10 @@ class SynthInfo:
     sample_rate: float
     duration: float
     unit_of_template: np.ndarray
+    #: The raw recording written beside the sorting (None: not written; see ``recording``).
+    recording: Path | None = None
+    #: Its size in bytes (written or, when skipped, as it would have been).
+    recording_bytes: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +248,9 @@ def synthesize(
     pc_features: bool = False,
     drift: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    recording: bool | None = False,
+    max_recording_bytes: int = 2 << 30,
+    recording_progress: Callable[[int, int], None] | None = None,
 ) -> SynthInfo:
     """Write a synthetic Kilosort-style output folder (see the module docstring for the model).
 
@@ -279,6 +288,13 @@ def synthesize(
         default (False) is the original model, unchanged bit for bit.
     progress : callable, optional
         Called as ``progress(done_spikes, n_spikes)`` after every written chunk.
+    recording : bool or None
+        Also write the raw recording ``raw.dat`` (int16, 0.195 µV per bit; the spikes'
+        templates x amplitudes plus noise, :mod:`curalog.synth.recording`): True always, None
+        when it is at most ``max_recording_bytes``, False (default) never. ``params.py``'s
+        ``dat_path`` names it either way.
+    recording_progress : callable, optional
+        Called as ``progress(done_samples, n_samples)`` while the recording is written.
 
     Returns
     -------
@@ -504,6 +520,9 @@ def synthesize(
             RuntimeWarning,
             stacklevel=2,
         )
+    raw_path, raw_size = None, raw_bytes(last_sample + n_samples, n_channels)
+    if recording or (recording is None and raw_size <= max_recording_bytes):
+        raw_path = write_recording(out, seed=seed, progress=recording_progress)
     return SynthInfo(
         path=out,
         n_spikes=n_spikes,
@@ -513,6 +532,8 @@ def synthesize(
         sample_rate=sample_rate,
         duration=duration_samples / sample_rate,
         unit_of_template=model.unit_of_template.copy(),
+        recording=raw_path,
+        recording_bytes=raw_size,
     )
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from curalog.atomic import write_bytes_atomic
+
 __all__ = [
     "LFP_HZ",
     "LFP_UV",
@@ -93,7 +95,7 @@ def write_recording(
     """Write ``folder/raw.dat`` for the synthetic dataset in ``folder`` (module docstring).
 
     Returns the path. The per-spike files are read memory-mapped, a block at a time: memory
-    stays at a few MB whatever the recording's length.
+    stays at a few MB whatever the recording's length. ``params.py`` gets ``uv_per_bit``.
     """
     folder = Path(folder)
     times = np.load(folder / "spike_times.npy", mmap_mode="r").reshape(-1)
@@ -141,6 +143,10 @@ def write_recording(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    params = folder / "params.py"
+    text = params.read_text()
+    if "uv_per_bit" not in text:
+        write_bytes_atomic(params, (text + f"uv_per_bit = {UV_PER_BIT}\n").encode())
     return final
 
 

@@ -22,7 +22,8 @@ from curalog.analysis.proposals.scoring import _PairScoring
 from curalog.analysis.proposals.templates import _Templates
 from curalog.analysis.proposals.updates import _IncrementalUpdates
 from curalog.analysis.stats.similarity import template_row
-from curalog.errors import InvalidActionError
+from curalog.errors import InvalidActionError, LogCorruptError
+from curalog.events import Event, MergeBody, NoteBody
 
 
 # ---------------------------------------------------------------------- the engine
@@ -174,28 +175,24 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
             self.score_log.clear()
 
     # ------------------------------------------------------------------ history
-    def _read_history(self, events: Iterable[Any]) -> None:
+    def _read_history(self, events: Iterable[Event]) -> None:
         """Merge ancestry and rejections from the log (after a restart)."""
-        from curalog.events.envelope import MERGE, NOTE
-
         for e in events:
-            body = e.body if isinstance(e.body, dict) else {}
-            if e.type == MERGE:
+            try:
+                data = e.data
+            except LogCorruptError:
+                continue
+            if isinstance(data, MergeBody):
+                self._parents[data.new] = tuple(sorted(data.clusters))
+            elif isinstance(data, NoteBody) and data.kind == PROPOSAL_NOTE_KIND:
+                decision = data.data or {}
                 try:
-                    self._parents[int(body["new"])] = tuple(
-                        sorted(int(c) for c in body["clusters"])
-                    )
+                    a, b = sorted(int(c) for c in decision["clusters"])
                 except (KeyError, TypeError, ValueError):
                     continue
-            elif e.type == NOTE and body.get("kind") == PROPOSAL_NOTE_KIND:
-                data = body.get("data") or {}
-                try:
-                    a, b = sorted(int(c) for c in data["clusters"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                if data.get("decision") == "reject":
+                if decision.get("decision") == "reject":
                     self._rejected.add((a, b))
-                elif data.get("decision") == "unreject":
+                elif decision.get("decision") == "unreject":
                     self._rejected.discard((a, b))
                 self._partners = None
 

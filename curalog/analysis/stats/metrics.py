@@ -91,6 +91,8 @@ from curalog.analysis.stats.correlograms import (
     acg_from_half,
     acg_half,
 )
+from curalog.analysis.stats.quality import QualityContext, compute_quality
+from curalog.analysis.stats.timebase import recording_timebase
 from curalog.templates import (  # noqa: F401  (moved; re-exported)
     TemplateChannels,
     TemplateGeometry,
@@ -536,7 +538,10 @@ class StatsContext:
     bins : CorrelogramBins
     params : MetricParams
     duration : float, optional
-        Recording duration in seconds (default ``dataset.duration``).
+        Recording duration in seconds (default: the recording's length, see
+        :mod:`curalog.analysis.stats.timebase`).
+    recording : curalog.recording.Recording, optional
+        The raw recording (its length, ``snr``, ``amplitude_median``).
     """
 
     def __init__(
@@ -545,6 +550,7 @@ class StatsContext:
         bins: CorrelogramBins,
         params: MetricParams | None = None,
         duration: float | None = None,
+        recording: Any = None,
     ):
         self.dataset = dataset
         self.bins = bins
@@ -555,8 +561,13 @@ class StatsContext:
         self.n_templates = int(dataset.n_templates)
         amps = getattr(dataset, "amplitudes", None)
         self.amplitudes = None if amps is None else np.asarray(amps).reshape(-1)
-        dur = float(duration if duration is not None else dataset.duration)
-        self.total_samples = max(1, int(round(dur * self.sample_rate)))
+        if duration is not None:
+            self.total_samples = max(1, int(round(float(duration) * self.sample_rate)))
+            self.duration_source = "given"
+        else:  # the recording's length (see curalog.analysis.stats.timebase)
+            tb = recording_timebase(dataset, recording)
+            self.total_samples = max(1, tb.total_samples)
+            self.duration_source = tb.source
         self.duration = self.total_samples / self.sample_rate
         p = self.params
         self.t_r = int(round(p.refractory_period_ms * self.sample_rate * 1e-3))
@@ -569,6 +580,9 @@ class StatsContext:
         self.channel_shanks = np.asarray(dataset.channel_shanks)
         cols = getattr(dataset, "sorter_columns", None)
         self.sorter_columns: dict[str, dict[int, Any]] = dict(cols) if cols else {}
+        self.quality = QualityContext(dataset, self.geometry, self.total_samples)
+        if recording is not None:
+            self.quality.set_recording(recording)
 
 
 @dataclass
@@ -608,6 +622,8 @@ class ClusterStats:
     amp_series: np.ndarray = field(repr=False)
     sorter: dict[str, Any] = field(default_factory=dict)
     how: str = "computed"  # or "composed"
+    quality: dict[str, Any] = field(default_factory=dict)  # SpikeInterface's columns
+    pc: Any = field(default=None, repr=False)  # quality_pc.PCSample (composition on merge)
 
     @property
     def acg(self) -> np.ndarray:
@@ -626,7 +642,7 @@ class ClusterStats:
             "depth": self.depth,
             "firing_rate": self.firing_rate,
             "template_amplitude": self.template_amplitude,
-            "amplitude_median": self.amplitude_median,
+            "amplitude_median_npy": self.amplitude_median,
             "isi_violations_ratio": self.isi_violations_ratio,
             "isi_violations_count": self.isi_violations_count,
             "rp_contamination": self.rp_contamination,
@@ -635,8 +651,22 @@ class ClusterStats:
             "amplitude_cutoff": self.amplitude_cutoff,
             "peak_to_trough_ms": self.peak_to_trough_ms,
         }
-        out.update(self.sorter)
+        out.update(self.quality)
+        out.update(sorter_row(self.sorter, out))
         return out
+
+
+def sorter_row(sorter: dict[str, Any], computed: Any) -> dict[str, Any]:
+    """The sorter's own columns (``cluster_<name>.tsv``) under names that never replace a
+    computed one: always as ``sorter.<name>``, and under the bare name too when curalog
+    computes no column of that name (so ``KSLabel`` and ``ContamPct`` keep working, while a
+    folder's ``cluster_isi_violations_ratio.tsv`` is only ``sorter.isi_violations_ratio``)."""
+    out: dict[str, Any] = {}
+    for name, value in sorter.items():
+        out[f"sorter.{name}"] = value
+        if name not in computed:
+            out[name] = value
+    return out
 
 
 def _series(
@@ -660,6 +690,7 @@ def compute_cluster_stats(
     *,
     acg_half_override: np.ndarray | None = None,
     pass_result: PassResult | None = None,
+    parents: list[ClusterStats] | None = None,
 ) -> ClusterStats:
     """All statistics of cluster ``cid`` from its spikes.
 
@@ -717,6 +748,20 @@ def compute_cluster_stats(
             res.presence_counts, n, ctx.duration, p.presence_bin_s, p.presence_mean_fr_ratio_thresh
         )
     fr_s, amp_s = _series(ctx, res.series_counts, res.series_amp_sum, res.amplitudes is not None)
+    parents_pc = [q.pc for q in parents] if parents else None
+    if parents_pc is not None and any(q is None for q in parents_pc):
+        parents_pc = None
+    quality, pc = compute_quality(
+        ctx.quality,
+        spikes,
+        res.times,
+        res.amplitudes,
+        tmpl,
+        res.template_ids,
+        res.template_counts,
+        best,
+        parents_pc,
+    )
     sorter = {}
     if 0 <= cid < ctx.n_templates:  # sorter columns stay with the sorter's own clusters
         for name, values in ctx.sorter_columns.items():
@@ -755,4 +800,6 @@ def compute_cluster_stats(
         amp_series=amp_s,
         sorter=sorter,
         how="computed" if acg_half_override is None else "composed",
+        quality=quality,
+        pc=pc,
     )

@@ -34,6 +34,7 @@ from curalog.analysis.stats.ccg_matrix import (
     CorrelogramMatrix,
     MatrixResult,
     isi_histogram,
+    matrix_for,
     step_value,
 )
 
@@ -59,15 +60,7 @@ CORRELOGRAM_KEYS = [
 
 def new_correlogram_matrix(cur: Curation) -> CorrelogramMatrix:
     """A matrix cache for ``cur``, fed its updates (the app keeps one per session)."""
-    ds = cur.dataset
-    got = CorrelogramMatrix(
-        ds.spike_times,
-        float(ds.sample_rate),
-        lambda c: np.asarray(cur.spikes(c)),
-        float(ds.duration),
-    )
-    cur.subscribe(got.on_update)
-    return got
+    return matrix_for(cur)
 
 
 class CorrelogramHelp(KeyTableHelp):

@@ -46,6 +46,7 @@ __all__ = [
     "CorrelogramMatrix",
     "MatrixResult",
     "isi_histogram",
+    "matrix_for",
     "step_value",
     "to_rate",
 ]
@@ -282,3 +283,17 @@ class CorrelogramMatrix:
                 out[j, i] = ccg[::-1]
         sizes = np.array([self.n_spikes(c) for c in ids], dtype=np.int64)
         return MatrixResult(ids, out, sizes, bins, self.duration)
+
+
+def matrix_for(cur: object) -> CorrelogramMatrix:
+    """A :class:`CorrelogramMatrix` over a :class:`curalog.Curation`'s clusters, subscribed to
+    its updates (so every later merge is composed from its parents)."""
+    ds = cur.dataset  # type: ignore[attr-defined]
+    got = CorrelogramMatrix(
+        ds.spike_times,
+        float(ds.sample_rate),
+        lambda c: np.asarray(cur.spikes(c)),  # type: ignore[attr-defined]
+        float(ds.duration),
+    )
+    cur.subscribe(got.on_update)  # type: ignore[attr-defined]
+    return got

@@ -557,8 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     from curalog.cli import autolabel as autolabel_cli
     from curalog.cli import history as history_cli
     from curalog.cli import proposals as proposals_cli
+    from curalog.cli import warmup as warmup_cli
 
-    for module in (history_cli, autolabel_cli, proposals_cli):
+    for module in (history_cli, autolabel_cli, proposals_cli, warmup_cli):
         module.register(add)
     return parser
 

@@ -3,7 +3,7 @@
 Two curated states are derived in memory from one template assignment with curalog's own
 cluster engine (phy's id rules): both curators share most merges, each adds merges and
 spike-level splits of their own, and they label clusters differently. Then
-:func:`curalog.store.history.outcome_diff` (contingency table, classification against the common
+:func:`curalog.history.outcome_diff` (contingency table, classification against the common
 base, label comparison, adjusted Rand index) is timed, with its parts.
 
     .venv/bin/python bench/bench_diff.py                # 50 M spikes, 1,000 templates
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from curalog.clustering import ClusterState
-from curalog.store.history import adjusted_rand_index_from_table, contingency, outcome_diff
+from curalog.history import adjusted_rand_index_from_table, contingency, outcome_diff
 
 
 def base_assignment(n: int, n_templates: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,6 +1,6 @@
 """curalog: event-sourced curation of Kilosort/phy spike sorting.
 
-The core (this package) needs numpy, numba and msgpack only; the terminal UI lives in
+The core (this package) needs numpy, numba, msgpack and scipy (the raw recording's filter) only; the terminal UI lives in
 ``curalog_tui`` and is never imported from here.
 """
 

@@ -19,37 +19,46 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import numpy as np
 
-from curalog import __version__
+from curalog.binding import (
+    DEFAULT_BRANCH,
+    LOG_DIRNAME,
+    check_binding,
+    default_log_path,
+    make_header,
+)
 from curalog.clustering import Change, ClusterState, Update
-from curalog.dataset import GROUP_FIELD, Dataset, Fingerprint, load_dataset, release_pages
+from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
-    FingerprintMismatchError,
     InvalidActionError,
     LogCorruptError,
     LogError,
 )
-from curalog.events.envelope import (
+from curalog.events import (
     ASSIGN,
     LABEL,
     MERGE,
-    NOTE,
     REDO,
     SPLIT,
     UNDO,
+    AssignBody,
+    Body,
     Event,
+    LabelBody,
+    MergeBody,
+    NoteBody,
+    RedoBody,
+    SplitBody,
+    UndoBody,
     pack_indices,
     pack_values,
-    unpack_array,
 )
 from curalog.labels import (
     LabelStore,
@@ -58,85 +67,23 @@ from curalog.labels import (
     validate_field_name,
     validate_value,
 )
+from curalog.replaying import (
+    Action,
+    UndoStack,
+    diverged,
+    logged_label,
+    plan_replay,
+    resolve_logged,
+)
 from curalog.store.log import LogWriter, create_log, default_author, read_log
-
-LOG_DIRNAME = ".curalog"
-DEFAULT_BRANCH = "main"
-
-
-def default_log_path(folder: str | os.PathLike[str], branch: str = DEFAULT_BRANCH) -> Path:
-    """``DIR/.curalog/<branch>.log``."""
-    return Path(folder) / LOG_DIRNAME / f"{branch}.log"
-
-
-@dataclass
-class _Action:
-    """A user action on the undo stack: its event, and once applied, how to revert it."""
-
-    event: Event
-    change: Change | None = None  # structural actions, once resolved
-    previous: dict[int, LabelValue] | None = None  # label actions, once applied
-    counter_before: int = -1  # the id counter when the action was first made
-
-    @property
-    def seq(self) -> int:
-        return self.event.seq
-
-    @property
-    def type(self) -> str:
-        return self.event.type
-
+from curalog.waveforms import RecordingMixin
 
 #: Undo history kept in memory with its spike arrays (older actions are undone by replay).
 HOT_ACTIONS = 1000
 HOT_BYTES_MIN = 32 << 20
 
 
-def _int_list(values: Any) -> list[int]:
-    """A list of cluster ids from a log body (ints only; anything else is malformed)."""
-    if not isinstance(values, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in values
-    ):
-        raise TypeError("expected a list of integer cluster ids")
-    return [int(v) for v in values]
-
-
-def _logged_counter_after(event: Event) -> int:
-    """The id counter after a logged action, from the ids recorded in its body."""
-    body = event.body
-    try:
-        if event.type == MERGE:
-            return int(body["new"]) + 1
-        if event.type in (SPLIT, ASSIGN) and body.get("added"):
-            return max(int(c) for c in body["added"]) + 1
-    except (KeyError, TypeError, ValueError, OverflowError):
-        raise LogCorruptError(f"event {event.seq}: malformed {event.type} body") from None
-    return 0
-
-
-def make_header(
-    ds: Dataset, author: str, branch: str = DEFAULT_BRANCH, parent: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The log header: what the log is bound to and its starting labels."""
-    return {
-        "kind": "curalog-log",
-        "created": time.time_ns(),
-        "author": author,
-        "curalog_version": __version__,
-        "dataset": ds.fingerprint.to_dict(),
-        "dataset_path": str(Path(ds.path).resolve()),
-        "base_groups": [[int(c), str(g)] for c, g in sorted(ds.base_groups.items())],
-        # The sorter's columns as they were when curation started: later exports write
-        # cluster_<field>.tsv files into the folder, which must not become sorter columns.
-        "sorter_columns": {
-            name: [[int(c), v] for c, v in sorted(values.items())]
-            for name, values in ds.sorter_columns.items()
-        },
-        "branch": {"name": branch, "parent": parent},
-    }
-
-
-class Curation:
+class Curation(RecordingMixin):
     """A curation history opened on a dataset. Create with :func:`curalog.open`.
 
     Attributes
@@ -210,7 +157,7 @@ class Curation:
             self.head_hash = header_hash = b""
         self.header = header
         try:
-            self._check_fingerprint(header)
+            check_binding(header, self.dataset, self.log_path)
             if "sorter_columns" in header:
                 dataset.pin_sorter_metadata(header)
             self._hot_budget = max(HOT_BYTES_MIN, 2 * dataset.n_spikes)
@@ -230,49 +177,6 @@ class Curation:
             raise
 
     # ------------------------------------------------------------------ lifecycle
-    def _check_header(self, header: dict[str, Any]) -> None:
-        """Refuse a header whose fields are not what curalog writes (a clear error, not a crash)."""
-        where = f"{self.log_path}: header"
-        try:
-            for pair in header.get("base_groups", []):
-                cid, group = pair
-                if (
-                    not isinstance(cid, int)
-                    or not isinstance(group, str)
-                    or not 0 <= cid < 2**31 - 1
-                ):
-                    raise TypeError("base_groups")
-            columns = header.get("sorter_columns", {})
-            if not isinstance(columns, dict):
-                raise TypeError("sorter_columns")
-            for name, pairs in columns.items():
-                if not isinstance(name, str):
-                    raise TypeError("sorter_columns")
-                for cid, value in pairs:
-                    if (
-                        not isinstance(cid, int)
-                        or not isinstance(value, (int, float, str))
-                        or isinstance(value, bool)
-                    ):
-                        raise TypeError(f"sorter column {name}")
-        except (TypeError, ValueError) as exc:
-            raise LogCorruptError(f"{where}: malformed {str(exc) or 'field'}") from None
-
-    def _check_fingerprint(self, header: dict[str, Any]) -> None:
-        self._check_header(header)
-        try:
-            logged = Fingerprint.from_dict(header["dataset"])
-        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-            raise LogCorruptError(
-                f"{self.log_path}: header has no valid dataset fingerprint"
-            ) from None
-        current = self.dataset.fingerprint
-        if logged != current:
-            diffs = ", ".join(current.differences(logged))
-            raise FingerprintMismatchError(
-                f"{self.log_path}: written for another dataset or the dataset changed since ({diffs}); refusing to replay onto {self.dataset.path}"
-            )
-
     def close(self) -> None:
         """Release the writer lock. The log is always complete on disk already."""
         if self._writer is not None:
@@ -348,15 +252,20 @@ class Curation:
 
     @property
     def can_undo(self) -> bool:
-        return self._pos > 0
+        return self._undo.pos > 0
 
     @property
     def can_redo(self) -> bool:
-        return self._pos < len(self._stack)
+        return self._undo.next is not None
 
     @property
     def undo_depth(self) -> int:
-        return self._pos
+        return self._undo.pos
+
+    @property
+    def _stack(self) -> list[Action]:
+        """The actions on the undo stack, oldest first (read by tests of the eviction)."""
+        return self._undo.items
 
     def subscribe(self, callback: Callable[[Update], None]) -> None:
         """Call ``callback(update)`` after every action, undo and redo."""
@@ -369,9 +278,9 @@ class Curation:
             raise LogError(f"{self.log_path}: opened read-only{why}")
         return self._writer
 
-    def _append(self, type_: str, body: dict[str, Any]) -> Event:
+    def _append(self, body: Body) -> Event:
         writer = self._require_writer()
-        event = writer.append(type_, body, self.author)
+        event = writer.append(body.TYPE, body.to_dict(), self.author)
         self._created = []  # the log now holds work: it stays
         self.events.append(event)
         self.head_hash = event.hash
@@ -396,14 +305,13 @@ class Curation:
         self._require_writer()
         change = self.state.resolve_merge(list(cluster_ids))
         new = change.added_ids[0]
-        body: dict[str, Any] = {
-            "clusters": change.deleted_ids,
-            "new": new,
-            "n_spikes": change.n_spikes,
-        }
-        if meta := self._check_meta(meta):
-            body["meta"] = meta
-        event = self._append(MERGE, body)
+        body = MergeBody(
+            clusters=tuple(change.deleted_ids),
+            new=new,
+            n_spikes=change.n_spikes,
+            meta=self._check_meta(meta),
+        )
+        event = self._append(body)
         return self._do_change(event, change).added[0]
 
     def split(self, spike_ids, labels=None, *, meta: dict[str, Any] | None = None) -> list[int]:
@@ -418,20 +326,21 @@ class Curation:
         """
         self._require_writer()
         change = self.state.resolve_split(spike_ids, labels)
-        body: dict[str, Any] = {
-            "added": change.added_ids,
-            "deleted": change.deleted_ids,
-            "n_spikes": change.n_spikes,
-            "as_merge": change.kind == "merge",
-        }
         spikes_sorted = np.sort(np.asarray(spike_ids, dtype=np.int64).reshape(-1))
-        body["spikes"] = pack_indices(spikes_sorted)
+        packed_labels = None
         if labels is not None:
             order = np.argsort(np.asarray(spike_ids, dtype=np.int64).reshape(-1), kind="stable")
-            body["labels"] = pack_values(np.asarray(labels, dtype=np.int64).reshape(-1)[order])
-        if meta := self._check_meta(meta):
-            body["meta"] = meta
-        event = self._append(SPLIT, body)
+            packed_labels = pack_values(np.asarray(labels, dtype=np.int64).reshape(-1)[order])
+        body = SplitBody(
+            added=tuple(change.added_ids),
+            deleted=tuple(change.deleted_ids),
+            n_spikes=change.n_spikes,
+            as_merge=change.kind == "merge",
+            spikes=pack_indices(spikes_sorted),
+            labels=packed_labels,
+            meta=self._check_meta(meta),
+        )
+        event = self._append(body)
         return list(self._do_change(event, change).added)
 
     def assign(self, spike_ids, cluster_ids, *, meta: dict[str, Any] | None = None) -> list[int]:
@@ -440,16 +349,15 @@ class Curation:
         change = self.state.resolve_assign(spike_ids, cluster_ids)
         sel = np.asarray(spike_ids, dtype=np.int64).reshape(-1)
         order = np.argsort(sel, kind="stable")
-        body: dict[str, Any] = {
-            "spikes": pack_indices(sel[order]),
-            "clusters": pack_values(np.asarray(cluster_ids, dtype=np.int64).reshape(-1)[order]),
-            "added": change.added_ids,
-            "deleted": change.deleted_ids,
-            "n_spikes": change.n_spikes,
-        }
-        if meta := self._check_meta(meta):
-            body["meta"] = meta
-        event = self._append(ASSIGN, body)
+        body = AssignBody(
+            spikes=pack_indices(sel[order]),
+            clusters=pack_values(np.asarray(cluster_ids, dtype=np.int64).reshape(-1)[order]),
+            added=tuple(change.added_ids),
+            deleted=tuple(change.deleted_ids),
+            n_spikes=change.n_spikes,
+            meta=self._check_meta(meta),
+        )
+        event = self._append(body)
         return list(self._do_change(event, change).added)
 
     def label(
@@ -488,10 +396,14 @@ class Curation:
             name = validate_field_name(field, set(self.dataset.sorter_columns))
             val = validate_value(value)
         previous = [[c, self.labels.get(name, c)] for c in ids]
-        body: dict[str, Any] = {"clusters": ids, "field": name, "value": val, "previous": previous}
-        if reason:
-            body["reason"] = str(reason)
-        event = self._append(LABEL, body)
+        body = LabelBody(
+            clusters=tuple(ids),
+            field=name,
+            value=val,
+            previous=previous,
+            reason=str(reason) if reason else None,
+        )
+        event = self._append(body)
         return self._do_label(event)
 
     def undo(self) -> Update | None:
@@ -499,9 +411,10 @@ class Curation:
         self._require_writer()
         if not self.can_undo:
             return None
-        action = self._stack[self._pos - 1]
-        event = self._append(UNDO, {"target": action.seq, "kind": action.type})
-        self._pos -= 1
+        action = self._undo.latest
+        assert action is not None
+        event = self._append(UndoBody(target=action.seq, kind=action.type))
+        self._undo.pos -= 1
         return self._emit(self._revert(action, event.seq))
 
     def redo(self) -> Update | None:
@@ -509,17 +422,15 @@ class Curation:
         self._require_writer()
         if not self.can_redo:
             return None
-        action = self._stack[self._pos]
-        event = self._append(REDO, {"target": action.seq, "kind": action.type})
-        self._pos += 1
+        action = self._undo.next
+        assert action is not None
+        event = self._append(RedoBody(target=action.seq, kind=action.type))
+        self._undo.pos += 1
         return self._emit(self._apply(action, event.seq, REDO))
 
     def note(self, kind: str, text: str = "", data: dict[str, Any] | None = None) -> Event:
         """Record a decision that changes nothing (e.g. a rejected merge proposal)."""
-        body: dict[str, Any] = {"kind": str(kind), "text": str(text)}
-        if data := self._check_meta(data):
-            body["data"] = data
-        return self._append(NOTE, body)
+        return self._append(NoteBody(kind=str(kind), text=str(text), data=self._check_meta(data)))
 
     # ------------------------------------------------------------------ internals
     def _reset_state(self) -> None:
@@ -532,29 +443,25 @@ class Curation:
             self.state.reset(self.dataset.spike_templates)
             self.labels.reset(base_groups)
         release_pages(self.dataset.spike_templates)  # the state holds its own copy now
-        self._stack: list[_Action] = []
-        self._pos = 0
+        self._undo: UndoStack[Action] = UndoStack()
         self._floor = 0  # structural actions below this stack index have evicted arrays
         self._hot_bytes = 0
 
-    def _push(self, action: _Action) -> None:
-        for dropped in self._stack[self._pos :]:  # a new action discards the redo branch
+    def _push(self, action: Action) -> None:
+        for dropped in self._undo.push(action):  # a new action discards the redo branch
             if dropped.change is not None:
                 self._hot_bytes -= dropped.change.nbytes
-        del self._stack[self._pos :]
-        self._stack.append(action)
-        self._pos += 1
 
     def _evict(self) -> None:
         """Bound the memory of the undo history: keep the spike arrays of the latest
         actions; older ones are undone by replaying the log instead."""
         if self._verify:
             return
-        hot = self._pos - self._floor
+        hot = self._undo.pos - self._floor
         while (
             hot > HOT_ACTIONS or self._hot_bytes > self._hot_budget
-        ) and self._floor < self._pos - 1:
-            change = self._stack[self._floor].change
+        ) and self._floor < self._undo.pos - 1:
+            change = self._undo.items[self._floor].change
             if change is not None and not change.evicted:
                 self._hot_bytes -= change.nbytes
                 change.evict()
@@ -563,16 +470,16 @@ class Curation:
 
     def _do_change(self, event: Event, change: Change) -> Update:
         """A new structural action: push it, apply it, tell the listeners."""
-        action = _Action(event, change=change, counter_before=self.state.counter)
+        action = Action(event, change=change, counter_before=self.state.counter)
         self._push(action)
         return self._emit(self._apply(action, event.seq, None))
 
     def _do_label(self, event: Event) -> Update:
-        action = _Action(event)
+        action = Action(event)
         self._push(action)
         return self._emit(self._apply(action, event.seq, None))
 
-    def _apply(self, action: _Action, seq: int, history: str | None) -> Update:
+    def _apply(self, action: Action, seq: int, history: str | None) -> Update:
         """Apply an action (new, replayed or redone), resolving it from its event if needed."""
         if action.type == LABEL:
             ids, name, value = self._label_body(action.event)
@@ -593,7 +500,7 @@ class Curation:
         self._evict()
         return self._change_update(change, seq, history)
 
-    def _revert(self, action: _Action, seq: int) -> Update:
+    def _revert(self, action: Action, seq: int) -> Update:
         if action.type == LABEL:
             assert action.previous is not None
             self.labels.restore(self._label_body(action.event)[1], action.previous)
@@ -652,120 +559,31 @@ class Curation:
 
     # ------------------------------------------------------------------ replay
     def _diverged(self, event: Event, what: str) -> LogCorruptError:
-        return LogCorruptError(
-            f"{self.log_path}: replay of event {event.seq} ({event.type}) diverged: {what}"
-        )
+        return diverged(self.log_path, event, what)
 
     def _resolve(self, event: Event) -> Change:
         """Resolve a logged merge/split/assign against the current state, checking its result."""
-        body = event.body
-        where = f"{self.log_path}: event {event.seq}"
-        try:
-            if event.type == MERGE:
-                change = self.state.resolve_merge(body["clusters"])
-                if change.added_ids != [body["new"]]:
-                    raise self._diverged(
-                        event, f"new id {change.added_ids} != logged {body['new']}"
-                    )
-                return change
-            n = self.dataset.n_spikes
-            spikes = unpack_array(body["spikes"], where, n)
-            if event.type == SPLIT:
-                labels = (
-                    unpack_array(body["labels"], where, n)
-                    if body.get("labels") is not None
-                    else None
-                )
-                change = self.state.resolve_split(
-                    spikes, labels, touched=_int_list(body["deleted"])
-                )
-            elif event.type == ASSIGN:
-                change = self.state.resolve_assign(spikes, unpack_array(body["clusters"], where, n))
-            else:
-                raise self._diverged(event, "not a clustering event")
-            if change.added_ids != list(body["added"]) or change.deleted_ids != list(
-                body["deleted"]
-            ):
-                raise self._diverged(
-                    event,
-                    f"ids {change.deleted_ids}->{change.added_ids} != logged "
-                    f"{body['deleted']}->{body['added']}",
-                )
-            return change
-        except InvalidActionError as exc:
-            raise self._diverged(event, str(exc)) from None
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise LogCorruptError(
-                f"{where}: malformed {event.type} body ({exc.__class__.__name__}: {exc})"
-            ) from None
+        return resolve_logged(self.state, event, self.log_path, self.dataset.n_spikes)
 
     def _label_body(self, event: Event) -> tuple[list[int], str, LabelValue]:
         """A logged label event, validated exactly as the live API validates its input."""
-        body = event.body
-        try:
-            ids = _int_list(body["clusters"])
-            name = body["field"]
-            if not isinstance(name, str):
-                raise TypeError("field is not a string")
-            if name == GROUP_FIELD:
-                value: LabelValue = normalize_group(body["value"])
-            else:
-                name = validate_field_name(name)
-                value = validate_value(body["value"])
-        except InvalidActionError as exc:
-            raise self._diverged(event, str(exc)) from None
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise LogCorruptError(
-                f"{self.log_path}: event {event.seq}: malformed label body "
-                f"({exc.__class__.__name__}: {exc})"
-            ) from None
-        missing = [c for c in ids if c not in self.state]
-        if missing:
-            raise self._diverged(event, f"label of missing cluster {missing[0]}")
-        return ids, name, value
+        return logged_label(self.state, event, self.log_path)
 
     def _replay_fast(self, events: list[Event]) -> None:
-        """Replay a log: first work out which actions are in effect at the end (undo and
-        redo only move a position on the action stack), then apply only those, in order.
-
-        Each effective action was resolved against exactly the state its stack prefix
-        produces, so this gives the same state, ids and labels as replaying every event,
-        while undone actions cost nothing. Undone-but-redoable actions are kept unresolved
-        and resolved (and checked against the log) if they are redone.
-        """
-        stack: list[_Action] = []
-        pos = 0
-        counter = self.state.counter  # ids burned by every logged action, undone ones too
-        for event in events:
-            if event.type in (MERGE, SPLIT, ASSIGN, LABEL):
-                del stack[pos:]
-                stack.append(_Action(event, counter_before=counter))
-                pos += 1
-                counter = max(counter, _logged_counter_after(event))
-                if event.type == LABEL and isinstance(event.body.get("field"), str):
-                    # fields exist from their first event on, even if it was undone
-                    self.labels.fields.setdefault(event.body["field"], {})
-            elif event.type in (UNDO, REDO):
-                target = event.body.get("target") if isinstance(event.body, dict) else None
-                if event.type == UNDO:
-                    if pos == 0 or stack[pos - 1].seq != target:
-                        raise self._diverged(
-                            event, f"undo target #{target} is not the latest action"
-                        )
-                    pos -= 1
-                else:
-                    if pos >= len(stack) or stack[pos].seq != target:
-                        raise self._diverged(
-                            event, f"redo target #{target} is not the next undone action"
-                        )
-                    pos += 1
+        """Replay a log: apply only the actions in effect at the end (see
+        :func:`curalog.replaying.plan_replay`); undone-but-redoable actions are kept
+        unresolved and resolved (and checked against the log) if they are redone."""
+        plan = plan_replay(events, self.state.counter, self.log_path)
+        for name in plan.fields:  # fields exist from their first event on, even if undone
+            self.labels.fields.setdefault(name, {})
         self.events.extend(events)
-        self._stack = stack
-        self._pos = 0
-        for action in stack[:pos]:
-            self._pos += 1
+        effective = plan.stack.effective
+        self._undo = plan.stack
+        self._undo.pos = 0
+        for action in effective:
+            self._undo.pos += 1
             self._apply(action, action.seq, None)
-        self.state.counter = max(self.state.counter, counter)
+        self.state.counter = max(self.state.counter, plan.counter)
 
     def _replay_sequential(self, event: Event) -> None:
         """Replay one event exactly as it happened (``verify=True``: checks every event,
@@ -776,19 +594,12 @@ class Curation:
         elif event.type == LABEL:
             self._do_label(event)
         elif event.type in (UNDO, REDO):
-            target = event.body.get("target")
+            action = self._undo.follow(event, self.log_path)
+            assert action is not None  # follow() checked the target
             if event.type == UNDO:
-                if not self.can_undo or self._stack[self._pos - 1].seq != target:
-                    raise self._diverged(event, f"undo target #{target} is not the latest action")
-                self._pos -= 1
-                self._revert(self._stack[self._pos], event.seq)
+                self._revert(action, event.seq)
             else:
-                if not self.can_redo or self._stack[self._pos].seq != target:
-                    raise self._diverged(
-                        event, f"redo target #{target} is not the next undone action"
-                    )
-                self._pos += 1
-                self._apply(self._stack[self._pos - 1], event.seq, REDO)
+                self._apply(action, event.seq, REDO)
 
     # ------------------------------------------------------------------ export
     def export(self, out: str | os.PathLike[str] | None = None, *, info: bool = True):
@@ -808,6 +619,7 @@ def open_curation(
     create: bool = True,
     sync: bool = True,
     verify: bool = False,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
 ) -> Curation:
     """Open (and by default create) the curation log of a Kilosort/phy folder.
 
@@ -829,10 +641,13 @@ def open_curation(
     verify : bool
         Replay every event as it happened, including undone ones, checking each recorded
         result (slower; ``curalog fsck``). The default replays only the actions in effect.
+    raw : path or list of paths, optional
+        The raw recording, overriding ``params.py``'s ``dat_path`` (``--raw PATH``); opened
+        lazily by :attr:`Curation.recording` (see :mod:`curalog.recording`).
     """
     ds = load_dataset(folder)
     log_path = Path(log) if log is not None else default_log_path(folder)
-    return Curation(
+    cur = Curation(
         ds,
         log_path,
         author=author,
@@ -842,6 +657,8 @@ def open_curation(
         sync=sync,
         verify=verify,
     )
+    cur._raw = raw
+    return cur
 
 
 def replay(
@@ -858,4 +675,13 @@ def replay(
         cur.close()
 
 
-__all__ = ["Curation", "CuralogError", "default_log_path", "open_curation", "replay"]
+__all__ = [
+    "DEFAULT_BRANCH",
+    "LOG_DIRNAME",
+    "Curation",
+    "CuralogError",
+    "default_log_path",
+    "make_header",
+    "open_curation",
+    "replay",
+]

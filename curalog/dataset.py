@@ -315,6 +315,55 @@ def _sha256_of(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class RawParams:
+    """What ``params.py`` says about the raw recording, as written (validation is
+    :func:`curalog.recording.open_recording`'s, so a bad value there never stops a curation).
+
+    Attributes
+    ----------
+    dat_paths : list of Path
+        ``dat_path`` as a string or a list of files concatenated in time, each relative to
+        the folder unless absolute. Empty when the key is missing, ``None``, ``'None'`` or ``''``.
+    n_channels_dat : object
+        Interleaved channels per sample in the file (``n_channels_dat``; may exceed the
+        template channels of ``channel_map.npy``). None when missing.
+    dtype : object
+        ``dtype`` (phylib's default ``'int16'`` when missing).
+    offset : object
+        Bytes to skip at the start of every file (``offset``, default 0).
+    hp_filtered : bool
+        True when the sorter says the file is already high-pass filtered (Kilosort's key).
+    uv_per_bit : object
+        Optional ``uv_per_bit`` (curalog's key, ignored by phy): microvolts per file unit.
+    """
+
+    dat_paths: list[Path]
+    n_channels_dat: Any
+    dtype: Any
+    offset: Any
+    hp_filtered: bool
+    uv_per_bit: Any = None
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], folder: Path) -> RawParams:
+        raw = params.get("dat_path")
+        items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        paths = [
+            Path(item) if Path(item).is_absolute() else folder / item
+            for item in items
+            if isinstance(item, str) and item.strip() not in ("", "None")
+        ]
+        return cls(
+            dat_paths=paths,
+            n_channels_dat=params.get("n_channels_dat"),
+            dtype=params.get("dtype", "int16"),
+            offset=params.get("offset", 0),
+            hp_filtered=bool(params.get("hp_filtered", False)),
+            uv_per_bit=params.get("uv_per_bit"),
+        )
+
+
 @dataclass
 class Dataset:
     """A Kilosort/phy output folder, loaded lazily and never modified.
@@ -570,6 +619,12 @@ class Dataset:
         if vec.shape[0] != self.n_spikes:
             raise DatasetError(f"{path}: {vec.shape[0]} rows but {self.n_spikes} spikes")
         return vec
+
+    # ------------------------------------------------------------------ raw recording
+    @property
+    def raw(self) -> RawParams:
+        """The raw-recording keys of ``params.py`` (see :class:`RawParams`); never raises."""
+        return self._optional("raw_params", lambda: RawParams.from_params(self.params, self.path))
 
     # ------------------------------------------------------------------ fingerprint
     @cached_property

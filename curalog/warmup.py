@@ -45,7 +45,7 @@ __all__ = ["WarmupReport", "needed", "warm_up", "marker_path", "write_tiny_folde
 KERNEL_MODULES = (
     "curalog.dataset",
     "curalog.clustering",
-    "curalog.store.history",
+    "curalog.history",
     "curalog.analysis.stats.correlograms",
     "curalog.analysis.stats.metrics",
     "curalog.analysis.stats.engine",
@@ -264,7 +264,7 @@ def _proposals(folder: Path) -> None:
 def _history(folder: Path) -> None:
     import importlib
 
-    history = importlib.import_module("curalog.store.history")
+    history = importlib.import_module("curalog.history")
     history.diff_histories(folder, folder / "warmup.log", folder / "stats.log")
 
 

@@ -12,7 +12,7 @@ import pytest
 from curalog.cli.program import main
 from curalog.curation import default_log_path, open_curation, replay
 from curalog.errors import CuralogError, LogCorruptError
-from curalog.store.history import (
+from curalog.history import (
     BRANCH_NOTE,
     HistoryError,
     branch_note,

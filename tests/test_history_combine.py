@@ -10,7 +10,7 @@ import pytest
 
 from curalog.cli.program import main
 from curalog.curation import default_log_path, open_curation
-from curalog.store.history import (
+from curalog.history import (
     COMBINE_NOTE,
     HistoryError,
     branch_note,

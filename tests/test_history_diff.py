@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import curalog.store.history as history
+import curalog.history.contingencies as contingency_tables
 from curalog.cli.program import main
 from curalog.curation import default_log_path, make_header, open_curation
 from curalog.dataset import load_dataset
-from curalog.store.history import (
+from curalog.history import (
     DIFF_SCHEMA,
     HistoryError,
     adjusted_rand_index,
@@ -101,9 +101,9 @@ def test_contingency_paths_agree(mode: str, monkeypatch: pytest.MonkeyPatch) -> 
     a = rng.integers(0, 50, 10_000).astype(np.int32)
     b = (a // 3 + rng.integers(0, 2, 10_000) * 100).astype(np.int32)
     if mode == "sparse":
-        monkeypatch.setattr(history, "DENSE_LIMIT", 0)
+        monkeypatch.setattr(contingency_tables, "DENSE_LIMIT", 0)
     if mode == "large-ids":
-        monkeypatch.setattr(history, "LUT_LIMIT", 10)
+        monkeypatch.setattr(contingency_tables, "LUT_LIMIT", 10)
         a = a.astype(np.int64) * 1_000_000_007 % (2**31 - 1)
     t = contingency(a, b)
     keys, counts = np.unique(np.stack([a, b], 1), axis=0, return_counts=True)

@@ -16,9 +16,9 @@ import pytest
 
 from curalog.curation import default_log_path, open_curation
 from curalog.dataset import load_dataset
+from curalog.history import create_branch, diff_histories
 from curalog.io.phy_import import import_phy
 from curalog.io.spikeinterface import export_curation, import_spikeinterface
-from curalog.store.history import create_branch, diff_histories
 
 pytestmark = pytest.mark.interop
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -16,8 +16,8 @@ from curalog.analysis.proposals import (
     Proposal,
     ProposalEngine,
     ProposalParams,
-    _p_same,
 )
+from curalog.analysis.proposals.kernels import _p_same
 from curalog.curation import open_curation
 from curalog.events.envelope import MERGE, NOTE
 from curalog.synth.generator import synthesize

@@ -13,6 +13,7 @@ import pytest
 from curalog.cli.program import main
 from curalog.curation import default_log_path, open_curation
 from curalog.errors import CuralogError
+from curalog.history import create_branch, diff_histories
 from curalog.io.phy_import import CurationImportError
 from curalog.io.spikeinterface import (
     build_curation,
@@ -20,7 +21,6 @@ from curalog.io.spikeinterface import (
     import_spikeinterface,
     read_curation,
 )
-from curalog.store.history import create_branch, diff_histories
 
 from conftest import snapshot_dir, write_folder
 

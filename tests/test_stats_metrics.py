@@ -69,7 +69,7 @@ class FakeDataset:
 
 
 def _ctx(ds, **kw) -> StatsContext:
-    return StatsContext(ds, make_bins(ds.sample_rate), MetricParams(**kw))
+    return StatsContext(ds, make_bins(ds.sample_rate), MetricParams(**kw), duration=ds.duration)
 
 
 def brute_isi(t, fs, thr_s):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -24,27 +24,39 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 
 from curalog import Curation, Update
+from curalog.analysis.features import FeatureSource
 from curalog.errors import CuralogError
 
 from .background import BackgroundMixin
 from .commands import Command, CommandError, parse_command
 from .feeder import Feeder
 from .filter_expr import FilterError, compile_filter
-from .messages import CcgReady, DetailReady, ExportDone, SimilarReady, StatsReady
+from .messages import CcgReady, ClusterSelected, DetailReady, ExportDone, SimilarReady, StatsReady
 from .model import ClusterModel
+from .review import Review
+from .screens import (
+    HelpScreen,
+    HistoryScreen,
+    ProposalsScreen,
+    SplitScreen,
+    TraceScreen,
+    ViewsScreen,
+    WaveformScreen,
+)
 from .session import Session, open_session
+from .split_rules import SplitPlan
 from .stats_adapter import Stats
-from .widgets.cluster_table import ClusterTable
-from .widgets.detail import DetailPanel
-from .widgets.similarity_table import SimilarityTable
-from .widgets.status import StatusLine, status_text
+from .widgets import ClusterTable, DetailPanel, SimilarityTable, StatusLine, status_text
 
 T = TypeVar("T")
 GROUP_KEYS = {"good": "1", "mua": "2", "noise": "3", "unsorted": "4"}
 
 
 class CuralogApp(BackgroundMixin, App[int]):
-    """The curation screen (cluster table, similarity table, detail panel, status line)."""
+    """The curation screen (cluster table, similarity table, detail panel, status line).
+
+    It implements :class:`curalog_tui.session.CurationSession` for the screens it pushes.
+    """
 
     CSS_PATH = "app.tcss"
     TITLE = "curalog"
@@ -52,6 +64,8 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("g", "merge", "merge"),
         Binding("k", "split", "split"),
         Binding("v", "views", "views"),
+        Binding("w", "waveforms", "waveforms", show=False, tooltip="raw waveforms, best channels"),
+        Binding("T", "traces", "traces", show=False, tooltip="the filtered recording"),
         Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
         Binding("1", "label('good')", "good"),
         Binding("2", "label('mua')", "mua"),
@@ -113,13 +127,13 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.last_update: Update | None = None
         self.on_table_changed: Callable[[], None] | None = None  # hook for benchmarks
         self.live = False  # the main widgets are mounted and the app is not shutting down
-        self.proposals: Any = (
-            None  # the merge-proposal engine (screens/proposals.py), made on first use
-        )
+        self._review: Review | None = None  # the merge-proposal service, made on first use
+        self._features: FeatureSource | None = None  # the spike-feature reader, likewise
         if cur is not None:
-            self._attach(cur, readonly_reason)
+            self._use_curation(cur, readonly_reason)
 
-    def _attach(self, cur: Curation, readonly_reason: str | None) -> None:
+    def _use_curation(self, cur: Curation, readonly_reason: str | None) -> None:
+        """Hold ``cur`` (given, or opened by the worker) with its statistics and row model."""
         self.cur = cur
         self.readonly_reason = readonly_reason
         self.stats = Stats(cur)
@@ -197,7 +211,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.exit(2, return_code=2)
 
     async def _opened(self, session: Session) -> None:
-        self._attach(session.cur, session.readonly_reason)
+        self._use_curation(session.cur, session.readonly_reason)
         await self.query_one("#loading").remove()
         await self.mount_all(self._main_widgets(), before=self.query_one(Footer))
         self._start()
@@ -229,7 +243,7 @@ class CuralogApp(BackgroundMixin, App[int]):
     def _freeze_gc(self) -> None:
         gc.freeze()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self._apply_size_class(event.size.width)
 
     def _apply_size_class(self, width: int) -> None:
@@ -258,6 +272,10 @@ class CuralogApp(BackgroundMixin, App[int]):
                 pending=len(self.feeder),
             )
         )
+
+    @property
+    def status_message(self) -> str:
+        return self.status.message.plain
 
     def attempt(self, fn: Callable[[], T]) -> T | None:
         """Run a curation call; a CuralogError becomes a status message, never a crash."""
@@ -332,8 +350,8 @@ class CuralogApp(BackgroundMixin, App[int]):
             self.table.warm_cache()  # every statistic is in: pre-render the off-screen rows
 
     # ------------------------------------------------------------------ selection
-    @on(ClusterTable.Selected)
-    def _best_changed(self, msg: ClusterTable.Selected) -> None:
+    @on(ClusterSelected, "ClusterTable")
+    def _best_changed(self, msg: ClusterSelected) -> None:
         if not self.live:
             return
         self.best = msg.cid
@@ -358,8 +376,8 @@ class CuralogApp(BackgroundMixin, App[int]):
             return
         self.want_stats(msg.ids, front=True)
 
-    @on(SimilarityTable.Selected)
-    def _similar_changed(self, msg: SimilarityTable.Selected) -> None:
+    @on(ClusterSelected, "SimilarityTable")
+    def _similar_changed(self, msg: ClusterSelected) -> None:
         if not self.live:
             return
         self.similar = msg.cid
@@ -466,17 +484,27 @@ class CuralogApp(BackgroundMixin, App[int]):
             self.table.select(int(update.added[0]))
         self.say(f"{verb}: {update.kind} (seq {update.seq})")
 
-    def action_undo(self) -> None:
+    def undo(self) -> Update | None:
         if not self.cur.can_undo:
             self.say("nothing to undo", error=True)
-            return
-        self._after_history_move(self.attempt(self.cur.undo), "undone")
+            return None
+        update = self.attempt(self.cur.undo)
+        self._after_history_move(update, "undone")
+        return update
 
-    def action_redo(self) -> None:
+    def redo(self) -> Update | None:
         if not self.cur.can_redo:
             self.say("nothing to redo", error=True)
-            return
-        self._after_history_move(self.attempt(self.cur.redo), "redone")
+            return None
+        update = self.attempt(self.cur.redo)
+        self._after_history_move(update, "redone")
+        return update
+
+    def action_undo(self) -> None:
+        self.undo()
+
+    def action_redo(self) -> None:
+        self.redo()
 
     def action_next_similar(self) -> None:
         if self.sim_table.step(+1) is None:
@@ -497,6 +525,9 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.table.refresh_clusters([cid], ["id"])
         self.sim_table.refresh_clusters([cid])
         self.say(f"marked: {', '.join(map(str, sorted(self.model.marked))) or 'none'}")
+
+    def select_cluster(self, cid: int) -> bool:
+        return self.table.select(cid)
 
     def select_clusters(self, ids: list[int]) -> None:
         live = [c for c in ids if c in self.cur.state]
@@ -541,47 +572,70 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.refresh_status()
 
     def action_split(self) -> None:
-        from .screens.split import SplitScreen
-
         targets = self.selection()
         if len(targets) != 1:
             self.say("split: put the cursor on one cluster (no marks)", error=True)
             return
         self.push_screen(SplitScreen(self.cur, targets[0]), self._split_done)
 
-    def _split_done(self, result: Any) -> None:
-        if not result:
+    def _split_done(self, plan: SplitPlan | None) -> None:
+        if not plan:
             return
-        plan = result
         added = self.attempt(lambda: self.cur.split(plan.spike_ids, plan.labels, meta=plan.meta))
         if added:
             self.table.select(added[0])
             self.say(f"split {plan.cluster_id} -> {', '.join(map(str, added))} ({plan.rule})")
 
     def action_views(self) -> None:
-        from .screens.views import ViewsScreen
-
         targets = self.selection()
         if not targets:
             self.say("views: no cluster selected", error=True)
             return
         similar = self.similar if self.sim_table.reference == self.best else None
-        self.push_screen(ViewsScreen(targets, similar if similar not in targets else None))
+        self.push_screen(ViewsScreen(self, targets, similar if similar not in targets else None))
+
+    def _raw_view_ids(self, what: str) -> tuple[list[int], int | None] | None:
+        targets = self.selection()
+        if not targets:
+            self.say(f"{what}: no cluster selected", error=True)
+            return None
+        similar = self.similar if self.sim_table.reference == self.best else None
+        return targets, (similar if similar not in targets else None)
+
+    def action_waveforms(self) -> None:
+        got = self._raw_view_ids("waveforms")
+        if got is not None:
+            self.push_screen(WaveformScreen(self, got[0], got[1]))
+
+    def action_traces(self) -> None:
+        got = self._raw_view_ids("traces")
+        if got is not None:
+            ids = got[0] + ([got[1]] if got[1] is not None else [])
+            self.push_screen(TraceScreen(self, ids))
 
     def action_proposals(self) -> None:
-        from .screens.proposals import ProposalsScreen
-
-        self.push_screen(ProposalsScreen())
+        self.push_screen(ProposalsScreen(self))
 
     def action_history(self) -> None:
-        from .screens.history import HistoryScreen
-
         self.push_screen(HistoryScreen(self.cur))
 
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
-
         self.push_screen(HelpScreen(self.BINDINGS))
+
+    # ------------------------------------------------------------------ services (the session)
+    def review(self) -> Review:
+        """The merge-proposal review service (one per curation: one pass over the spikes)."""
+        if self._review is None or self._review.cur is not self.cur:
+            self._review = Review(self.cur, self.stats.engine)
+        return self._review
+
+    def feature_source(self) -> FeatureSource:
+        """The spike-feature reader, sharing the statistics engine's best channels."""
+        if self._features is None or self._features.dataset is not self.cur.dataset:
+            self._features = FeatureSource(
+                self.cur.dataset, geometry=self.stats.engine.ctx.geometry
+            )
+        return self._features
 
     # ------------------------------------------------------------------ prompt
     def action_prompt(self, kind: str, initial: str = "") -> None:
@@ -616,7 +670,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         elif text.strip():
             self.run_command(text)
 
-    def on_key(self, event: Any) -> None:
+    def on_key(self, event: events.Key) -> None:
         prompt = self.query_one("#prompt", Input)
         if event.key == "escape" and prompt.display and prompt.has_focus:
             event.stop()
@@ -711,6 +765,7 @@ def run_app(
     *,
     author: str | None = None,
     mouse: bool = True,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
 ) -> int:
     """Open ``dir`` (and its log) and run the UI; returns the exit status.
 
@@ -726,7 +781,7 @@ def run_app(
 
         warm_up_first_run(lambda text: app.call_from_thread(app.show_loading, text))
         app.call_from_thread(app.show_loading, "opening the dataset and replaying its log…")
-        return open_session(dir, log, author=author)
+        return open_session(dir, log, author=author, raw=raw)
 
     app = CuralogApp(opener=opener, owns_curation=True, mouse=mouse)
     try:

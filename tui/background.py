@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from textual import work
 from textual.worker import get_current_worker
 
 from curalog.errors import CuralogError
 
 from .messages import CcgReady, DetailReady, ExportDone, SimilarReady, StatsReady
-from .widgets.detail import Detail
+from .widgets import Detail
 
 if TYPE_CHECKING:
     from .feeder import Feeder
@@ -40,7 +41,7 @@ class BackgroundMixin:
     @work(thread=True, group="stats", exit_on_error=False, description="cluster statistics")
     def _stats_worker(self) -> None:
         worker = get_current_worker()
-        batch: list[tuple[int, dict[str, Any], Any]] = []
+        batch: list[tuple[int, dict[str, Any], np.ndarray]] = []
         last = time.monotonic()
         while True:
             cid = None if worker.is_cancelled else self.feeder.pop()

@@ -33,14 +33,18 @@ and the crosshair cursor as ``┼`` with its coordinates in the header.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
 from rich.text import Span, Text
+
+if TYPE_CHECKING:
+    from curalog.analysis.features import SplitPreview, ViewData
 
 __all__ = [
     "BACKGROUND_COLOR",
@@ -295,30 +299,38 @@ class BinCache:
 
     Binning 50 M background spikes takes ~0.2 s on two cores; with a cache it is paid once
     per frame (size and ranges), and every redraw reuses the grid.
+
+    Thread-safe: the UI thread and workers may share one cache (the dictionary is locked,
+    the binning runs outside the lock, so two threads binning the same key both compute it
+    and the second result replaces the first).
     """
 
     def __init__(self, max_entries: int = 16):
         self.max_entries = max_entries
         self._items: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def counts(self, key: Hashable, x: np.ndarray, y: np.ndarray, frame: Frame) -> np.ndarray:
         k = (key, frame.key())
-        got = self._items.get(k)
-        if got is not None:
-            self._items.move_to_end(k)
-            self.hits += 1
-            return got
-        self.misses += 1
+        with self._lock:
+            got = self._items.get(k)
+            if got is not None:
+                self._items.move_to_end(k)
+                self.hits += 1
+                return got
+            self.misses += 1
         got = bin_points(x, y, frame)
-        self._items[k] = got
-        while len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[k] = got
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
         return got
 
     def clear(self) -> None:
-        self._items.clear()
+        with self._lock:
+            self._items.clear()
 
 
 # ---------------------------------------------------------------------- layers
@@ -834,9 +846,9 @@ def group_layers(x: np.ndarray, y: np.ndarray, groups: Sequence[str | None]) -> 
 
 
 def view_layers(
-    data: Any,
+    data: ViewData,
     *,
-    preview: Any = None,
+    preview: SplitPreview | None = None,
     palette: Sequence[str] = CLUSTER_COLORS,
     background_key: Hashable | None = None,
 ) -> list[ScatterLayer]:

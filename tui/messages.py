@@ -1,12 +1,34 @@
-"""Messages posted by worker threads back to the app (``post_message`` is thread-safe)."""
+"""Messages of the UI: the cluster tables' cursor, and worker threads' results posted back to
+the app (``post_message`` is thread-safe)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from textual.message import Message
+from textual.widget import Widget
+
+if TYPE_CHECKING:
+    from .widgets import Detail
+
+
+class ClusterSelected(Message):
+    """The cluster under a table's cursor changed (None: the table is empty).
+
+    Posted by both the cluster table and the similarity table; ``control`` is the table, so a
+    handler picks one with a selector: ``@on(ClusterSelected, "SimilarityTable")``.
+    """
+
+    def __init__(self, table: Widget, cid: int | None):
+        super().__init__()
+        self.table = table
+        self.cid = cid
+
+    @property
+    def control(self) -> Widget:
+        return self.table
 
 
 @dataclass
@@ -30,7 +52,7 @@ class CcgReady(Message):
 
 @dataclass
 class DetailReady(Message):
-    detail: Any  # widgets.detail.Detail
+    detail: Detail
 
 
 @dataclass

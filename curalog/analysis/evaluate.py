@@ -9,7 +9,20 @@ to stop), one run gives the outcome at every threshold of a sweep.
 
 Truth
 -----
-``unit_of_template[t]`` is the true unit of template ``t`` (``-1``: noise). Every noise
+``unit_of_template[t]`` is the true unit of template ``t`` (``-1``: noise). Two formats are
+read (:func:`load_truth`):
+
+* a JSON file with ``unit_of_template`` (``synth_truth.json``, what
+  :func:`curalog.synth.synthesize` writes);
+* the tables of a ground-truth comparison of a real sorting (a folder, or its
+  ``gt_match_counts.tsv``): ``gt_match_counts.tsv`` (spikes matched between every true unit,
+  rows, and every sorted unit, columns named by the sorter's template ids),
+  ``gt_sorted_sizes.tsv`` (spikes of every sorted unit) and, optionally,
+  ``gt_agreement.tsv`` (SpikeInterface's agreement scores, true x sorted). A sorted unit is a
+  *piece* of the true unit ``g`` that holds most of its spikes when ``matched(g, t) >=
+  PIECE_FRACTION * size(t)`` (80 %); otherwise (a mixture, or noise) it is ``-1``.
+
+Every noise
 template is its own source (two noise templates are different sources, so merging them is
 impure). Sorter clusters are templates, and proposals only merge whole clusters, so every
 cluster is a set of templates and its sources are exact.
@@ -17,7 +30,10 @@ cluster is a set of templates and its sources are exact.
 Measures (per threshold)
 ------------------------
 clusters, real_clusters
-    Live clusters; those holding at least one template of a true unit.
+    Live clusters; those holding at least one template of a true unit (the clusters left for
+    the true units' pieces).
+clusters_per_unit
+    For every true unit, the live clusters holding its templates (1 = all its pieces joined).
 n_units
     True units with at least one spike.
 excess
@@ -59,9 +75,23 @@ import numpy as np
 
 from curalog.errors import CuralogError
 
-__all__ = ["Truth", "Outcome", "Evaluation", "load_truth", "evaluate", "DEFAULT_THRESHOLDS"]
+__all__ = [
+    "Truth",
+    "Outcome",
+    "Evaluation",
+    "load_truth",
+    "evaluate",
+    "DEFAULT_THRESHOLDS",
+    "PIECE_FRACTION",
+    "GT_MATCH_COUNTS",
+]
 
 DEFAULT_THRESHOLDS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
+#: A sorted unit is a piece of the true unit holding most of its spikes if it holds this share.
+PIECE_FRACTION = 0.8
+GT_MATCH_COUNTS = "gt_match_counts.tsv"
+GT_SORTED_SIZES = "gt_sorted_sizes.tsv"
+GT_AGREEMENT = "gt_agreement.tsv"
 
 
 class TruthError(CuralogError):
@@ -73,6 +103,9 @@ class Truth:
     """Ground truth at the template level."""
 
     unit_of_template: np.ndarray  # (n_templates,) int64, -1 = noise
+    #: where it came from and, for a ground-truth comparison, what it says about the sorting
+    source: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source_of_template(self) -> np.ndarray:
@@ -82,8 +115,12 @@ class Truth:
 
 
 def load_truth(path: str | os.PathLike[str]) -> Truth:
-    """Read ``unit_of_template`` from a JSON truth file (``synth_truth.json``)."""
+    """Read the truth: a JSON file with ``unit_of_template`` (``synth_truth.json``), or the
+    ground-truth tables of a real sorting (a folder holding ``gt_match_counts.tsv`` and
+    ``gt_sorted_sizes.tsv``, or the path of ``gt_match_counts.tsv``; module docstring)."""
     p = Path(path)
+    if p.is_dir() or p.name == GT_MATCH_COUNTS:
+        return _load_gt_tables(p if p.is_dir() else p.parent)
     try:
         data = json.loads(p.read_text())
         uot = np.asarray(data["unit_of_template"], dtype=np.int64).reshape(-1)
@@ -93,7 +130,97 @@ def load_truth(path: str | os.PathLike[str]) -> Truth:
         raise TruthError(
             f"{p}: not a truth file with 'unit_of_template' ({exc.__class__.__name__})"
         ) from None
-    return Truth(uot)
+    return Truth(uot, source=str(p))
+
+
+def default_truth(folder: str | os.PathLike[str]) -> Path:
+    """The truth of a folder: ``synth_truth.json``, else its ground-truth tables."""
+    folder = Path(folder)
+    synth = folder / "synth_truth.json"
+    if not synth.exists() and (folder / GT_MATCH_COUNTS).exists():
+        return folder
+    return synth
+
+
+def _read_table(path: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """A tab-separated table with a header row and an index column: (row names, column
+    names, float values)."""
+    try:
+        lines = [ln.rstrip("\r\n") for ln in path.read_text(encoding="utf-8").splitlines()]
+    except FileNotFoundError:
+        raise TruthError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TruthError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+    lines = [ln for ln in lines if ln.strip()]
+    if len(lines) < 2:
+        raise TruthError(f"{path}: expected a header row and at least one data row")
+    cols = lines[0].split("\t")[1:]
+    rows, vals = [], []
+    for i, ln in enumerate(lines[1:], 2):
+        cells = ln.split("\t")
+        if len(cells) != len(cols) + 1:
+            raise TruthError(f"{path}: line {i} has {len(cells)} fields, expected {len(cols) + 1}")
+        try:
+            vals.append([float(c) for c in cells[1:]])
+        except ValueError:
+            raise TruthError(f"{path}: line {i} holds a value that is not a number") from None
+        rows.append(cells[0].strip())
+    return rows, [c.strip() for c in cols], np.asarray(vals, dtype=np.float64)
+
+
+def _ids(path: Path, names: list[str], what: str) -> np.ndarray:
+    try:
+        out = np.array([int(float(n)) for n in names], dtype=np.int64)
+    except ValueError:
+        raise TruthError(f"{path}: {what} must be integer unit ids") from None
+    if out.size and out.min() < 0:
+        raise TruthError(f"{path}: negative {what}")
+    return out
+
+
+def _load_gt_tables(folder: Path) -> Truth:
+    """``unit_of_template`` from ``gt_match_counts.tsv`` and ``gt_sorted_sizes.tsv``."""
+    mpath, spath = folder / GT_MATCH_COUNTS, folder / GT_SORTED_SIZES
+    true_names, sorted_names, counts = _read_table(mpath)
+    sorted_ids = _ids(mpath, sorted_names, "column names (sorted units)")
+    true_ids = _ids(mpath, true_names, "row names (true units)")
+    size_rows, _, size_vals = _read_table(spath)
+    size_ids = _ids(spath, size_rows, "row names (sorted units)")
+    if size_vals.shape[1] < 1:
+        raise TruthError(f"{spath}: expected one column of spike counts")
+    sizes = dict(zip(size_ids.tolist(), size_vals[:, 0].tolist(), strict=True))
+    missing = [int(t) for t in sorted_ids if int(t) not in sizes]
+    if missing:
+        raise TruthError(f"{spath}: no size for sorted unit {missing[0]} of {mpath.name}")
+    n = int(sorted_ids.max()) + 1 if sorted_ids.size else 0
+    uot = np.full(n, -1, dtype=np.int64)
+    share = np.zeros(n)
+    for j, t in enumerate(sorted_ids.tolist()):
+        size = sizes[t]
+        if size <= 0 or counts.shape[0] == 0:
+            continue
+        g = int(np.argmax(counts[:, j]))
+        share[t] = counts[g, j] / size
+        if counts[g, j] >= PIECE_FRACTION * size:
+            uot[t] = true_ids[g]
+    pieces = uot[uot >= 0]
+    info: dict[str, Any] = {
+        "format": "ground-truth tables",
+        "true_units": int(true_ids.shape[0]),
+        "sorted_units": int(sorted_ids.shape[0]),
+        "pieces": int(pieces.shape[0]),
+        "units_with_pieces": len(set(pieces.tolist())),
+        "split_units": int(sum(1 for v in Counter(pieces.tolist()).values() if v > 1)),
+        "not_pieces": [int(t) for t in sorted_ids.tolist() if uot[t] < 0],
+    }
+    apath = folder / GT_AGREEMENT
+    if apath.exists():
+        a_rows, a_cols, agree = _read_table(apath)
+        if agree.shape[0]:
+            best = agree.max(axis=1)
+            info["agreement_best_mean"] = float(best.mean())
+            info["units_detected_0.8"] = int((best >= 0.8).sum())
+    return Truth(uot, source=str(folder), info=info)
 
 
 @dataclass
@@ -110,6 +237,12 @@ class Outcome:
     impure_clusters: int
     pair_precision: float
     pair_recall: float
+    clusters_per_unit: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def split_units(self) -> dict[int, int]:
+        """The true units still in more than one cluster (unit -> clusters)."""
+        return {u: k for u, k in self.clusters_per_unit.items() if k > 1}
 
 
 @dataclass
@@ -125,6 +258,7 @@ class Evaluation:
     timings: dict[str, float]
     params: dict[str, Any] = field(default_factory=dict)
     merges: list[dict[str, Any]] = field(default_factory=list)
+    truth: dict[str, Any] = field(default_factory=dict)
 
     def best(self, max_excess: float = 0.10) -> Outcome | None:
         """The highest threshold reaching ``excess <= max_excess`` with no impure merge."""
@@ -176,6 +310,9 @@ class _Tracker:
         for t in self.templates.values():
             per_source.update(t)
         true_pairs = sum(n * (n - 1) // 2 for n in per_source.values())
+        per_unit: Counter[int] = Counter()
+        for m in self.members.values():
+            per_unit.update({s for s in m if s >= 0})
         return Outcome(
             min_score=float(min_score),
             merges=self.merges,
@@ -187,6 +324,7 @@ class _Tracker:
             impure_clusters=impure,
             pair_precision=tp / put if put else 1.0,
             pair_recall=tp / true_pairs if true_pairs else 1.0,
+            clusters_per_unit={int(u): int(k) for u, k in sorted(per_unit.items())},
         )
 
 
@@ -231,7 +369,8 @@ def evaluate(
     folder : path
         The sorter's output folder.
     truth : path or Truth, optional
-        Default ``folder/synth_truth.json``.
+        A JSON truth file, or ground-truth tables (a folder or its ``gt_match_counts.tsv``);
+        default ``folder/synth_truth.json``, else the folder's own ``gt_*.tsv`` tables.
     thresholds : sequence of float
         Scores at which to report (one greedy run serves them all).
     params : ProposalParams, optional
@@ -247,7 +386,7 @@ def evaluate(
 
     folder = Path(folder)
     if not isinstance(truth, Truth):
-        truth = load_truth(truth if truth is not None else folder / "synth_truth.json")
+        truth = load_truth(truth if truth is not None else default_truth(folder))
     thr = sorted({float(t) for t in thresholds}, reverse=True)
     if not thr:
         raise TruthError("no threshold to evaluate")
@@ -258,7 +397,16 @@ def evaluate(
         with open_curation(
             folder, Path(tmp) / "scratch.log", author="curalog-evaluate", sync=False
         ) as cur:
-            if cur.dataset.n_templates > truth.unit_of_template.shape[0]:
+            n_t = int(cur.dataset.n_templates)
+            if truth.info.get("format") == "ground-truth tables" and n_t > len(
+                truth.unit_of_template
+            ):
+                # templates the comparison does not list (no spikes) are nobody's
+                pad = np.full(n_t - len(truth.unit_of_template), -1, dtype=np.int64)
+                truth = Truth(
+                    np.concatenate([truth.unit_of_template, pad]), truth.source, truth.info
+                )
+            if n_t > truth.unit_of_template.shape[0]:
                 raise TruthError(
                     f"the truth covers {truth.unit_of_template.shape[0]} templates, the "
                     f"dataset has {cur.dataset.n_templates}"
@@ -310,6 +458,7 @@ def evaluate(
                 timings=timings,
                 params=engine.params.to_dict(),
                 merges=merges,
+                truth={"source": truth.source, **truth.info},
             )
     return ev
 
@@ -322,6 +471,7 @@ def format_table(ev: Evaluation) -> list[list[str]]:
             "merges",
             "clusters (units)",
             "excess",
+            "units still split",
             "impure merges",
             "impure clusters",
             "pair precision",
@@ -335,6 +485,7 @@ def format_table(ev: Evaluation) -> list[list[str]]:
                 str(o.merges),
                 f"{o.real_clusters} ({o.n_units})",
                 f"{100 * o.excess:+.1f} %",
+                str(len(o.split_units)),
                 str(o.impure_merges),
                 str(o.impure_clusters),
                 f"{o.pair_precision:.3f}",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from curalog.errors import CuralogError
-from curalog.store.history import (
+from curalog.history import (
     CombineResult,
     Difference,
     DiffResult,

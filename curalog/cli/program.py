@@ -21,6 +21,7 @@ import numpy as np
 from curalog import __version__
 from curalog.curation import Curation, default_log_path, open_curation
 from curalog.errors import CuralogError
+from curalog.events import RedoBody, UndoBody
 
 EXIT_USAGE = 2
 
@@ -179,7 +180,9 @@ def _undo_or_redo(args: argparse.Namespace, verb: str) -> int:
         if update is None:
             print(f"nothing to {verb}")
             return 0
-        target = cur.events[-1].body["target"]
+        move = cur.events[-1].data
+        assert isinstance(move, UndoBody | RedoBody)
+        target = move.target
         print(f"{verb} #{target}: {cur.events[target - 1].summary()}")
     return 0
 
@@ -319,12 +322,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
             pc_features=args.features,
             drift=args.drift,
             progress=cb,
+            recording=args.recording,
+            recording_progress=cb,
         ),
     )
     print(
         f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
         f"({info.n_units} true units), {info.duration:.1f} s"
     )
+    size = f"{info.recording_bytes / 1e9:.2f} GB"
+    if info.recording is not None:
+        print(f"raw recording {info.recording.name}: {size}, int16, 0.195 µV per bit")
+    elif args.recording is None:
+        print(f"no raw recording: it would take {size} (--recording writes it anyway)")
     return 0
 
 
@@ -353,24 +363,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(
         Path(args.dir), n_spikes=args.spikes, n_templates=args.templates, seed=args.seed
     )
-
-
-def cmd_tui(args: argparse.Namespace) -> int:
-    try:
-        from curalog_tui.app import run_app
-    except ImportError as exc:
-        raise CliError(f"the terminal UI is not installed ({exc})") from None
-    return run_app(args.dir, args.log, author=args.author, mouse=not args.no_mouse)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from curalog_tui.serve import serve
-    except ImportError as exc:
-        raise CliError(
-            f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})"
-        ) from None
-    return serve(args.dir, args.log, host=args.host, port=args.port)
 
 
 # ---------------------------------------------------------------------- parser
@@ -524,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="realistic over-splitting: units drift and are split along "
         "the drift, with near-duplicate neighbours (ground truth in synth_truth.json)",
     )
+    p.add_argument(
+        "--recording",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the raw recording raw.dat (templates x amplitudes at the spike times, plus "
+        "noise; int16). Default: when it takes at most 2 GiB",
+    )
 
     p = add(
         "demo", cmd_demo, "generate a demo dataset and run a scripted curation on it", dataset=False
@@ -535,31 +534,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="curalog-demo",
         help="where to put it (default ./curalog-demo)",
     )
-    p.add_argument("--spikes", type=int, default=500_000)
+    p.add_argument("--spikes", type=int, default=100_000)
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
 
-    p = add("tui", cmd_tui, "curate in the terminal (works over SSH)", author=True)
-    p.add_argument(
-        "--no-mouse", action="store_true", help="do not capture the mouse (slow links, copy/paste)"
-    )
-
-    p = add(
-        "serve",
-        cmd_serve,
-        "serve the terminal UI to a browser (binds 127.0.0.1; use an SSH tunnel)",
-    )
-    p.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)"
-    )
-    p.add_argument("--port", type=int, default=8000)
-
     from curalog.cli import autolabel as autolabel_cli
+    from curalog.cli import clusters as clusters_cli
     from curalog.cli import history as history_cli
     from curalog.cli import proposals as proposals_cli
+    from curalog.cli import ui as ui_cli
     from curalog.cli import warmup as warmup_cli
+    from curalog.cli import waveforms as waveforms_cli
 
-    for module in (history_cli, autolabel_cli, proposals_cli, warmup_cli):
+    ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
+    for module in (
+        history_cli,
+        autolabel_cli,
+        proposals_cli,
+        waveforms_cli,
+        clusters_cli,
+        warmup_cli,
+    ):
         module.register(add)
     return parser
 

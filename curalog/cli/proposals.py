@@ -188,6 +188,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"[bold]{ev.folder}[/bold]: {ev.n_spikes:,} spikes, {ev.n_templates} templates, "
         f"{ev.n_units} true units"
     )
+    info = ev.truth
+    if info.get("format") == "ground-truth tables":
+        con.print(
+            f"truth {info['source']}: {info['pieces']} of {info['sorted_units']} sorted units are "
+            f"pieces of {info['units_with_pieces']} true units ({info['split_units']} split; a piece "
+            f"holds >= 80 % of its spikes from one unit), {len(info['not_pieces'])} are mixtures or noise"
+        )
     phy = ev.phy
     con.print(
         f"phy's similarity ranking: the top-1 similar cluster is the same unit for "
@@ -205,6 +212,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         style = "bold" if abs(o.min_score - min_score) < 1e-12 else None
         table.add_row(*row, style=style)
     con.print(table)
+    for o in ev.outcomes:
+        if abs(o.min_score - min_score) < 1e-12:
+            split = o.split_units
+            con.print(
+                f"at {min_score:g}: {o.real_clusters} clusters for {o.n_units} true units; "
+                + (
+                    "units still in several clusters: "
+                    + ", ".join(f"{u} ({k})" for u, k in split.items())
+                    if split
+                    else "every true unit in one cluster"
+                )
+            )
     best = ev.best()
     if best is not None:
         con.print(
@@ -260,7 +279,10 @@ def register(add: Callable[..., Any]) -> None:
     p.add_argument(
         "--truth",
         metavar="FILE",
-        help="ground truth with 'unit_of_template' (default DIR/synth_truth.json)",
+        help="ground truth: a JSON file with 'unit_of_template', or a folder of ground-truth "
+        "tables (gt_match_counts.tsv, gt_sorted_sizes.tsv, gt_agreement.tsv; a sorted unit is a "
+        "piece of the true unit holding >= 80 %% of its spikes) (default DIR/synth_truth.json, "
+        "else DIR's own gt_*.tsv)",
     )
     p.add_argument(
         "--min-score",

@@ -19,22 +19,15 @@ class WarmupError(CuralogError):
     """A warm-up step failed (the kernels it covers compile on first use instead)."""
 
 
-def _ui_steps() -> tuple[tuple[Any, ...], tuple[str, ...]] | None:
-    """The terminal UI's own plot kernels, when the UI is installed."""
-    try:
-        from curalog_tui.warmup import TUI_MODULES, TUI_STEPS
-    except ImportError:
-        return None
-    return TUI_STEPS, TUI_MODULES
-
-
 def cmd_warmup(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from curalog import warmup
 
     groups: list[tuple[str, Any, tuple[str, ...]]] = [("core", warmup.STEPS, warmup.KERNEL_MODULES)]
-    ui = _ui_steps()
+    from curalog.cli.ui import ui_warmup_steps
+
+    ui = ui_warmup_steps()
     if ui is not None:
         groups.append(("tui", ui[0], ui[1]))
     todo = [g for g in groups if args.force or warmup.needed(g[0], g[2])]

@@ -3,26 +3,39 @@
 The face of the package: import from here, not from the modules inside.
 """
 
-from curalog.events.envelope import (
+from curalog.events.bodies import (
     ACTION_TYPES,
     ASSIGN,
+    BODY_TYPES,
     EVENT_TYPES,
     LABEL,
     MERGE,
     NOTE,
     REDO,
-    SCHEMA_VERSION,
     SPLIT,
+    STRUCTURAL_TYPES,
     UNDO,
+    AssignBody,
+    Body,
+    LabelBody,
+    MergeBody,
+    NoteBody,
+    RedoBody,
+    SplitBody,
+    StructuralBody,
+    UndoBody,
+    body_version,
+    parse_body,
+)
+from curalog.events.envelope import (
+    SCHEMA_VERSION,
     UPCASTERS,
     Event,
     decode_envelope,
     describe,
     envelope,
-    pack_indices,
-    pack_values,
-    unpack_array,
 )
+from curalog.events.packing import pack_indices, pack_values, unpack_array
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -35,7 +48,20 @@ __all__ = [
     "NOTE",
     "EVENT_TYPES",
     "ACTION_TYPES",
+    "STRUCTURAL_TYPES",
+    "BODY_TYPES",
     "UPCASTERS",
+    "Body",
+    "StructuralBody",
+    "MergeBody",
+    "SplitBody",
+    "AssignBody",
+    "LabelBody",
+    "UndoBody",
+    "RedoBody",
+    "NoteBody",
+    "body_version",
+    "parse_body",
     "Event",
     "envelope",
     "decode_envelope",

@@ -72,6 +72,9 @@ def cluster_info_rows(
     sorter = cur.dataset.sorter_columns
     n_templates = cur.dataset.n_templates
     rows: list[dict[str, Any]] = []
+    computed = set().union(*extra.values()) if extra else set()
+    # a sorter column never replaces a computed one of the same name (issue 14)
+    sorter_key = {name: f"sorter.{name}" if name in computed else name for name in sorter}
     for c in live.tolist():
         n = cur.state.n_spikes_of(c)
         row: dict[str, Any] = {"n_spikes": n, "fr": float(n / duration)}
@@ -79,10 +82,10 @@ def cluster_info_rows(
             row[name] = values.get(c)
         if c < n_templates:
             for name, values in sorter.items():
-                row[name] = values.get(c)
+                row[sorter_key[name]] = values.get(c)
         else:
             for name in sorter:
-                row[name] = None
+                row[sorter_key[name]] = None
         if extra and c in extra:
             row.update(extra[c])
         row["cluster_id"] = c
@@ -168,6 +171,7 @@ def export_phy(
     *,
     info: bool = True,
     extra_columns: dict[int, dict[str, Any]] | None = None,
+    metrics: bool = True,
 ) -> ExportResult:
     """Write the current state as phy's files into ``out`` (default: the dataset folder).
 
@@ -213,6 +217,11 @@ def export_phy(
         if info:
             if extra_columns is None:
                 extra_columns = phy_template_columns(cur)
+                if metrics:  # every metric column of `curalog clusters`
+                    from curalog.analysis.stats.table import info_columns
+
+                    for c, cols in info_columns(cur).items():
+                        extra_columns.setdefault(c, {}).update(cols)
             columns, rows = cluster_info_rows(cur, extra_columns)
             data = tsv_bytes(columns, [[format_cell(r.get(c)) for c in columns] for r in rows])
             written.append(write_bytes_atomic(target / "cluster_info.tsv", data))

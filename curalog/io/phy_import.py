@@ -32,8 +32,8 @@ from curalog.curation import Curation, open_curation
 from curalog.dataset import GROUP_FIELD, load_dataset, read_metadata_tsv
 from curalog.errors import CuralogError, DatasetError, InvalidActionError
 from curalog.events.envelope import Event
+from curalog.history import contingency
 from curalog.labels import normalize_group
-from curalog.store.history import contingency
 
 T = TypeVar("T")
 

@@ -37,9 +37,11 @@ from curalog import __version__
 from curalog.atomic import write_bytes_atomic
 from curalog.dataset import GROUP_FIELD
 from curalog.errors import CuralogError, InvalidActionError
+from curalog.events import STRUCTURAL_TYPES, AssignBody, MergeBody, SplitBody
+from curalog.history.contingencies import contingency
+from curalog.history.outcome import _member_mask
 from curalog.io.phy_import import CurationImportError, ImportResult, rehearse
 from curalog.labels import normalize_group
-from curalog.store.history import _member_mask, contingency
 
 if TYPE_CHECKING:
     from curalog.curation import Curation
@@ -488,10 +490,10 @@ def used_ids(cur: Curation) -> set[int]:
     base = np.asarray(cur.dataset.spike_templates)
     used = set(range(int(base.max()) + 1 if base.size else 0))
     for e in cur.events:
-        if e.type == "merge":
-            used.add(int(e.body["new"]))
-        elif e.type in ("split", "assign"):
-            used.update(int(x) for x in e.body.get("added", []))
+        if e.type in STRUCTURAL_TYPES:
+            data = e.data
+            assert isinstance(data, MergeBody | SplitBody | AssignBody)
+            used.update(data.added)
     return used
 
 

@@ -1,4 +1,4 @@
-"""The store: the append-only, crash-safe log file (and, in store.history, branches, diffs and combining).
+"""The store: the append-only, crash-safe log file (branches, diffs and combining live above the core, in curalog.history).
 
 The face of the package: import from here, not from the modules inside.
 """

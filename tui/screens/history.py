@@ -25,7 +25,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from curalog import Curation
 from curalog.errors import CuralogError
-from curalog.events.envelope import ACTION_TYPES, REDO, UNDO, Event
+from curalog.events import ACTION_TYPES, Event
+from curalog.replaying import walk_undo_stack
 
 from ..model import GROUP_STYLES
 
@@ -49,20 +50,12 @@ class Stack:
 
 
 def undo_stack(events: list[Event]) -> Stack:
-    stack: list[int] = []
-    pos = 0
-    discarded: set[int] = set()
-    for e in events:
-        if e.type in ACTION_TYPES:
-            discarded.update(stack[pos:])
-            del stack[pos:]
-            stack.append(e.seq)
-            pos += 1
-        elif e.type == UNDO and pos > 0:
-            pos -= 1
-        elif e.type == REDO and pos < len(stack):
-            pos += 1
-    return Stack(stack[:pos], stack[pos:], discarded)
+    walk = walk_undo_stack(events)
+    return Stack(
+        [e.seq for e in walk.effective],
+        [e.seq for e in walk.undone],
+        {e.seq for e in walk.discarded},
+    )
 
 
 @dataclass

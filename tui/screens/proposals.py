@@ -18,23 +18,23 @@ cursor on the last merged cluster).
 
 Threads: the engine's first query makes one pass over all spikes (seconds at 50 M spikes);
 every query and the evidence run in a thread worker, and results are dropped when the log
-moved on meanwhile. The engine is made once per app (``app.proposals``) on the app's own
-:class:`curalog.analysis.stats.StatsEngine`; it is fed the curation's updates through a queue that
-the workers drain before each query, so a merge on the UI thread never waits for the engine's
-lock while a worker holds it.
+moved on meanwhile. The engine lives in the session's :class:`curalog_tui.review.Review`
+(one per curation, on the app's own :class:`curalog.analysis.stats.StatsEngine`); it is fed
+the curation's updates through a queue that the workers drain before each query, so a merge
+on the UI thread never waits for the engine's lock while a worker holds it.
+
+The screen knows the app only as a :class:`curalog_tui.session.CurationSession`.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -43,16 +43,21 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from curalog import Curation
-from curalog.analysis.proposals import DEFAULT_MIN_SCORE, Proposal, ProposalEngine
+from curalog.analysis.proposals import DEFAULT_MIN_SCORE, Proposal
 from curalog.errors import CuralogError
 
-from ..widgets.evidence import COLOR_A, COLOR_B, EvidenceData, message_lines, render_evidence
-from ..widgets.scatter import ScatterView
+from ..review import Review
+from ..session import CurationSession
+from ..widgets import (
+    COLOR_A,
+    COLOR_B,
+    EvidenceData,
+    ScatterView,
+    message_lines,
+    render_evidence,
+)
 from .help import KeyTableHelp
 from .history import undo_stack
-
-if TYPE_CHECKING:
-    from ..app import CuralogApp
 
 STEP = 0.05  # threshold step of + / -
 NARROW = 120  # below this width: the queue is one line under the header
@@ -65,7 +70,6 @@ FACTOR_NAMES = (
     ("f_isi", "isi"),
     ("f_unique", "unique"),
 )
-EVIDENCE_CACHE = 32  # pairs whose evidence arrays are kept (pure in the pair: ids are never reused)
 
 
 def _score_style(score: float) -> str:
@@ -74,69 +78,6 @@ def _score_style(score: float) -> str:
 
 def _factor_style(v: float) -> str:
     return "green" if v >= 0.8 else "yellow" if v >= 0.5 else "bold red"
-
-
-class Review:
-    """One proposal engine per app, on the app's statistics engine.
-
-    The engine is not subscribed to the curation itself: the curation's updates go into a
-    queue (appending never blocks the UI thread) that :meth:`flush` hands to the engine
-    before each query, in order. The evidence arrays of a pair are cached (they depend on the
-    two clusters' spikes only).
-    """
-
-    def __init__(self, cur: Curation, stats_engine: Any):
-        self.cur = cur
-        self.updates: deque[Any] = deque()
-        self.engine = ProposalEngine(cur, stats_engine, subscribe=False)
-        cur.subscribe(self.updates.append)
-        self.queried = False
-        self.first_query_s: float | None = None
-        self._evidence: OrderedDict[tuple[int, int], Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-
-    def flush(self) -> None:
-        """Hand the queued updates to the engine, in order (one worker at a time)."""
-        with self._flush_lock:
-            while True:
-                try:
-                    update = self.updates.popleft()
-                except IndexError:
-                    return
-                self.engine.on_update(update)
-
-    def proposals(self, min_score: float = 0.0) -> list[Proposal]:
-        self.flush()
-        t0 = time.perf_counter()
-        out = self.engine.proposals(min_score)
-        if not self.queried:
-            self.queried = True
-            self.first_query_s = time.perf_counter() - t0
-        return out
-
-    def evidence(self, p: Proposal) -> Any:
-        with self._lock:
-            got = self._evidence.get(p.pair)
-            if got is not None:
-                self._evidence.move_to_end(p.pair)
-        if got is None:
-            self.flush()
-            got = self.engine.evidence(p)
-            with self._lock:
-                self._evidence[p.pair] = got
-                while len(self._evidence) > EVIDENCE_CACHE:
-                    self._evidence.popitem(last=False)
-        return replace(got, proposal=p)
-
-
-def review_for(app: CuralogApp) -> Review:
-    """The app's :class:`Review` (made on first use, on the UI thread)."""
-    review = getattr(app, "proposals", None)
-    if review is None or review.cur is not app.cur:
-        review = Review(app.cur, app.stats.engine)
-        app.proposals = review
-    return review
 
 
 @dataclass
@@ -214,8 +155,9 @@ class ProposalsScreen(Screen[None]):
     ProposalsScreen.narrow #pq-queue { display: none; }
     """
 
-    def __init__(self, threshold: float = DEFAULT_MIN_SCORE):
+    def __init__(self, session: CurationSession, threshold: float = DEFAULT_MIN_SCORE):
         super().__init__()
+        self.session = session
         self.threshold = float(threshold)
         self.review: Review | None = None
         self.gen = 0
@@ -237,12 +179,8 @@ class ProposalsScreen(Screen[None]):
 
     # ------------------------------------------------------------------ layout
     @property
-    def capp(self) -> CuralogApp:
-        return self.app  # type: ignore[return-value]
-
-    @property
     def cur(self) -> Curation:
-        return self.capp.cur
+        return self.session.cur
 
     @property
     def plot(self) -> ScatterView:
@@ -259,9 +197,9 @@ class ProposalsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.set_class(self.app.size.width < NARROW, "narrow")
-        self.review = review_for(self.capp)
-        if self.capp.readonly_reason:
-            self.say(f"read-only: {self.capp.readonly_reason}", error=True)
+        self.review = self.session.review()
+        if self.session.readonly_reason:
+            self.say(f"read-only: {self.session.readonly_reason}", error=True)
         else:
             self.say("a accept · r reject · s skip")
         self.set_interval(0.5, self._tick)
@@ -272,7 +210,7 @@ class ProposalsScreen(Screen[None]):
         if self.busy and self.current is None and time.monotonic() - self._t_request > 0.4:
             self._draw_header()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self.set_class(self.app.size.width < NARROW, "narrow")
         self.call_after_refresh(self.redraw)
 
@@ -658,18 +596,18 @@ class ProposalsScreen(Screen[None]):
         p = self._ready("accept")
         if p is None or self.review is None:
             return
-        app = self.capp
+        session = self.session
         engine = self.review.engine
-        new = app.attempt(lambda: engine.accept(p))
+        new = session.attempt(lambda: engine.accept(p))
         if new is None:
-            self.say(app.status.message.plain or "merge refused", error=True)
+            self.say(session.status_message or "merge refused", error=True)
             return
         seq = self.cur.seq
         self.decisions.append(Decision("accept", p, seq, new))
         self.counts["accepted"] += 1
         self.last_new = new
         text = f"accepted {p.a} + {p.b} -> {new} (merge, seq {seq})"
-        app.say(text)
+        session.say(text)
         self.say(text)
         self.request()
 
@@ -677,17 +615,17 @@ class ProposalsScreen(Screen[None]):
         p = self._ready("reject")
         if p is None or self.review is None:
             return
-        app = self.capp
+        session = self.session
         engine = self.review.engine
-        event = app.attempt(lambda: engine.reject(p))
+        event = session.attempt(lambda: engine.reject(p))
         if event is None:
-            self.say(app.status.message.plain or "reject refused", error=True)
+            self.say(session.status_message or "reject refused", error=True)
             return
         self.decisions.append(Decision("reject", p, int(event.seq)))
         self.counts["rejected"] += 1
         text = f"rejected {p.a} + {p.b} (note, seq {event.seq}): not proposed again"
-        app.say(text)
-        app.refresh_status()
+        session.say(text)
+        session.refresh_status()
         self.say(text)
         self.request()
 
@@ -711,13 +649,11 @@ class ProposalsScreen(Screen[None]):
         self.request()
 
     def action_undo(self) -> None:
-        app = self.capp
+        session = self.session
         if not self.decisions:
-            before = app.last_update
-            app.action_undo()
-            update = app.last_update
-            if update is None or update is before:
-                self.say(app.status.message.plain or "nothing to undo", error=True)
+            update = session.undo()
+            if update is None:
+                self.say(session.status_message or "nothing to undo", error=True)
                 return
             self.say(f"undone: {update.kind} (seq {update.seq})")
             self.request()
@@ -733,11 +669,9 @@ class ProposalsScreen(Screen[None]):
                     error=True,
                 )
                 return
-            before = app.last_update
-            app.action_undo()
-            update = app.last_update
-            if update is None or update is before:
-                self.say(app.status.message.plain or "undo refused", error=True)
+            update = session.undo()
+            if update is None:
+                self.say(session.status_message or "undo refused", error=True)
                 return
             self.decisions.pop()
             self.counts["accepted"] -= 1
@@ -749,13 +683,13 @@ class ProposalsScreen(Screen[None]):
         else:
             assert self.review is not None
             engine = self.review.engine
-            event = app.attempt(lambda: engine.unreject(p))
+            event = session.attempt(lambda: engine.unreject(p))
             if event is None:
-                self.say(app.status.message.plain or "unreject refused", error=True)
+                self.say(session.status_message or "unreject refused", error=True)
                 return
             self.decisions.pop()
             self.counts["rejected"] -= 1
-            app.refresh_status()
+            session.refresh_status()
             self.say(f"undone: reject of {p.a} + {p.b} (note, seq {event.seq})")
         self.skipped.discard(p.pair)
         self.counts["skipped"] = len(self.skipped)
@@ -774,10 +708,10 @@ class ProposalsScreen(Screen[None]):
         self.app.push_screen(ReviewHelp(self.BINDINGS))
 
     def action_back(self) -> None:
-        app = self.capp
+        session = self.session
         if self.last_new is not None and self.last_new in self.cur.state:
-            app.table.select(self.last_new)
+            session.select_cluster(self.last_new)
         self.dismiss(None)
 
 
-__all__ = ["Decision", "ProposalsScreen", "Review", "review_for"]
+__all__ = ["Decision", "ProposalsScreen", "QueueState", "ReviewHelp"]

@@ -30,23 +30,21 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-import weakref
-from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from rich.console import Console
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from curalog import Curation
+from curalog import Curation, Update
 from curalog.analysis.features import (
-    FeatureSource,
     MissingFeaturesError,
     PolygonError,
     SplitPreview,
@@ -78,11 +76,9 @@ from ..braille import (
     side_histogram,
     view_layers,
 )
-from ..widgets.scatter import ScatterView
+from ..session import CurationSession
+from ..widgets import ScatterView
 from .help import KeyTableHelp
-
-if TYPE_CHECKING:
-    from ..app import CuralogApp
 
 MODES = ("feature", "template_feature", "amplitude", "clusters")
 MODE_TABS = {
@@ -128,44 +124,6 @@ SCATTER_LABELS = {
     "depth": "depth",
 }
 
-_SOURCES: weakref.WeakKeyDictionary[Curation, FeatureSource] = weakref.WeakKeyDictionary()
-_SOURCES_LOCK = threading.Lock()
-
-
-def feature_source(app: CuralogApp) -> FeatureSource:
-    """One :class:`FeatureSource` per curation (files load lazily, shared best channels)."""
-    with _SOURCES_LOCK:
-        src = _SOURCES.get(app.cur)
-        if src is None:
-            src = FeatureSource(app.cur.dataset, geometry=app.stats.engine.ctx.geometry)
-            _SOURCES[app.cur] = src
-        return src
-
-
-class LockedBinCache(BinCache):
-    """A :class:`BinCache` shared by the UI thread and the workers (dict access locked,
-    binning outside the lock)."""
-
-    def __init__(self, max_entries: int = 48):
-        super().__init__(max_entries)
-        self._lock = threading.Lock()
-
-    def counts(self, key: Hashable, x: np.ndarray, y: np.ndarray, frame: Frame) -> np.ndarray:
-        k = (key, frame.key())
-        with self._lock:
-            got = self._items.get(k)
-            if got is not None:
-                self._items.move_to_end(k)
-                self.hits += 1
-                return got
-            self.misses += 1
-        got = bin_points(x, y, frame)
-        with self._lock:
-            self._items[k] = got
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-        return got
-
 
 def _num(v: Any) -> float:
     if v is None or isinstance(v, bool):
@@ -200,7 +158,7 @@ def _cell_marker(layer: ScatterLayer, frame: Frame) -> ScatterLayer:
     )
 
 
-def _message_lines(text: Text, width: int, height: int, console: Any) -> list[Text]:
+def _message_lines(text: Text, width: int, height: int, console: Console) -> list[Text]:
     lines = [Text("")] + list(text.wrap(console, max(10, width - 2)))
     out = [Text(" ") + ln for ln in lines[:height]]
     return out
@@ -280,9 +238,14 @@ class ViewsScreen(Screen[None]):
     """
 
     def __init__(
-        self, cluster_ids: Sequence[int], similar: int | None = None, mode: str = "feature"
+        self,
+        session: CurationSession,
+        cluster_ids: Sequence[int],
+        similar: int | None = None,
+        mode: str = "feature",
     ):
         super().__init__()
+        self.session = session
         if mode not in MODES:
             raise ValueError(f"unknown view {mode!r}")
         self.mode = mode
@@ -311,7 +274,7 @@ class ViewsScreen(Screen[None]):
         self._scatter: tuple[Any, list[int], np.ndarray, np.ndarray, list[str | None]] | None = None
         self.nearest: int | None = None
         # caches and measurements
-        self.cache = LockedBinCache()
+        self.cache = BinCache(max_entries=48)  # shared by the UI thread and the workers
         self._hist: tuple[Any, list[Text]] | None = None
         self.timings: dict[str, list[float]] = {
             "compute": [],
@@ -323,12 +286,8 @@ class ViewsScreen(Screen[None]):
 
     # ------------------------------------------------------------------ layout
     @property
-    def capp(self) -> CuralogApp:
-        return self.app  # type: ignore[return-value]
-
-    @property
     def cur(self) -> Curation:
-        return self.capp.cur
+        return self.session.cur
 
     def compose(self) -> ComposeResult:
         yield Static(id="views-tabs")
@@ -344,7 +303,7 @@ class ViewsScreen(Screen[None]):
         self.set_interval(0.5, self._poll_stats)
         self.request()
 
-    def on_resize(self, event: Any) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self.call_after_refresh(self.redraw)
 
     # ------------------------------------------------------------------ selection
@@ -403,7 +362,7 @@ class ViewsScreen(Screen[None]):
                 )
                 return
             sel = [(c, np.asarray(self.cur.spikes(c))) for c in ids]
-            src = feature_source(self.capp)
+            src = self.session.feature_source()
             if mode == "feature":
 
                 def build() -> ViewSpec:
@@ -593,14 +552,14 @@ class ViewsScreen(Screen[None]):
                 for v in list(values.values())[:50]
             ):
                 cols.append(name)
-        for name in self.capp.model.label_fields():
+        for name in self.session.model.label_fields():
             vals = list(self.cur.labels.fields[name].values())[:50]
             if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
                 cols.append(name)
         return list(dict.fromkeys(cols))
 
     def _scatter_values(self) -> tuple[list[int], np.ndarray, np.ndarray, list[str | None]]:
-        model = self.capp.model
+        model = self.session.model
         key = (self.scatter_x, self.scatter_y, len(model.stats), self.cur.seq, self.cur.n_clusters)
         if self._scatter is None or self._scatter[0] != key:
             ids = [int(c) for c in self.cur.cluster_ids]
@@ -652,7 +611,7 @@ class ViewsScreen(Screen[None]):
 
     def _poll_stats(self) -> None:
         if self.mode == "clusters" and self._scatter is not None:
-            model = self.capp.model
+            model = self.session.model
             if self._scatter[0][2] != len(model.stats):
                 self.redraw()
 
@@ -688,7 +647,7 @@ class ViewsScreen(Screen[None]):
             t.append("■ ", style=SELECTION_COLOR)
             t.append("selected  ", style="dim")
             if self.nearest is not None:
-                row = self.capp.model.row(self.nearest)
+                row = self.session.model.row(self.nearest)
                 t.append(f"nearest: cluster {self.nearest} ", style="bold")
                 t.append(f"({row.get('group')}, {row.get('n_spikes'):,} spikes)", style="dim")
             return t
@@ -962,20 +921,20 @@ class ViewsScreen(Screen[None]):
         if ids.shape[0] == spec.n_spikes:
             self.say("every spike of the view is inside the polygon: nothing to split", error=True)
             return
-        app = self.capp
-        added = app.attempt(lambda: cur.split(ids, meta=meta))
+        session = self.session
+        added = session.attempt(lambda: cur.split(ids, meta=meta))
         if not added:
-            self.say(app.status.message.plain or "split refused", error=True)
+            self.say(session.status_message or "split refused", error=True)
             return
         inside = int(cur.spike_clusters[int(ids[0])])
         rest = [int(c) for c in added if int(c) != inside]
-        app.table.select(inside)
+        session.select_cluster(inside)
         old = ", ".join(map(str, spec.cluster_ids))
         text = (
             f"split {old} by polygon ({TITLES[spec.kind]} view): {ids.shape[0]:,} spikes inside -> {inside}"
             + (f"; remainder -> {', '.join(map(str, rest))}" if rest else "")
         )
-        app.say(text)
+        session.say(text)
         self.base_ids = [inside, *rest]
         self.with_similar = False
         self.request()
@@ -1094,24 +1053,21 @@ class ViewsScreen(Screen[None]):
         if cid is None:
             self.say("no cluster near the crosshair", error=True)
             return
-        app = self.capp
-        if not app.table.select(cid):
+        session = self.session
+        if not session.select_cluster(cid):
             self.say(f"cluster {cid} is hidden by the filter", error=True)
             return
         self.base_ids = [cid]
-        sim = app.similar
+        sim = session.similar
         self.similar = sim if sim != cid else None
         self.with_similar = False
         self.say(f"selected cluster {cid} in the table (f: its features)")
         self.redraw()
 
-    def _follow(self, verb: str, act: Callable[[], None]) -> None:
-        app = self.capp
-        before = app.last_update
-        act()
-        update = app.last_update
-        if update is None or update is before:
-            self.say(app.status.message.plain, error=True)
+    def _follow(self, verb: str, act: Callable[[], Update | None]) -> None:
+        update = act()
+        if update is None:
+            self.say(self.session.status_message, error=True)
             return
         ids = [c for c in self.base_ids if c in self.cur.state]
         if len(ids) != len(self.base_ids) or not ids:
@@ -1122,13 +1078,13 @@ class ViewsScreen(Screen[None]):
         self.say(f"{verb}: {update.kind} (seq {update.seq})")
 
     def action_undo(self) -> None:
-        self._follow("undone", self.capp.action_undo)
+        self._follow("undone", self.session.undo)
 
     def action_redo(self) -> None:
-        self._follow("redone", self.capp.action_redo)
+        self._follow("redone", self.session.redo)
 
     def action_help(self) -> None:
         self.app.push_screen(ViewsHelp(self.BINDINGS))
 
 
-__all__ = ["LockedBinCache", "ViewsScreen", "feature_source"]
+__all__ = ["ViewsHelp", "ViewsScreen"]

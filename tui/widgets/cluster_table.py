@@ -19,6 +19,7 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from curalog.labels import MASKED_GROUPS
 
+from ..messages import ClusterSelected
 from ..model import ClusterModel, Column
 from .fast_table import FastDataTable
 
@@ -34,18 +35,6 @@ class ClusterTable(FastDataTable):
         Binding("home", "first", "first", show=False),
         Binding("end", "last", "last", show=False),
     ]
-
-    class Selected(Message):
-        """The cluster under the cursor changed (None: the table is empty)."""
-
-        def __init__(self, table: ClusterTable, cid: int | None):
-            super().__init__()
-            self.table = table
-            self.cid = cid
-
-        @property
-        def control(self) -> ClusterTable:
-            return self.table
 
     class Scrolled(Message):
         """Rows came into view (their statistics should be computed first)."""
@@ -216,7 +205,7 @@ class ClusterTable(FastDataTable):
         cur = self.current
         if cur != self._current:
             self._current = cur
-            self.post_message(self.Selected(self, cur))
+            self.post_message(ClusterSelected(self, cur))
 
     def _navigable(self, cid: int) -> bool:
         return not (self.skip_masked and self.model.cur.group(cid) in MASKED_GROUPS)

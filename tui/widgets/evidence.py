@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from rich.text import Text
+
+from curalog.analysis.proposals import Evidence, Proposal
 
 from ..plots import bar_chart, correlogram_axis, correlogram_marks
 
@@ -40,14 +41,14 @@ _BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 class EvidenceData:
     """An :class:`~curalog.analysis.proposals.Evidence` with what the screen adds for display."""
 
-    evidence: Any  # curalog.analysis.proposals.Evidence
+    evidence: Evidence
     channel_labels: list[str] = field(default_factory=list)
     ms: float = 0.0  # time the worker took
     #: lines rendered in the worker for a ``(width, height)`` area, reused when it still fits
     rendered: tuple[int, int, list[Text]] | None = None
 
     @property
-    def proposal(self) -> Any:
+    def proposal(self) -> Proposal:
         return self.evidence.proposal
 
 
@@ -213,7 +214,7 @@ def time_block(
     return [_pad(head, width), *pair_lines(ya, yb, width, rows, lo, hi)]
 
 
-def template_block(ev: Any, labels: list[str], width: int, rows: int) -> list[Text]:
+def template_block(ev: Evidence, labels: list[str], width: int, rows: int) -> list[Text]:
     ta = np.asarray(ev.template_a, dtype=np.float64)
     tb = np.asarray(ev.template_b, dtype=np.float64)
     n = int(ta.shape[1]) if ta.ndim == 2 else 0

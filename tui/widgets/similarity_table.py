@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from rich.text import Text
 from textual.coordinate import Coordinate
-from textual.message import Message
 from textual.widgets.data_table import RowDoesNotExist
 
 from curalog.labels import MASKED_GROUPS
 
+from ..messages import ClusterSelected
 from ..model import CCG_WIDTH, ClusterModel, IdCell, ccg_cell, format_value, group_text
 from .fast_table import FastDataTable
 
@@ -27,16 +27,6 @@ COLUMNS = (
 
 class SimilarityTable(FastDataTable):
     """Rows for the clusters most similar to ``reference``; CCG cells fill in as computed."""
-
-    class Selected(Message):
-        def __init__(self, table: SimilarityTable, cid: int | None):
-            super().__init__()
-            self.table = table
-            self.cid = cid
-
-        @property
-        def control(self) -> SimilarityTable:
-            return self.table
 
     def __init__(self, model: ClusterModel, **kwargs: Any):
         super().__init__(cursor_type="row", fixed_columns=1, **kwargs)
@@ -125,7 +115,7 @@ class SimilarityTable(FastDataTable):
         cur = self.current
         if cur != self._current:
             self._current = cur
-            self.post_message(self.Selected(self, cur))
+            self.post_message(ClusterSelected(self, cur))
 
     def _navigable(self, cid: int) -> bool:
         return not (self.skip_masked and self.model.cur.group(cid) in MASKED_GROUPS)

@@ -79,7 +79,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("depth", "depth", ".0f"),
     ("firing_rate", "fr", ".2f"),
     ("template_amplitude", "amp", ".1f"),
-    ("amplitude_median", "amp_med", ".2f"),
+    ("amplitude_median_npy", "amp_npy", ".2f"),
     ("isi_violations_ratio", "isi", ".2f"),
     ("rp_contamination", "rpc", ".2f"),
     ("presence_ratio", "pres", ".2f"),
@@ -97,6 +97,7 @@ _COUNTER_NAMES = (
     "template_sets_computed",
     "stale",
     "errors",
+    "silhouettes_computed",
 )
 
 
@@ -181,6 +182,7 @@ class StatsEngine:
         self._gathered: OrderedDict[int, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._gathered_bytes = 0
         self._gather_budget = int(gather_cache_mb * 2**20)
+        self._silhouettes: dict[tuple[int, bytes], float] = {}
 
     # ------------------------------------------------------------------ counters
     @property
@@ -280,7 +282,9 @@ class StatsEngine:
             h = self._composed_acg_half(parents, gathered)
         if res is None:
             res = cluster_pass(self.ctx, spikes)
-        entry = compute_cluster_stats(self.ctx, cid, spikes, acg_half_override=h, pass_result=res)
+        entry = compute_cluster_stats(
+            self.ctx, cid, spikes, acg_half_override=h, pass_result=res, parents=parents
+        )
         self._gathered_put(cid, res.times, res.amplitudes)
         self._count("composed" if h is not None else "computed")
         return entry
@@ -626,4 +630,32 @@ class StatsEngine:
     ) -> list[dict[str, Any]]:
         """One dict of column values per cluster (keys: :data:`TABLE_COLUMNS` plus the
         sorter's columns for the sorter's own clusters, e.g. KSLabel, ContamPct)."""
-        return [e.row() for e in self.compute_all(ids, n_threads)]
+        return [self.row(e) for e in self.compute_all(ids, n_threads)]
+
+    def row(self, entry: ClusterStats | int) -> dict[str, Any]:
+        """``entry.row()`` plus the label-dependent ``silhouette`` (see quality_pc)."""
+        e = self.get(entry) if isinstance(entry, (int, np.integer)) else entry
+        out = e.row()
+        out["silhouette"] = self.silhouette(e)
+        return out
+
+    def silhouette(self, entry: ClusterStats) -> float:
+        """Simplified silhouette against the current labels of the cluster's PC "others",
+        cached by the set of those labels (ids are never reused, so the set fixes them)."""
+        pc = entry.pc
+        if pc is None:
+            return float("nan")
+        labels = (
+            np.asarray(self.state.clusters_of(pc.other_spikes))
+            if pc.other_spikes.size
+            else pc.other_spikes
+        )
+        key = (entry.cluster_id, np.unique(labels).tobytes())
+        with self._lock:
+            got = self._silhouettes.get(key)
+        if got is None:
+            got = self.ctx.quality.pcs.silhouette(pc, labels)
+            with self._lock:
+                self._silhouettes[key] = got
+                self._counters["silhouettes_computed"] += 1
+        return got

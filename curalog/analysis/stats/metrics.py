@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +89,14 @@ from curalog.analysis.stats.correlograms import (
     CorrelogramBins,
     acg_from_half,
     acg_half,
+)
+from curalog.analysis.stats.quality import QualityContext, compute_quality
+from curalog.analysis.stats.timebase import recording_timebase
+from curalog.templates import (  # noqa: F401  (moved; re-exported)
+    TemplateChannels,
+    TemplateGeometry,
+    _peak_to_trough_ms,
+    dominant_template,
 )
 
 __all__ = [
@@ -451,13 +458,6 @@ def amplitude_cutoff(
     )
 
 
-def dominant_template(template_ids: np.ndarray, counts: np.ndarray) -> int | None:
-    """Most frequent template (ties: smaller id); ``template_ids`` ascending."""
-    if template_ids.shape[0] == 0:
-        return None
-    return int(template_ids[int(np.argmax(counts))])  # argmax keeps the first, i.e. smaller id
-
-
 # ---------------------------------------------------------------------- the spike pass
 @numba.njit(cache=True, nogil=True)
 def _gather_kernel(times, spikes, amplitudes, use_amp, spike_templates, n_templates):
@@ -689,159 +689,6 @@ def merge_passes(
 _EMPTY_F8 = np.zeros(0, dtype=np.float64)
 
 
-# ---------------------------------------------------------------------- templates
-@dataclass(frozen=True)
-class TemplateChannels:
-    """phy's best channels of one (unwhitened) template."""
-
-    channels: np.ndarray  # channel rows, by decreasing amplitude
-    best_channel: int
-    amplitude: float  # peak-to-peak on the best channel
-    peak_to_trough_ms: float
-
-
-class TemplateGeometry:
-    """Per-template best channels and amplitude, computed lazily and cached (thread-safe)."""
-
-    def __init__(self, dataset: Any, n_closest_channels: int = 12):
-        self.dataset = dataset
-        self.n_closest = n_closest_channels
-        self.templates = getattr(dataset, "templates", None)
-        self.template_channels = getattr(dataset, "template_channels", None)
-        self.sample_rate = float(dataset.sample_rate)
-        self._cache: dict[int, TemplateChannels | None] = {}
-        self._close: dict[tuple[int, int], np.ndarray] = {}
-        self._lock = threading.Lock()
-        self._wmi: np.ndarray | None = None
-        self._wmi_loaded = False
-
-    @property
-    def available(self) -> bool:
-        return self.templates is not None
-
-    @property
-    def wmi(self) -> np.ndarray | None:
-        """Inverse whitening matrix, or None to skip unwhitening (see the module docstring)."""
-        if not self._wmi_loaded:
-            self._wmi = self._load_wmi()
-            self._wmi_loaded = True
-        return self._wmi
-
-    def _load_wmi(self) -> np.ndarray | None:
-        opt = getattr(self.dataset, "optional_array", None)
-        if opt is None:
-            return None
-        n = int(np.asarray(self.dataset.channel_positions).shape[0])
-        try:
-            wmi = opt("whitening_mat_inv.npy")
-            if wmi is None:
-                wm = opt("whitening_mat.npy")
-                if wm is not None and wm.ndim == 2 and wm.shape == (n, n):
-                    wmi = np.linalg.pinv(np.asarray(wm, dtype=np.float64))
-        except Exception:  # a malformed optional file only costs the unwhitening
-            return None
-        if wmi is None or wmi.ndim != 2 or wmi.shape != (n, n):
-            return None
-        return np.asarray(wmi, dtype=np.float64)
-
-    def unwhitened(self, template_id: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(waveform (n_samples, k), channel rows (k,))`` of one template, unwhitened."""
-        if self.templates is None or not 0 <= template_id < self.templates.shape[0]:
-            return None
-        w = np.asarray(self.templates[template_id], dtype=np.float64)
-        wmi = self.wmi
-        if self.template_channels is None:
-            chans = np.arange(w.shape[1])
-            if wmi is not None and wmi.shape[0] == w.shape[1]:
-                w = w @ wmi
-            return w, chans
-        chans = np.asarray(self.template_channels[template_id], dtype=np.int64)
-        mx = np.abs(w).max(axis=0) if w.size else np.zeros(0)
-        keep = (mx > mx.max() * 1e-6) if mx.size else np.zeros(0, dtype=bool)
-        keep &= chans >= 0
-        if not keep.any():  # an all-zero template: keep its first valid channel
-            keep = chans >= 0
-            if not keep.any():
-                return None
-            keep[np.flatnonzero(keep)[1:]] = False
-        w = w[:, keep]
-        chans = chans[keep]
-        if wmi is not None and chans.max() < wmi.shape[0]:
-            w = w @ wmi[np.ix_(chans, chans)]
-        return w, chans
-
-    def get(self, template_id: int | None) -> TemplateChannels | None:
-        if template_id is None:
-            return None
-        with self._lock:
-            if template_id in self._cache:
-                return self._cache[template_id]
-        info = self._compute(int(template_id))
-        with self._lock:
-            self._cache[template_id] = info
-        return info
-
-    def _close_channels(self, best: int, n_cols: int) -> np.ndarray:
-        """The ``n_closest`` channels nearest to ``best`` on its shank, ascending (cached)."""
-        key = (best, n_cols)
-        got = self._close.get(key)
-        if got is None:
-            pos = np.asarray(self.dataset.channel_positions, dtype=np.float64)
-            n_ch = min(pos.shape[0], n_cols)
-            x, y = pos[:n_ch, 0], pos[:n_ch, 1]
-            d = (x - pos[best, 0]) ** 2 + (y - pos[best, 1]) ** 2
-            # numpy's default argsort, as phy: equidistant channels are cut the same way.
-            close = np.argsort(d)[: self.n_closest]
-            shanks = np.asarray(self.dataset.channel_shanks)
-            close = close[shanks[close] == shanks[best]]
-            got = np.sort(close)
-            self._close[key] = got
-        return got
-
-    def _compute(self, template_id: int) -> TemplateChannels | None:
-        got = self.unwhitened(template_id)
-        if got is None:
-            return None
-        w, chans = got
-        if w.shape[1] == 0:
-            return None
-        amp = w.max(axis=0) - w.min(axis=0)
-        best_local = int(np.argmax(amp))
-        best = int(chans[best_local])
-        if self.template_channels is None:
-            sel = self._close_channels(best, w.shape[1])
-        else:
-            sel = np.arange(chans.shape[0])
-        order = sel[np.argsort(-amp[sel], kind="stable")]
-        channels = chans[order].astype(np.int64)
-        if channels[0] != best:  # equal amplitudes: keep phy's argmax first
-            channels = np.concatenate([[best], channels[channels != best]])
-        return TemplateChannels(
-            channels,
-            best,
-            float(amp[best_local]),
-            _peak_to_trough_ms(w[:, best_local], self.sample_rate),
-        )
-
-
-def _peak_to_trough_ms(wave: np.ndarray, fs: float) -> float:
-    if wave.shape[0] < 2:
-        return math.nan
-    i_min = int(np.argmin(wave))
-    i_max = int(np.argmax(wave))
-    if abs(wave[i_min]) >= abs(wave[i_max]):
-        after = wave[i_min + 1 :]
-        if after.shape[0] == 0:
-            return math.nan
-        j = i_min + 1 + int(np.argmax(after))
-        return (j - i_min) * 1000.0 / fs
-    after = wave[i_max + 1 :]
-    if after.shape[0] == 0:
-        return math.nan
-    j = i_max + 1 + int(np.argmin(after))
-    return (j - i_max) * 1000.0 / fs
-
-
 # ---------------------------------------------------------------------- context and stats
 class StatsContext:
     """The dataset-wide inputs of the statistics, resolved once.
@@ -875,8 +722,13 @@ class StatsContext:
         self.n_templates = int(dataset.n_templates)
         amps = getattr(dataset, "amplitudes", None)
         self.amplitudes = None if amps is None else np.asarray(amps).reshape(-1)
-        dur = float(duration if duration is not None else dataset.duration)
-        self.total_samples = max(1, int(round(dur * self.sample_rate)))
+        if duration is not None:
+            self.total_samples = max(1, int(round(float(duration) * self.sample_rate)))
+            self.duration_source = "given"
+        else:  # the recording's length (see curalog.analysis.stats.timebase)
+            tb = recording_timebase(dataset)
+            self.total_samples = max(1, tb.total_samples)
+            self.duration_source = tb.source
         self.duration = self.total_samples / self.sample_rate
         p = self.params
         self.t_r = int(round(p.refractory_period_ms * self.sample_rate * 1e-3))
@@ -889,6 +741,7 @@ class StatsContext:
         self.channel_shanks = np.asarray(dataset.channel_shanks)
         cols = getattr(dataset, "sorter_columns", None)
         self.sorter_columns: dict[str, dict[int, Any]] = dict(cols) if cols else {}
+        self.quality = QualityContext(dataset, self.geometry, self.total_samples)
 
 
 @dataclass
@@ -928,6 +781,8 @@ class ClusterStats:
     amp_series: np.ndarray = field(repr=False)
     sorter: dict[str, Any] = field(default_factory=dict)
     how: str = "computed"  # or "composed"
+    quality: dict[str, Any] = field(default_factory=dict)  # SpikeInterface's columns
+    pc: Any = field(default=None, repr=False)  # quality_pc.PCSample (composition on merge)
 
     @property
     def acg(self) -> np.ndarray:
@@ -946,7 +801,7 @@ class ClusterStats:
             "depth": self.depth,
             "firing_rate": self.firing_rate,
             "template_amplitude": self.template_amplitude,
-            "amplitude_median": self.amplitude_median,
+            "amplitude_median_npy": self.amplitude_median,
             "isi_violations_ratio": self.isi_violations_ratio,
             "isi_violations_count": self.isi_violations_count,
             "rp_contamination": self.rp_contamination,
@@ -955,8 +810,22 @@ class ClusterStats:
             "amplitude_cutoff": self.amplitude_cutoff,
             "peak_to_trough_ms": self.peak_to_trough_ms,
         }
-        out.update(self.sorter)
+        out.update(self.quality)
+        out.update(sorter_row(self.sorter, out))
         return out
+
+
+def sorter_row(sorter: dict[str, Any], computed: Any) -> dict[str, Any]:
+    """The sorter's own columns (``cluster_<name>.tsv``) under names that never replace a
+    computed one: always as ``sorter.<name>``, and under the bare name too when curalog
+    computes no column of that name (so ``KSLabel`` and ``ContamPct`` keep working, while a
+    folder's ``cluster_isi_violations_ratio.tsv`` is only ``sorter.isi_violations_ratio``)."""
+    out: dict[str, Any] = {}
+    for name, value in sorter.items():
+        out[f"sorter.{name}"] = value
+        if name not in computed:
+            out[name] = value
+    return out
 
 
 def _series(
@@ -980,6 +849,7 @@ def compute_cluster_stats(
     *,
     acg_half_override: np.ndarray | None = None,
     pass_result: PassResult | None = None,
+    parents: list[ClusterStats] | None = None,
 ) -> ClusterStats:
     """All statistics of cluster ``cid`` from its spikes.
 
@@ -1037,6 +907,20 @@ def compute_cluster_stats(
             res.presence_counts, n, ctx.duration, p.presence_bin_s, p.presence_mean_fr_ratio_thresh
         )
     fr_s, amp_s = _series(ctx, res.series_counts, res.series_amp_sum, res.amplitudes is not None)
+    parents_pc = [q.pc for q in parents] if parents else None
+    if parents_pc is not None and any(q is None for q in parents_pc):
+        parents_pc = None
+    quality, pc = compute_quality(
+        ctx.quality,
+        spikes,
+        res.times,
+        res.amplitudes,
+        tmpl,
+        res.template_ids,
+        res.template_counts,
+        best,
+        parents_pc,
+    )
     sorter = {}
     if 0 <= cid < ctx.n_templates:  # sorter columns stay with the sorter's own clusters
         for name, values in ctx.sorter_columns.items():
@@ -1075,4 +959,6 @@ def compute_cluster_stats(
         amp_series=amp_s,
         sorter=sorter,
         how="computed" if acg_half_override is None else "composed",
+        quality=quality,
+        pc=pc,
     )

@@ -1,0 +1,453 @@
+"""Isolation in PC space: isolation distance, L-ratio, d', nearest-neighbour rates, silhouette.
+
+The features are Kilosort's own ``pc_features.npy`` (``(n_spikes, n_pcs, n_loc)``: each
+spike's projection on ``n_pcs`` principal components on the ``n_loc`` channels
+``pc_feature_ind[template]`` of its template), used as the Allen Institute's
+``ecephys_spike_sorting`` quality-metrics module uses them (``calculate_pc_metrics``): each
+cluster is compared on *its* channels with the spikes of the clusters that have features
+on those channels, with bounded subsampling. The metric formulas are SpikeInterface 0.105's
+(``spikeinterface.metrics.quality.pca_metrics``), re-implemented from their definitions.
+
+How the point sets are chosen (the part the papers leave open; fixed here so that a cluster's
+values depend on its spikes only, which is what makes them cacheable by cluster id):
+
+* **channels** ``C``: the first ``n_channels`` (4) entries of ``pc_feature_ind`` of the
+  cluster's dominant template (Kilosort lists a template's channels most relevant first:
+  decreasing amplitude in Kilosort 2/3, nearest to the template's centre in Kilosort 4);
+* a spike *has features on* ``C`` when its template's ``pc_feature_ind`` row contains every
+  channel of ``C`` (Allen's ``make_channel_mask``: units lacking a channel are excluded);
+  its feature vector is ``pc_features[s, :, j]`` at those channels' positions
+  (``n_pcs * n_channels`` numbers);
+* **self**: the cluster's spikes ``s`` with ``h(s) < min(1, max_self / N)`` that have
+  features on ``C``, where ``h`` is a fixed pseudo-random number per spike (splitmix64 of the
+  spike index and ``seed``, scaled to [0, 1)): a bounded (about ``max_self`` = 500, the size
+  of SpikeInterface's ``random_spikes``), reproducible subsample;
+* **others**: the spikes of *other* clusters that have features on ``C``, subsampled the
+  same way to about ``max_other`` (1,000) with ``h(s) < max_other / n_candidates``.
+
+Because ``h`` is per spike, the self subsample of a merge is exactly the union of its
+parents' subsamples thinned by the new threshold (composed, no pass over the merged spikes),
+and the "others" of a cluster are independent of how the other spikes are clustered: a
+merge elsewhere leaves ``isolation_distance``, ``l_ratio``, ``d_prime`` and the nearest-
+neighbour rates of this cluster unchanged. Only ``silhouette`` reads the others' *labels*
+(the nearest other cluster); the engine keys it by the set of labels present among the
+others, which - ids never being reused - determines the labelling exactly.
+
+Metrics (``X`` self points, ``Y`` other points, ``d = n_pcs * n_channels``):
+
+isolation_distance, l_ratio
+    Schmitzer-Torbert et al. (2005), SpikeInterface ``mahalanobis_metrics``: squared
+    Mahalanobis distances ``D^2`` of ``Y`` to the mean of ``X`` under the inverse of ``X``'s
+    covariance (``np.cov``, ``n - 1``); ``n = min(|X|, |Y|)``; isolation distance = the
+    ``n``-th smallest ``D^2``; L-ratio = ``sum(1 - chi2_cdf(D^2, d)) / |X|``; NaN when
+    ``n < 2`` or the covariance is singular.
+d_prime
+    Hill et al. (2011), SpikeInterface ``d_prime_metric``: ``X`` and ``Y`` projected on the
+    two-class Fisher discriminant (what scikit-learn's ``LinearDiscriminantAnalysis`` gives
+    with one component, up to sign), ``(mean_X - mean_Y) / sqrt((var_X + var_Y) / 2)``.
+    scikit-learn's sign depends on an SVD's sign convention; curalog orients the axis from
+    ``Y`` to ``X`` so d' is never negative.
+nn_hit_rate, nn_miss_rate
+    Chung et al. (2017), SpikeInterface ``nearest_neighbors_metrics`` (``n_neighbors`` 5,
+    ``max_spikes`` 10,000): the 5 nearest neighbours (Euclidean, the point itself excluded)
+    of every point of ``X ∪ Y``; hit rate = fraction of ``X``'s neighbours in ``X``, miss
+    rate = fraction of ``Y``'s neighbours in ``X``. 1 and 0 when there are no others.
+silhouette
+    Hruschka et al. (2004) simplified silhouette, SpikeInterface's default
+    (``simplified_silhouette_score``): ``a_i`` = distance of self point ``i`` to ``X``'s
+    centroid; for each other cluster ``L`` present in ``Y``, its centroid over its points
+    in ``Y``; ``b_i`` = distances to the centroid of the cluster with the smallest mean
+    distance; ``mean((b - a) / max(a, b))``. NaN without others.
+
+Cost per cluster: gathering ``|X| + |Y|`` feature rows (random reads) plus ``O(|Y| d^2)``
+for the Mahalanobis distances and a brute-force 5-nearest-neighbour search over ``|X| + |Y|`` (about 1,500) points; independent
+of the cluster's size except the ``O(N)`` hash pass over its spikes when it is computed from
+scratch (not on merge).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+__all__ = [
+    "PCParams",
+    "PCSample",
+    "PCSpace",
+    "mahalanobis",
+    "d_prime",
+    "nn_rates",
+    "simplified_silhouette",
+    "spike_hash",
+]
+
+_NAN_ROW = {
+    "isolation_distance": math.nan,
+    "l_ratio": math.nan,
+    "d_prime": math.nan,
+    "nn_hit_rate": math.nan,
+    "nn_miss_rate": math.nan,
+}
+
+
+@dataclass(frozen=True)
+class PCParams:
+    n_channels: int = 4
+    max_self: int = 500
+    max_other: int = 1000
+    n_neighbors: int = 5
+    nn_max_spikes: int = 10_000
+    seed: int = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _splitmix01(x):
+    z = (np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)) & np.uint64(0xFFFFFFFFFFFFFFFF)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)  # 53 bits -> [0, 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hash_many(spikes, seed):
+    out = np.empty(spikes.shape[0], dtype=np.float64)
+    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    for k in range(spikes.shape[0]):
+        out[k] = _splitmix01(np.uint64(spikes[k]) ^ salt)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _below(spikes, seed, p):
+    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    keep = np.zeros(spikes.shape[0], dtype=np.bool_)
+    for k in range(spikes.shape[0]):
+        keep[k] = _splitmix01(np.uint64(spikes[k]) ^ salt) < p
+    return spikes[keep]
+
+
+def spike_hash(spikes: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The fixed pseudo-random number in [0, 1) of each spike (splitmix64)."""
+    return _hash_many(np.ascontiguousarray(spikes, dtype=np.int64), int(seed))
+
+
+def _threshold(n: int, bound: int) -> float:
+    return 1.0 if n <= bound else bound / n
+
+
+@dataclass
+class PCSample:
+    """The point sets of one cluster (spike indices; features are gathered on demand)."""
+
+    hashed: np.ndarray  # the cluster's spikes with h < max_self / N (sorted), before channels
+    channels: np.ndarray  # C
+    self_spikes: np.ndarray  # hashed spikes with features on C
+    other_spikes: np.ndarray  # sorted
+    values: dict[str, float]
+
+
+class PCSpace:
+    """Dataset-wide access to ``pc_features`` / ``pc_feature_ind`` (thread-safe, lazy)."""
+
+    def __init__(self, dataset: Any, params: PCParams | None = None):
+        self.params = params or PCParams()
+        self.dataset = dataset
+        self.features = None
+        self.ind: np.ndarray | None = None
+        opt = getattr(dataset, "optional_array", None)
+        try:
+            feats = opt("pc_features.npy") if opt else None
+            ind = opt("pc_feature_ind.npy") if opt else None
+        except Exception:  # a malformed optional file only costs these columns
+            feats = ind = None
+        n = int(dataset.spike_templates.shape[0])
+        if (
+            feats is not None
+            and ind is not None
+            and feats.ndim == 3
+            and feats.shape[0] == n
+            and ind.ndim == 2
+            and ind.shape[1] == feats.shape[2]
+            and ind.shape[0] >= int(dataset.n_templates)
+        ):
+            self.features = feats
+            self.ind = np.asarray(ind).astype(np.int64)
+        self.spike_templates = dataset.spike_templates
+        self._lock = threading.Lock()
+        self._by_template: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cover: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._base_counts: np.ndarray | None = None
+        self.templates_sorted = 0  # counter: per-template hash orders built
+        self.hash_passes = 0  # counter: self subsamples drawn from a cluster's spikes
+        self.hash_composed = 0  # counter: self subsamples composed from parents
+
+    @property
+    def available(self) -> bool:
+        return self.features is not None
+
+    # ------------------------------------------------------------------ dataset-level
+    def base_counts(self) -> np.ndarray:
+        if self._base_counts is None:
+            self._base_counts = np.bincount(
+                np.asarray(self.spike_templates), minlength=self.ind.shape[0]
+            )
+        return self._base_counts
+
+    def channels_of(self, template: int) -> np.ndarray:
+        return self.ind[int(template), : self.params.n_channels].copy()
+
+    def covering(self, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Templates whose channels contain all of ``channels`` and the positions (t, k)."""
+        key = tuple(int(c) for c in channels)
+        with self._lock:
+            got = self._cover.get(key)
+        if got is not None:
+            return got
+        ind = self.ind
+        match = ind[:, :, None] == np.asarray(channels)[None, None, :]  # (T, n_loc, |C|)
+        has = match.any(axis=1).all(axis=1)
+        tids = np.flatnonzero(has)
+        pos = np.argmax(match[tids], axis=1)  # (|tids|, |C|) position of each channel
+        got = (tids, pos)
+        with self._lock:
+            self._cover[key] = got
+        return got
+
+    def _template_order(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spikes of template ``t`` and their hashes, by increasing hash (cached)."""
+        with self._lock:
+            got = self._by_template.get(t)
+        if got is not None:
+            return got
+        spikes = self._template_spikes(t)
+        h = spike_hash(spikes, self.params.seed)
+        order = np.argsort(h, kind="stable")
+        got = (spikes[order], h[order])
+        with self._lock:
+            self._by_template[t] = got
+            self.templates_sorted += 1
+        return got
+
+    def _template_spikes(self, t: int) -> np.ndarray:
+        with self._lock:
+            index = getattr(self, "_tindex", None)
+            if index is None:
+                st = np.asarray(self.spike_templates)
+                order = np.argsort(st, kind="stable")
+                offsets = np.concatenate(
+                    [[0], np.cumsum(np.bincount(st, minlength=self.ind.shape[0]))]
+                )
+                index = (order, offsets)
+                self._tindex = index
+        order, offsets = index
+        return order[offsets[t] : offsets[t + 1]].astype(np.int64)
+
+    def gather(self, spikes: np.ndarray, channels: np.ndarray) -> np.ndarray:
+        """Feature vectors ``(len(spikes), n_pcs * |C|)`` float64 (spikes sorted, covered)."""
+        if spikes.shape[0] == 0:
+            return np.zeros((0, self.features.shape[1] * channels.shape[0]))
+        tids, pos = self.covering(channels)
+        lookup = np.full(self.ind.shape[0], -1, dtype=np.int64)
+        lookup[tids] = np.arange(tids.shape[0])
+        rows = np.asarray(self.features[spikes], dtype=np.float64)  # (m, n_pcs, n_loc)
+        p = pos[lookup[np.asarray(self.spike_templates)[spikes]]]  # (m, |C|)
+        sel = np.take_along_axis(rows, p[:, None, :], axis=2)  # (m, n_pcs, |C|)
+        return sel.reshape(sel.shape[0], -1)
+
+    # ------------------------------------------------------------------ per cluster
+    def hashed_subsample(
+        self, spikes: np.ndarray, parents: list[PCSample] | None = None
+    ) -> np.ndarray:
+        """The cluster's spikes with ``h < max_self / N``, composed from parents if given."""
+        p = _threshold(int(spikes.shape[0]), self.params.max_self)
+        if parents:
+            cand = np.concatenate([q.hashed for q in parents])
+            cand.sort()
+            self.hash_composed += 1
+            return _below(cand, self.params.seed, p)
+        self.hash_passes += 1
+        return _below(np.ascontiguousarray(spikes, dtype=np.int64), self.params.seed, p)
+
+    def sample(
+        self,
+        spikes: np.ndarray,
+        template: int | None,
+        template_ids: np.ndarray,
+        template_counts: np.ndarray,
+        parents: list[PCSample] | None = None,
+    ) -> PCSample | None:
+        """The point sets and the label-free metrics of one cluster (None: no features)."""
+        if not self.available or template is None or spikes.shape[0] == 0:
+            return None
+        pp = self.params
+        hashed = self.hashed_subsample(spikes, parents)
+        channels = self.channels_of(template)
+        tids, _ = self.covering(channels)
+        covered = np.zeros(self.ind.shape[0], dtype=bool)
+        covered[tids] = True
+        st = np.asarray(self.spike_templates)
+        self_spikes = hashed[covered[st[hashed]]] if hashed.shape[0] else hashed
+        own = dict(zip(template_ids.tolist(), template_counts.tolist(), strict=True))
+        counts = self.base_counts()
+        n_cand = int(counts[tids].sum()) - sum(own.get(int(t), 0) for t in tids)
+        q = _threshold(max(n_cand, 0), pp.max_other)
+        parts = []
+        for t in tids.tolist():
+            if counts[t] == 0:
+                continue
+            sp, h = self._template_order(t)
+            parts.append(sp[: int(np.searchsorted(h, q, side="left"))])
+        others = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        others.sort()
+        if others.shape[0]:
+            pos = np.searchsorted(spikes, others)
+            pos[pos >= spikes.shape[0]] = 0
+            others = others[spikes[pos] != others] if spikes.shape[0] else others
+        x = self.gather(self_spikes, channels)
+        y = self.gather(others, channels)
+        values = dict(_NAN_ROW)
+        if x.shape[0]:
+            iso, lr = mahalanobis(x, y)
+            hit, miss = nn_rates(x, y, pp.n_neighbors, pp.nn_max_spikes)
+            values.update(
+                isolation_distance=iso,
+                l_ratio=lr,
+                d_prime=d_prime(x, y),
+                nn_hit_rate=hit,
+                nn_miss_rate=miss,
+            )
+        return PCSample(hashed, channels, self_spikes, others, values)
+
+    def silhouette(self, s: PCSample, other_labels: np.ndarray) -> float:
+        x = self.gather(s.self_spikes, s.channels)
+        y = self.gather(s.other_spikes, s.channels)
+        return simplified_silhouette(x, y, other_labels)
+
+
+# ---------------------------------------------------------------------- formulas
+def mahalanobis(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(isolation_distance, l_ratio)`` of self points ``x`` against others ``y``."""
+    from scipy.special import chdtrc
+
+    n = min(x.shape[0], y.shape[0])
+    if n < 2:
+        return math.nan, math.nan
+    mean = x.mean(axis=0)
+    try:
+        vi = np.linalg.inv(np.atleast_2d(np.cov(x.T)))
+    except np.linalg.LinAlgError:
+        return math.nan, math.nan
+    d = y - mean
+    d2 = np.sort(np.sum((d @ vi) * d, axis=1))
+    l_ratio = float(np.sum(chdtrc(x.shape[1], d2)) / x.shape[0])
+    return float(d2[n - 1]), l_ratio
+
+
+def d_prime(x: np.ndarray, y: np.ndarray) -> float:
+    """d' along the two-class Fisher discriminant (oriented from ``y`` to ``x``)."""
+    if x.shape[0] < 1 or y.shape[0] < 1 or x.shape[0] + y.shape[0] < 3:
+        return math.nan
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    sw = (x - mx).T @ (x - mx) + (y - my).T @ (y - my)
+    try:
+        w = np.linalg.solve(sw, mx - my)
+    except np.linalg.LinAlgError:
+        w = np.linalg.lstsq(sw, mx - my, rcond=None)[0]
+    px, py = x @ w, y @ w
+    den = math.sqrt((float(np.var(px)) + float(np.var(py))) / 2)
+    if den == 0:
+        return math.nan
+    return float((px.mean() - py.mean()) / den)
+
+
+def nn_rates(
+    x: np.ndarray, y: np.ndarray, n_neighbors: int = 5, max_spikes: int = 10_000
+) -> tuple[float, float]:
+    """``(nn_hit_rate, nn_miss_rate)`` (see the module docstring)."""
+    if y.shape[0] == 0:
+        return 1.0, 0.0
+    pts = np.concatenate([x, y])
+    n_self = x.shape[0]
+    ratio = max_spikes / pts.shape[0]
+    if ratio < 1:  # SpikeInterface's evenly spaced subsample
+        pts = pts[np.arange(0, pts.shape[0] - 1, 1 / ratio).astype(int)]
+        n_self = int(n_self * ratio)
+    k = min(n_neighbors, pts.shape[0] - 1)
+    if k < 1 or n_self == 0:
+        return math.nan, math.nan
+    nb = _knn(pts, k)
+    hit = float(np.mean(nb[:n_self] < n_self))
+    miss = float(np.mean(nb[n_self:] < n_self)) if nb.shape[0] > n_self else math.nan
+    return hit, miss
+
+
+@numba.njit(cache=True, nogil=True)
+def _knn_kernel(p, k):
+    n, dim = p.shape
+    sq = np.empty(n)
+    for i in range(n):
+        acc = 0.0
+        for c in range(dim):
+            acc += p[i, c] * p[i, c]
+        sq[i] = acc
+    out = np.empty((n, k), dtype=np.int64)
+    best_d = np.empty(k)
+    best_i = np.empty(k, dtype=np.int64)
+    for i in range(n):
+        m = 0
+        for j in range(n):
+            if j == i:
+                continue
+            dot = 0.0
+            for c in range(dim):
+                dot += p[i, c] * p[j, c]
+            d = sq[i] + sq[j] - 2.0 * dot
+            if m < k:
+                pos = m
+                m += 1
+            elif d < best_d[k - 1]:
+                pos = k - 1
+            else:
+                continue
+            while pos > 0 and best_d[pos - 1] > d:  # ties keep the lower index first
+                best_d[pos] = best_d[pos - 1]
+                best_i[pos] = best_i[pos - 1]
+                pos -= 1
+            best_d[pos] = d
+            best_i[pos] = j
+        for q in range(k):
+            out[i, q] = best_i[q]
+    return out
+
+
+def _knn(pts: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` nearest other points of every point (exact, brute force).
+
+    A point is never its own neighbour (scikit-learn's ``kneighbors()`` without ``X``);
+    equidistant neighbours are ordered by index, which scikit-learn's trees may not do."""
+    return _knn_kernel(np.ascontiguousarray(pts, dtype=np.float64), int(k))
+
+
+def simplified_silhouette(x: np.ndarray, y: np.ndarray, labels: np.ndarray) -> float:
+    """Simplified silhouette of ``x`` against the clusters ``labels`` of ``y``."""
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        return math.nan
+    a = np.linalg.norm(x - x.mean(axis=0), axis=1)
+    best = math.inf
+    b = None
+    for lab in np.unique(labels):
+        c = y[labels == lab].mean(axis=0)
+        d = np.linalg.norm(x - c, axis=1)
+        m = float(d.mean())
+        if m < best:
+            best, b = m, d
+    if b is None:
+        return math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.mean((b - a) / np.maximum(b, a)))

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Input, Static
 
 from curalog import Curation, Update
 from curalog.analysis.features import FeatureSource
+from curalog.analysis.stats import QUALITY_NAMES
 from curalog.errors import CuralogError
 
 from .background import BackgroundMixin
@@ -226,8 +227,12 @@ class CuralogApp(BackgroundMixin, App[int]):
         table.focus()
         self.detail.clear_detail()
         self.refresh_status()
+        for message in self.cur.warnings:  # recoveries made while opening (torn tail cut, ...)
+            self.notify(message, title="recovered", severity="warning", timeout=30)
         if self.readonly_reason:
             self.say(f"read-only: {self.readonly_reason}", error=True)
+        elif self.cur.warnings:
+            self.say(f"recovered: {self.cur.warnings[-1]}", error=True)
         else:
             self.say("ready: g merge, k split, 1-4 label, ctrl+z undo, / filter, : command, ? help")
         self.want_stats(table.order[:60], front=True)
@@ -341,6 +346,8 @@ class CuralogApp(BackgroundMixin, App[int]):
                 "best_channel",
                 "isi_violations_count",
                 "rp_violations",
+                "amplitude_median_npy",
+                *QUALITY_NAMES,
             ]
         )
         for cid in ids:

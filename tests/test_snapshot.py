@@ -206,20 +206,23 @@ def test_a_log_cut_below_the_snapshot_is_replayed(folder, tmp_path):
     with curalog.open(folder, log, snapshot=True) as cur:
         random_session(cur, rng, 20)
     data = log.read_bytes()
-    log.write_bytes(data[:cut])  # as a repair would leave it: the snapshot's event is gone
-    with curalog.open(folder, log, readonly=True, snapshot=True) as cur:
-        assert cur._cache.status.startswith("stale: taken at event")
-        with curalog.open(folder, log, readonly=True, snapshot=False) as ref:
+    # a log that is only a prefix of the snapshot's (restored from an older copy)
+    old = tmp_path / "old.log"
+    old.write_bytes(data[:cut])
+    snapshot_path(old).write_bytes(snapshot_path(log).read_bytes())
+    with curalog.open(folder, old, readonly=True, snapshot=True) as cur:
+        assert cur._cache.status.startswith("stale: taken at event"), cur._cache.status
+        with curalog.open(folder, old, readonly=True, snapshot=False) as ref:
             assert_same(cur, ref)
-    # and a log rewritten to the same length, other events: the hash at its event differs
-    with curalog.open(folder, log, snapshot=True) as cur:
-        random_session(cur, np.random.default_rng(5), 20)
-    log.write_bytes(data[:cut])
-    with curalog.open(folder, log, snapshot=False) as cur:
-        random_session(cur, np.random.default_rng(6), 20)
-    with curalog.open(folder, log, readonly=True, snapshot=True) as cur:
-        assert cur._cache.status.startswith("stale: ")
-        with curalog.open(folder, log, readonly=True, snapshot=False) as ref:
+    # the same prefix continued otherwise: the hash at the snapshot's event differs
+    other = tmp_path / "other.log"
+    other.write_bytes(data[:cut])
+    with curalog.open(folder, other, snapshot=False) as cur:
+        random_session(cur, np.random.default_rng(6), 40)
+    snapshot_path(other).write_bytes(snapshot_path(log).read_bytes())
+    with curalog.open(folder, other, readonly=True, snapshot=True) as cur:
+        assert cur._cache.status.endswith("is not the one it was taken at"), cur._cache.status
+        with curalog.open(folder, other, readonly=True, snapshot=False) as ref:
             assert_same(cur, ref)
 
 

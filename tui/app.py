@@ -218,6 +218,12 @@ class CuralogApp(BackgroundMixin, App[int]):
             return
         self.call_from_thread(self._opened, session)
 
+    def show_loading(self, message: str) -> None:
+        """Replace the opening screen's text (e.g. the first launch's kernel warm-up)."""
+        for widget in self.query("#loading"):
+            if isinstance(widget, Static):
+                widget.update(Text(message, style="bold"))
+
     def _open_failed(self, message: str) -> None:
         self.fatal = message
         self.exit(2, return_code=2)
@@ -889,11 +895,15 @@ def run_app(
     if not Path(dir).is_dir():
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
-    app = CuralogApp(
-        opener=lambda: open_session(dir, log, author=author, raw=raw),
-        owns_curation=True,
-        mouse=mouse,
-    )
+
+    def opener() -> Session:
+        from .warmup import warm_up_first_run
+
+        warm_up_first_run(lambda text: app.call_from_thread(app.show_loading, text))
+        app.call_from_thread(app.show_loading, "opening the dataset and replaying its log…")
+        return open_session(dir, log, author=author, raw=raw)
+
+    app = CuralogApp(opener=opener, owns_curation=True, mouse=mouse)
     try:
         app.run(mouse=mouse)
     finally:

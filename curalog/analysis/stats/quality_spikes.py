@@ -277,8 +277,9 @@ def noise_cutoff(
     """
     if amps is None or amps.shape[0] == 0:
         return math.nan, math.nan
-    a = np.ascontiguousarray(amps, dtype=np.float64)
-    if np.isnan(a).any():
+    a = np.asarray(amps, dtype=np.float64)
+    a = np.ascontiguousarray(a[np.isfinite(a)])  # a sorter may write NaN or inf amplitudes
+    if a.shape[0] == 0:
         return math.nan, math.nan
     if median(a) < 0:
         a = -a

@@ -273,7 +273,8 @@ def noise_cutoff(
     edge is ``<=`` the 10 % quantile, *high* bins those whose left edge is ``>=`` the 75 %
     quantile (numpy's linear quantiles); ``noise_cutoff = (mean(low) - mean(high)) /
     std(high)``, ``noise_ratio = mean(low) / max(counts)``. NaN when no low bin (both), when
-    fewer than two high bins or their counts are all equal (cutoff only).
+    fewer than two high bins or their counts are all equal (cutoff only). Non-finite
+    amplitudes are left out (SpikeInterface's ``np.histogram`` would raise on them).
     """
     if amps is None or amps.shape[0] == 0:
         return math.nan, math.nan

@@ -630,10 +630,18 @@ def build_parser() -> argparse.ArgumentParser:
     from curalog.cli import history as history_cli
     from curalog.cli import proposals as proposals_cli
     from curalog.cli import ui as ui_cli
+    from curalog.cli import warmup as warmup_cli
     from curalog.cli import waveforms as waveforms_cli
 
     ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
-    for module in (history_cli, autolabel_cli, proposals_cli, waveforms_cli, clusters_cli):
+    for module in (
+        history_cli,
+        autolabel_cli,
+        proposals_cli,
+        waveforms_cli,
+        clusters_cli,
+        warmup_cli,
+    ):
         module.register(add)
     return parser
 

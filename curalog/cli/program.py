@@ -18,10 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from curalog import __version__
+from curalog._version import __version__
+from curalog.atomic import save_npy_atomic
+from curalog.cli import autolabel as autolabel_cli
+from curalog.cli import clusters as clusters_cli
+from curalog.cli import history as history_cli
+from curalog.cli import proposals as proposals_cli
+from curalog.cli import ui as ui_cli
+from curalog.cli import waveforms as waveforms_cli
+from curalog.cli.demo import run_demo
 from curalog.curation import Curation, default_log_path, open_curation
+from curalog.dataset import parse_value
 from curalog.errors import CuralogError
 from curalog.events import RedoBody, UndoBody
+from curalog.io.phy import export_phy, export_status
+from curalog.io.spikeinterface import export_curation
+from curalog.store.log import read_log, repair_log
+from curalog.synth.generator import synthesize
 
 EXIT_USAGE = 2
 
@@ -80,7 +93,6 @@ def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None 
 
 # ---------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
-    from curalog.io.phy import export_status
 
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
     with open_curation(args.dir, args.log, readonly=True) as cur:
@@ -167,7 +179,6 @@ def cmd_label(args: argparse.Namespace) -> int:
         else:
             if args.value is None:
                 raise CliError("--field needs --value (use --value '' to clear)")
-            from curalog.dataset import parse_value
 
             value = None if args.value == "" else parse_value(args.value)
             cur.label(ids, field=args.field, value=value, reason=args.reason)
@@ -234,7 +245,6 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from curalog.atomic import save_npy_atomic
 
     with _open(args, readonly=True, upto=args.upto) as cur:
         cur.require_intact(args.upto)
@@ -249,8 +259,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format
     with _open(args, readonly=True) as cur:
         if fmt == "phy":
-            from curalog.io.phy import export_phy
-
             res = export_phy(cur, args.out)
             for b in res.backups:
                 print(f"kept the previous {b.name.split('-')[0]} in {b}")
@@ -259,12 +267,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                 + ", ".join(p.name for p in res.files)
             )
         else:
-            try:
-                from curalog.io.spikeinterface import export_curation
-            except ImportError:
-                raise CliError(
-                    "the spikeinterface curation format is not available in this build"
-                ) from None
             if not args.out:
                 raise CliError("--format spikeinterface needs --out FILE.json")
             path = export_curation(cur, args.out)
@@ -273,7 +275,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
-    from curalog.store.log import read_log, repair_log
 
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
     scan = read_log(log_path)
@@ -303,7 +304,6 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from curalog.synth.generator import synthesize
 
     out = Path(args.out)
     if (out / "spike_times.npy").exists():
@@ -351,7 +351,6 @@ def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from curalog.cli.demo import run_demo
 
     return run_demo(
         Path(args.dir), n_spikes=args.spikes, n_templates=args.templates, seed=args.seed
@@ -523,13 +522,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spikes", type=int, default=500_000)
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
-
-    from curalog.cli import autolabel as autolabel_cli
-    from curalog.cli import clusters as clusters_cli
-    from curalog.cli import history as history_cli
-    from curalog.cli import proposals as proposals_cli
-    from curalog.cli import ui as ui_cli
-    from curalog.cli import waveforms as waveforms_cli
 
     ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
     for module in (history_cli, autolabel_cli, proposals_cli, waveforms_cli, clusters_cli):

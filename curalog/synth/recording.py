@@ -30,6 +30,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from curalog.dataset import read_params
+
 __all__ = [
     "LFP_HZ",
     "LFP_UV",
@@ -145,6 +147,5 @@ def write_recording(
 
 
 def _sample_rate(folder: Path) -> float:
-    from curalog.dataset import read_params
 
     return float(read_params(folder / "params.py")["sample_rate"])

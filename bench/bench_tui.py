@@ -8,7 +8,7 @@ frames as a terminal would; it only skips writing the bytes to a tty.
     python bench/bench_tui.py                       # 1,000 templates, 3 M spikes
     python bench/bench_tui.py --spikes 50000000     # time to first paint at 50 M spikes
 
-Prints one line per measurement and a summary (median, p90, max); DESIGN.md's target is
+Prints one line per measurement and a summary (median, p90, max); docs/DESIGN.md's target is
 <= 100 ms key press to repainted screen with 1,000 clusters.
 """
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name}: median {statistics.median(xs_ms):.1f} ms, p90 {p90:.1f} ms, max {xs_ms[-1]:.1f} ms "
                 f"(n={len(xs_ms)})"
             )
-    print("target (DESIGN.md): key press to repainted screen <= 100 ms with 1,000 clusters")
+    print("target (docs/DESIGN.md): key press to repainted screen <= 100 ms with 1,000 clusters")
     return 0
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -225,6 +226,23 @@ def _largest(sizes: dict[int, int]) -> int | None:
     return best
 
 
+def cluster_id_list(values: Any, what: str) -> list[int]:
+    """Cluster ids given to an action: Python or numpy integers only.
+
+    ``int()`` would also take ``' 1'``, ``'１'`` (full-width) or ``3.7``; those are refused.
+    """
+    try:
+        items = list(values)
+    except TypeError:
+        raise InvalidActionError(f"{what}: give a list of cluster ids") from None
+    out: list[int] = []
+    for c in items:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise InvalidActionError(f"{what}: cluster ids must be integers (got {c!r})")
+        out.append(int(c))
+    return out
+
+
 class ClusterState:
     """Live cluster assignment with an inverted index.
 
@@ -361,10 +379,7 @@ class ClusterState:
 
     def resolve_merge(self, cluster_ids) -> Change:
         """A merge of two or more live clusters into the next id."""
-        try:
-            ids = sorted({int(c) for c in cluster_ids})
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidActionError("merge: cluster ids must be integers") from None
+        ids = sorted(set(cluster_id_list(cluster_ids, "merge")))
         if len(ids) < 2:
             raise InvalidActionError(f"merge: needs at least two different clusters, got {ids}")
         self._check_live(ids, "merge")
@@ -393,7 +408,9 @@ class ClusterState:
         except (TypeError, ValueError):
             raise InvalidActionError(f"{what}: spike ids must be integers") from None
         if sel.ndim != 1:
-            sel = sel.reshape(-1)
+            raise InvalidActionError(
+                f"{what}: spike ids must be a 1-D array of indices (got shape {sel.shape})"
+            )
         if sel.size == 0:
             raise InvalidActionError(f"{what}: empty spike selection")
         if sel.dtype.kind not in "iu":
@@ -420,7 +437,11 @@ class ClusterState:
         if labels is None:
             rel = np.zeros(sel.shape[0], dtype=np.int64)
         else:
-            rel = np.asarray(labels).reshape(-1)
+            rel = np.asarray(labels)
+            if rel.ndim != 1:
+                raise InvalidActionError(
+                    f"split: labels must be a 1-D array (got shape {rel.shape})"
+                )
             if rel.shape[0] != sel.shape[0]:
                 raise InvalidActionError(f"split: {rel.shape[0]} labels for {sel.shape[0]} spikes")
             if rel.dtype.kind not in "iu":

@@ -36,7 +36,7 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update
+from curalog.clustering import Change, ClusterState, Update, cluster_id_list
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -151,6 +151,7 @@ class Curation(RecordingMixin):
                 self.corruption = scan.corruption
             else:
                 self._writer = LogWriter(self.log_path, sync=sync)
+                self._writer.clean_temp_files(dataset.path)  # left by killed exports
                 scan = self._writer.scan
                 self.warnings.extend(scan.warnings)
             header = scan.header
@@ -386,10 +387,7 @@ class Curation(RecordingMixin):
         ``group="unsorted"`` (or ``value=None`` for a field) clears the value.
         """
         self._require_writer()
-        try:
-            ids = sorted({int(c) for c in cluster_ids})
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidActionError("label: cluster ids must be integers") from None
+        ids = sorted(set(cluster_id_list(cluster_ids, "label")))
         if not ids:
             raise InvalidActionError("label: no clusters given")
         missing = [c for c in ids if c not in self.state]
@@ -582,7 +580,9 @@ class Curation(RecordingMixin):
 
     def _label_body(self, event: Event) -> tuple[list[int], str, LabelValue]:
         """A logged label event, validated exactly as the live API validates its input."""
-        return logged_label(self.state, event, self.log_path)
+        return logged_label(
+            self.state, event, self.log_path, reserved=set(self.dataset.sorter_columns)
+        )
 
     def _replay_fast(self, events: list[Event]) -> None:
         """Replay a log: apply only the actions in effect at the end (see

@@ -10,11 +10,13 @@ import numpy as np
 FS = 30_000.0
 
 
-def signal(n_samples: int, n_channels_dat: int, seed: int = 0, dc: float = 300.0) -> np.ndarray:
+def signal(
+    n_samples: int, n_channels_dat: int, seed: int = 0, dc: float = 300.0, slow_amp: float = 80.0
+) -> np.ndarray:
     """Noise + a slow oscillation + a DC offset per channel, float64 (n_samples, n_ch_dat)."""
     rng = np.random.default_rng(seed)
     t = np.arange(n_samples) / FS
-    slow = 80.0 * np.sin(2 * np.pi * 4.0 * t)[:, None] * rng.uniform(0.5, 1.5, n_channels_dat)
+    slow = slow_amp * np.sin(2 * np.pi * 4.0 * t)[:, None] * rng.uniform(0.5, 1.5, n_channels_dat)
     return (
         rng.normal(0, 20.0, (n_samples, n_channels_dat))
         + slow
@@ -38,11 +40,14 @@ def write_raw_folder(
     n_templates: int = 3,
     ns: int = 40,
     extra_params: str = "",
+    positions: np.ndarray | None = None,
+    clean: bool = False,
 ) -> tuple[Path, np.ndarray]:
     """A folder whose raw file(s) hold :func:`signal` (cast to ``dtype``) plus templates at
     the spike times. Returns ``(folder, data)`` with ``data`` the file's samples
     (n_samples, n_channels_dat) as written. ``split_at`` cuts the data into several files
-    (named raw0.dat, raw1.dat, ...; ``dat_path`` is then ignored and a list is written)."""
+    (named raw0.dat, raw1.dat, ...; ``dat_path`` is then ignored and a list is written).
+    ``clean``: no DC offset and no slow oscillation (what a filtered file holds)."""
     path.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
     cmap = np.asarray(
@@ -62,7 +67,11 @@ def write_raw_folder(
             templates[t, :, c] = (
                 wave * np.exp(-abs(c - centre) / 1.2) * (1 + 0.2 * t) * (1 - 0.03 * c)
             )  # no two channels of a template with the same amplitude
-    data = signal(n_samples, n_channels_dat, seed)
+    data = (
+        signal(n_samples, n_channels_dat, seed, dc=0.0, slow_amp=0.0)
+        if clean  # as a pre-filtered file: noise and spikes only
+        else signal(n_samples, n_channels_dat, seed)
+    )
     for t0, tp, a in zip(times, tpls, amps, strict=True):
         lo = int(t0) - ns // 2
         data[lo : lo + ns, cmap] += 400.0 * a * templates[tp]
@@ -90,8 +99,7 @@ def write_raw_folder(
     np.save(path / "amplitudes.npy", amps)
     np.save(path / "templates.npy", templates)
     np.save(path / "channel_map.npy", cmap)
-    np.save(
-        path / "channel_positions.npy",
-        np.column_stack([np.zeros(n_channels), 20.0 * np.arange(n_channels)]),
-    )
+    if positions is None:
+        positions = np.column_stack([np.zeros(n_channels), 20.0 * np.arange(n_channels)])
+    np.save(path / "channel_positions.npy", np.asarray(positions, dtype=np.float64))
     return path, data

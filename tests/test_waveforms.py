@@ -10,7 +10,7 @@ import pytest
 import curalog
 from curalog.errors import InvalidActionError
 from curalog.synth.generator import synthesize
-from curalog.synth.recording import NOISE_UV, UV_PER_BIT, UV_PER_TEMPLATE_UNIT, write_recording
+from curalog.synth.recording import NOISE_UV, UV_PER_BIT, UV_PER_TEMPLATE_UNIT
 from curalog.templates import TemplateGeometry
 from curalog.waveforms import sample_spikes, waveform_window
 
@@ -18,12 +18,27 @@ from curalog.waveforms import sample_spikes, waveform_window
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wf") / "synth"
-    synthesize(out, 4_000, 10, seed=2, n_channels=32)
-    params = out / "params.py"
-    if "uv_per_bit" not in params.read_text():
-        write_recording(out, seed=2)
-        params.write_text(params.read_text() + f"uv_per_bit = {UV_PER_BIT}\n")
+    info = synthesize(out, 4_000, 10, seed=2, n_channels=32, recording=True)
+    assert info.recording == out / "raw.dat"
     return out
+
+
+def test_synth_writes_a_recording_only_when_asked_or_small(tmp_path):
+    plain = synthesize(tmp_path / "a", 1_000, 4, seed=1, n_channels=8)
+    assert plain.recording is None and not (tmp_path / "a" / "raw.dat").exists()
+    big = synthesize(
+        tmp_path / "b", 1_000, 4, seed=1, n_channels=8, recording=None, max_recording_bytes=1000
+    )
+    assert big.recording is None and big.recording_bytes > 1000
+    small = synthesize(tmp_path / "c", 1_000, 4, seed=1, n_channels=8, recording=None)
+    assert small.recording is not None
+    assert small.recording.stat().st_size == small.recording_bytes
+    assert f"uv_per_bit = {UV_PER_BIT}" in (tmp_path / "c" / "params.py").read_text()
+    # the same seed writes the same file; the spikes are those of the plain dataset
+    again = synthesize(tmp_path / "d", 1_000, 4, seed=1, n_channels=8, recording=True)
+    assert again.recording.read_bytes() == small.recording.read_bytes()
+    for name in ("spike_times.npy", "spike_templates.npy", "amplitudes.npy", "templates.npy"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
 
 
 def test_sample_spikes_spread_over_the_lifetime():

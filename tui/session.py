@@ -39,17 +39,19 @@ def open_session(
     log: str | os.PathLike[str] | None = None,
     *,
     author: str | None = None,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
 ) -> Session:
     """Open for writing; if another process holds the log (or the log is damaged in the
     middle), open read-only and say why.
 
     Other :class:`curalog.errors.CuralogError` (bad dataset, wrong log) propagate: the
-    caller prints their one-line message.
+    caller prints their one-line message. ``raw`` overrides params.py's ``dat_path`` (the
+    raw recording of the waveform and trace views, ``--raw PATH``).
     """
     try:
-        cur = curalog.open(folder, log, author=author)
+        cur = curalog.open(folder, log, author=author, raw=raw)
     except (LogLockedError, LogCorruptError) as exc:
-        cur = curalog.open(folder, log, author=author, readonly=True)
+        cur = curalog.open(folder, log, author=author, readonly=True, raw=raw)
         return Session(cur, f"{exc}")
     reason = None
     if cur.readonly:

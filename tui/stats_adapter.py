@@ -38,7 +38,13 @@ class Stats:
         refractory_ms: float = 2.0,
     ):
         self.cur = cur
-        self.engine = StatsEngine(cur.dataset, cur.state, bin_ms=bin_ms, window_ms=window_ms)
+        self.engine = StatsEngine(
+            cur.dataset,
+            cur.state,
+            bin_ms=bin_ms,
+            window_ms=window_ms,
+            recording=getattr(cur, "recording", None),
+        )
         cur.subscribe(self.engine.on_update)
         self.bin_ms = bin_ms
         self.window_ms = window_ms
@@ -55,7 +61,7 @@ class Stats:
         return self.engine.get(cid)
 
     def row(self, st: ClusterStats) -> dict[str, Any]:
-        return st.row()
+        return self.engine.row(st)  # with the label-dependent silhouette
 
     def similar(self, cid: int, limit: int = 100) -> list[tuple[int, float]]:
         return self.engine.similar(cid, limit)

@@ -37,11 +37,19 @@ def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: C
             n_templates=n_templates,
             seed=seed,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
+            recording=None,  # the raw file, when it is small enough (2 GiB)
+            recording_progress=lambda done, total: progress.update(
+                task, description="writing the raw recording", completed=done, total=total
+            ),
         )
     con.print(
         f"wrote a synthetic Kilosort folder: {info.n_spikes:,} spikes, {info.n_templates} templates, "
         f"{info.n_units} true units, {info.duration:.0f} s  ->  {folder}"
     )
+    if info.recording is not None:
+        con.print(
+            f"with its raw recording {info.recording.name} ({info.recording_bytes / 1e9:.2f} GB)"
+        )
 
 
 def _command_name() -> str:
@@ -79,7 +87,27 @@ def _refractory_dip(engine: StatsEngine, cur, a: int, b: int) -> bool:
     return float(ccg[centre].sum()) <= 0.2 * expected
 
 
-def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, seed: int = 0) -> int:
+def _show_waveforms(folder: Path, con: Console, exe: str) -> None:
+    """The raw waveforms of the largest cluster, from the recording (the waveform view's data)."""
+    with open_curation(folder, readonly=True) as cur:
+        if cur.recording is None:
+            con.print(f"\nno raw recording ({cur.recording_error})")
+            return
+        sizes = cur.state.sizes()
+        big = max(sizes, key=lambda c: (sizes[c], -c))
+        wf = cur.waveforms(big)
+        amps = wf.amplitudes_uv if wf.amplitudes_uv is not None else wf.amplitudes
+        unit = "µV" if wf.amplitudes_uv is not None else "file units"
+        con.print(
+            f"\nraw waveforms of cluster {big}: {wf.n_spikes} of {wf.n_cluster_spikes:,} spikes "
+            f"on channels {', '.join(str(int(c)) for c in wf.channel_ids[:6])}, ...; "
+            f"peak-to-peak {float(np.median(amps)):.0f} {unit} (median) on channel "
+            f"{int(wf.channel_ids[0])}.  See them: {exe} tui {folder}, then w (waveforms) "
+            "and T (traces)"
+        )
+
+
+def run_demo(folder: Path, *, n_spikes: int = 100_000, n_templates: int = 80, seed: int = 0) -> int:
     con = Console(highlight=False, soft_wrap=True)
     folder = Path(folder)
     if not (folder / "spike_times.npy").exists():
@@ -211,6 +239,7 @@ def run_demo(folder: Path, *, n_spikes: int = 500_000, n_templates: int = 80, se
             f"({dict(final_groups)}), {impure} clusters mixing true units"
         )
     exe = _command_name()
+    _show_waveforms(folder, con, exe)
     con.print(
         f"\nnext: [bold]{exe} tui {folder}[/bold]   (or: {exe} log {folder}, {exe} info {folder})"
     )

@@ -12,6 +12,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from curalog.cli.waveforms import add_raw_argument
 from curalog.errors import CuralogError
 
 
@@ -24,7 +25,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
         from curalog_tui.app import run_app
     except ImportError as exc:
         raise UIUnavailableError(f"the terminal UI is not installed ({exc})") from None
-    return run_app(args.dir, args.log, author=args.author, mouse=not args.no_mouse)
+    return run_app(args.dir, args.log, author=args.author, mouse=not args.no_mouse, raw=args.raw)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UIUnavailableError(
             f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})"
         ) from None
-    return serve(args.dir, args.log, host=args.host, port=args.port)
+    return serve(args.dir, args.log, host=args.host, port=args.port, allow_remote=args.allow_remote)
 
 
 def register(add: Callable[..., Any]) -> None:
@@ -43,6 +44,7 @@ def register(add: Callable[..., Any]) -> None:
     p.add_argument(
         "--no-mouse", action="store_true", help="do not capture the mouse (slow links, copy/paste)"
     )
+    add_raw_argument(p)
 
     p = add(
         "serve",
@@ -53,6 +55,12 @@ def register(add: Callable[..., Any]) -> None:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)"
     )
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on a non-loopback --host (the secret token in the printed URL is then "
+        "the only protection; prefer an SSH tunnel)",
+    )
 
 
 __all__ = ["UIUnavailableError", "cmd_serve", "cmd_tui", "register"]

@@ -30,6 +30,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from curalog.atomic import write_bytes_atomic
 from curalog.dataset import read_params
 
 __all__ = [
@@ -95,7 +96,7 @@ def write_recording(
     """Write ``folder/raw.dat`` for the synthetic dataset in ``folder`` (module docstring).
 
     Returns the path. The per-spike files are read memory-mapped, a block at a time: memory
-    stays at a few MB whatever the recording's length.
+    stays at a few MB whatever the recording's length. ``params.py`` gets ``uv_per_bit``.
     """
     folder = Path(folder)
     times = np.load(folder / "spike_times.npy", mmap_mode="r").reshape(-1)
@@ -143,6 +144,10 @@ def write_recording(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    params = folder / "params.py"
+    text = params.read_text()
+    if "uv_per_bit" not in text:
+        write_bytes_atomic(params, (text + f"uv_per_bit = {UV_PER_BIT}\n").encode())
     return final
 
 

@@ -8,7 +8,9 @@ from .help import HelpScreen, KeyTableHelp
 from .history import HistoryScreen
 from .proposals import ProposalsScreen, ReviewHelp
 from .split import SplitScreen
+from .traces import TraceHelp, TraceScreen
 from .views import ViewsHelp, ViewsScreen
+from .waveforms import WaveformHelp, WaveformScreen
 
 __all__ = [
     "HelpScreen",
@@ -17,6 +19,10 @@ __all__ = [
     "ProposalsScreen",
     "ReviewHelp",
     "SplitScreen",
+    "TraceHelp",
+    "TraceScreen",
     "ViewsHelp",
     "ViewsScreen",
+    "WaveformHelp",
+    "WaveformScreen",
 ]

@@ -59,6 +59,7 @@ from curalog.analysis.features import (
     split_provenance,
     template_feature_view,
 )
+from curalog.analysis.stats import QUALITY_NAMES
 from curalog.errors import CuralogError
 
 from ..braille import (
@@ -114,6 +115,7 @@ SCATTER_KEYS = (
     "amplitude_cutoff",
     "peak_to_trough_ms",
     "best_channel",
+    *QUALITY_NAMES,  # effect vs quality: every SpikeInterface metric
 )
 SCATTER_LABELS = {
     "firing_rate": "fr (Hz)",

@@ -4,6 +4,16 @@ from .cluster_table import ClusterTable
 from .detail import Detail, DetailPanel
 from .evidence import COLOR_A, COLOR_B, EvidenceData, message_lines, render_evidence
 from .fast_table import FastDataTable
+from .rawplot import (
+    SpikeMark,
+    WaveformSet,
+    channel_grid,
+    message_block,
+    noise_scale,
+    render_probe,
+    render_traces,
+    render_waveforms,
+)
 from .scatter import ScatterView
 from .similarity_table import SimilarityTable
 from .status import StatusLine, status_text
@@ -17,6 +27,14 @@ __all__ = [
     "EvidenceData",
     "FastDataTable",
     "ScatterView",
+    "SpikeMark",
+    "WaveformSet",
+    "channel_grid",
+    "message_block",
+    "noise_scale",
+    "render_probe",
+    "render_traces",
+    "render_waveforms",
     "SimilarityTable",
     "StatusLine",
     "message_lines",

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.text import Text
 
-from curalog.analysis.proposals import Evidence, Proposal
-
 from ..plots import bar_chart, correlogram_axis, correlogram_marks
+
+if TYPE_CHECKING:
+    from curalog.analysis.proposals import Evidence, Proposal
 
 COLOR_A = "#5fafff"
 COLOR_B = "#ffaf00"

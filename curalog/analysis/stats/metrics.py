@@ -538,7 +538,10 @@ class StatsContext:
     bins : CorrelogramBins
     params : MetricParams
     duration : float, optional
-        Recording duration in seconds (default ``dataset.duration``).
+        Recording duration in seconds (default: the recording's length, see
+        :mod:`curalog.analysis.stats.timebase`).
+    recording : curalog.recording.Recording, optional
+        The raw recording (its length, ``snr``, ``amplitude_median``).
     """
 
     def __init__(
@@ -547,6 +550,7 @@ class StatsContext:
         bins: CorrelogramBins,
         params: MetricParams | None = None,
         duration: float | None = None,
+        recording: Any = None,
     ):
         self.dataset = dataset
         self.bins = bins
@@ -561,7 +565,7 @@ class StatsContext:
             self.total_samples = max(1, int(round(float(duration) * self.sample_rate)))
             self.duration_source = "given"
         else:  # the recording's length (see curalog.analysis.stats.timebase)
-            tb = recording_timebase(dataset)
+            tb = recording_timebase(dataset, recording)
             self.total_samples = max(1, tb.total_samples)
             self.duration_source = tb.source
         self.duration = self.total_samples / self.sample_rate
@@ -577,6 +581,8 @@ class StatsContext:
         cols = getattr(dataset, "sorter_columns", None)
         self.sorter_columns: dict[str, dict[int, Any]] = dict(cols) if cols else {}
         self.quality = QualityContext(dataset, self.geometry, self.total_samples)
+        if recording is not None:
+            self.quality.set_recording(recording)
 
 
 @dataclass

@@ -1,0 +1,252 @@
+"""The waveform (``w``) and trace (``T``) views and the probe panel: Pilot tests and text
+snapshots at 80x24 and 200x60.
+
+The snapshots use a small hand-made dataset (tests/rawlib.py: 16 channels on a two-column
+probe, a file already high-pass filtered so the capture does not depend on float rounding);
+the Pilot tests use a synthetic dataset with its filtered int16 recording. Regenerate the
+snapshots after an intended change with::
+
+    CURALOG_UPDATE_SNAPSHOTS=1 pytest tests/test_tui_raw_views.py
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rawlib import write_raw_folder
+
+from curalog.synth.generator import synthesize
+from curalog_tui.app import CuralogApp
+from curalog_tui.screens.traces import TraceScreen
+from curalog_tui.screens.waveforms import WaveformScreen
+from curalog_tui.session import open_session
+from curalog_tui.testing import screen_text, settle
+from curalog_tui.widgets.rawplot import channel_grid, render_probe
+
+from conftest import check_snapshot
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+@pytest.fixture(scope="module")
+def synth_raw(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rawtui") / "synth"
+    synthesize(out, 6_000, 12, seed=4, n_channels=32, recording=True)
+    return out
+
+
+@pytest.fixture
+def ds(synth_raw: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "ds"
+    shutil.copytree(synth_raw, dest)
+    return dest
+
+
+def make_app(folder: Path, **kwargs) -> CuralogApp:
+    session = open_session(folder, **kwargs)
+    return CuralogApp(session.cur, owns_curation=True, cursor_blink=False)
+
+
+def hand_made(path: Path) -> Path:
+    pos = np.column_stack([np.where(np.arange(16) % 2, 32.0, 0.0), 20.0 * (np.arange(16) // 2)])
+    folder, _ = write_raw_folder(
+        path,
+        n_channels=16,
+        n_channels_dat=16,
+        n_templates=4,
+        channel_map=list(range(16)),
+        positions=pos,
+        hp_filtered=True,
+        clean=True,
+        extra_params="uv_per_bit = 0.5\n",
+        seed=7,
+    )
+    return folder
+
+
+# ---------------------------------------------------------------------- waveform view
+async def test_waveform_view_shows_the_selection_and_its_keys(ds):
+    app = make_app(ds)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        best, similar = app.best, app.similar
+        await pilot.press("w")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WaveformScreen)
+        assert screen.view_ids() == [best, similar]
+        cur = app.cur
+        np.testing.assert_array_equal(screen.channels, cur.best_channels(best))
+        wf = screen.data[best]
+        assert wf.n_spikes == min(100, cur.state.n_spikes_of(best))
+        text = screen_text(app)
+        assert f"{best} (" in text and f"{similar} (" in text and "µV" in text
+        raw_label = str(int(cur.dataset.channel_map[screen.channels[0]]))
+        assert raw_label in screen.plot.plain
+        assert "●" in str(app.screen.query_one("#wf-probe").render())
+        # m: means only, t: templates overlaid then alone, the drawing changes each time
+        before = screen.plot.plain
+        await pilot.press("m")
+        assert screen.mean_only and screen.plot.plain != before
+        await pilot.press("t")
+        assert "templates overlaid" in screen_text(app)
+        await pilot.press("t")
+        alone = screen.plot.plain
+        assert "templates alone" in screen_text(app) and alone != before
+        # + / -: channels; ] / [: spikes; s: the similar cluster off
+        n = len(screen.channels)
+        await pilot.press("plus")
+        await settle(pilot)
+        assert len(screen.channels) == n + 2
+        await pilot.press("minus", "minus")
+        await settle(pilot)
+        assert len(screen.channels) == n - 2
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        assert screen.n_spikes == 200
+        assert screen.data[best].n_spikes == min(200, cur.state.n_spikes_of(best))
+        await pilot.press("s")
+        await settle(pilot)
+        assert screen.view_ids() == [best]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, WaveformScreen)
+
+
+async def test_waveform_view_follows_a_merge(ds):
+    app = make_app(ds)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        a, b = app.best, app.similar
+        await pilot.press("g")  # merge best + similar
+        await settle(pilot)
+        new = app.best
+        assert new not in (a, b)
+        await pilot.press("w")
+        await settle(pilot)
+        screen = app.screen
+        assert screen.view_ids()[0] == new
+        wf = screen.data[new]
+        assert wf.n_cluster_spikes == app.cur.state.n_spikes_of(new)
+        assert np.isin(wf.spike_ids, app.cur.spikes(new)).all()
+
+
+# ---------------------------------------------------------------------- trace view
+async def test_trace_view_scrolls_zooms_and_names_spikes(ds):
+    app = make_app(ds)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        best = app.best
+        await pilot.press("T")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TraceScreen)
+        cur = app.cur
+        times = np.asarray(cur.dataset.spike_times)[cur.spikes(best)]
+        # opens on the cluster's first spike, the cursor on it, named in the info line
+        assert screen.start <= times[0] < screen.start + screen.window
+        assert screen.cursor == times[0]
+        hit = screen.spike_at_cursor()
+        assert hit is not None and hit[1] == best
+        assert f"of cluster {best}" in screen_text(app)
+        # its best channel is among the channels shown, and its spikes are coloured there
+        assert int(cur.best_channels(best)[0]) in screen.shown.tolist()
+        assert any(m.rows.size for m in screen.marks)
+        # n / p: next and previous spike of the cluster
+        await pilot.press("n")
+        await settle(pilot)
+        assert screen.cursor == times[1]
+        await pilot.press("p")
+        await settle(pilot)
+        assert screen.cursor == times[0]
+        # zoom and scroll in time
+        w = screen.window
+        await pilot.press("minus")
+        await settle(pilot)
+        assert screen.window > w
+        start = screen.start
+        await pilot.press("right")
+        await settle(pilot)
+        assert screen.start == start + screen.window // 4 or screen.start > start
+        # channels: more of them, and scrolling
+        n = screen.shown.size
+        await pilot.press("left_square_bracket")
+        await settle(pilot)
+        assert screen.shown.size < n
+        fewer = screen.shown.size
+        screen.first_row = 0
+        await pilot.press("down")
+        await settle(pilot)
+        assert screen.first_row == fewer // 2 and screen.shown[0] == screen.order[fewer // 2]
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        assert screen.shown.size > fewer
+        # the traces on screen are the recording's filtered traces
+        rec = cur.recording
+        expected = rec.traces(screen.start, screen.start + screen.window, screen.shown)
+        np.testing.assert_allclose(
+            screen.traces, expected - np.median(expected, axis=0), rtol=0, atol=1e-3
+        )
+        await pilot.press("escape")
+        assert not isinstance(app.screen, TraceScreen)
+
+
+async def test_views_without_a_recording_say_so(ds):
+    (ds / "raw.dat").unlink()
+    app = make_app(ds)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WaveformScreen)
+        assert "raw.dat: raw recording missing" in screen_text(app)
+        # the templates are still there to look at
+        await pilot.press("t")
+        assert screen.plot.plain.strip()
+        await pilot.press("escape")
+        await pilot.press("T")
+        await settle(pilot)
+        assert "raw.dat: raw recording missing" in app.screen.plot.plain
+        await pilot.press("escape")
+        # the rest of the UI is untouched
+        await pilot.press("g")
+        await settle(pilot)
+        assert app.cur.seq == 1
+
+
+# ---------------------------------------------------------------------- renderers
+def test_channel_grid_places_channels_like_the_probe():
+    pos = np.array([[0, 0], [32, 0], [0, 20], [32, 20], [16, 40]], dtype=float)
+    cols, rows, n_cols, n_rows = channel_grid(pos)
+    assert (n_cols, n_rows) == (3, 3)
+    assert rows.tolist() == [2, 2, 1, 1, 0]  # the highest y on top
+    assert cols.tolist() == [0, 2, 0, 2, 1]
+
+
+def test_probe_panel_lights_best_channels():
+    pos = np.column_stack([np.zeros(10), 10.0 * np.arange(10)])
+    lines = render_probe(pos, [(np.array([0, 1]), "#ff0000")], 6, 10, span=(50.0, 90.0))
+    text = [ln.plain for ln in lines]
+    assert text[-1].count("●") == 1 and text[0].count("·") == 1  # y = 0 at the bottom
+    assert sum(t.startswith("│") for t in text) == 5
+
+
+# ---------------------------------------------------------------------- snapshots
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_snapshots(tmp_path, size):
+    folder = hand_made(tmp_path / "hand")
+    app = make_app(folder)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        check_snapshot(f"raw_waveforms_{size[0]}x{size[1]}", screen_text(app))
+        await pilot.press("m", "t")
+        await settle(pilot)
+        check_snapshot(f"raw_waveforms_means_templates_{size[0]}x{size[1]}", screen_text(app))
+        await pilot.press("escape", "T")
+        await settle(pilot)
+        check_snapshot(f"raw_traces_{size[0]}x{size[1]}", screen_text(app))

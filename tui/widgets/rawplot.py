@@ -1,0 +1,362 @@
+"""Braille renderers for the raw recording: waveform boxes, stacked traces, the probe.
+
+Pure functions of numpy arrays returning one ``rich.text.Text`` per terminal row, exactly
+``width`` cells wide (paint them with :class:`curalog_tui.widgets.ScatterView`); nothing here
+touches Textual.
+
+A :class:`DotCanvas` is a grid of braille dots (2 x 4 per cell) with one layer per colour;
+lines are rasterised segment by segment. A cell shows the union of its dots in the colour of
+the topmost layer that has a dot there (layers are stacked in the order they were made:
+grey traces first, clusters above, means and templates on top).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from rich.text import Span, Text
+
+from ..braille import BRAILLE_BASE, DOT_BITS, shade
+
+GREY = "#6c6c6c"
+LABEL_STYLE = "#9e9e9e"
+TEMPLATE_COLOR = "#ffffff"
+
+
+@dataclass
+class DotCanvas:
+    """``width`` x ``height`` cells of braille dots, with coloured layers and text labels."""
+
+    width: int
+    height: int
+    layers: list[np.ndarray] = field(default_factory=list)
+    colors: list[str] = field(default_factory=list)
+    labels: list[tuple[int, int, str, str]] = field(default_factory=list)
+
+    @property
+    def dots(self) -> tuple[int, int]:
+        """``(dot rows, dot columns)``."""
+        return 4 * self.height, 2 * self.width
+
+    def layer(self, color: str) -> np.ndarray:
+        """The dot grid of ``color`` (a new topmost layer on first use)."""
+        if color in self.colors:
+            return self.layers[self.colors.index(color)]
+        grid = np.zeros(self.dots, dtype=bool)
+        self.layers.append(grid)
+        self.colors.append(color)
+        return grid
+
+    def polylines(self, x: np.ndarray, y: np.ndarray, color: str) -> None:
+        """Draw lines through ``(x[i, j], y[i, j])`` along j for every row i (dot units:
+        x in ``[0, 2 width)``, y in ``[0, 4 height)`` from the top; off-grid dots are cut)."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+        if x.shape[1] == 0:
+            return
+        grid = self.layer(color)
+        if x.shape[1] == 1:
+            _plot(grid, x.ravel(), y.ravel())
+            return
+        x0, x1 = x[:, :-1].ravel(), x[:, 1:].ravel()
+        y0, y1 = y[:, :-1].ravel(), y[:, 1:].ravel()
+        ok = np.isfinite(x0) & np.isfinite(x1) & np.isfinite(y0) & np.isfinite(y1)
+        x0, x1, y0, y1 = x0[ok], x1[ok], y0[ok], y1[ok]
+        steps = np.maximum(np.abs(x1 - x0), np.abs(y1 - y0))
+        steps = np.minimum(np.ceil(steps).astype(np.int64), 4 * (self.width + self.height)) + 1
+        seg = np.repeat(np.arange(steps.shape[0]), steps)
+        start = np.repeat(np.cumsum(steps) - steps, steps)
+        frac = (np.arange(seg.shape[0]) - start) / np.maximum(steps[seg] - 1, 1)
+        _plot(grid, x0[seg] + (x1 - x0)[seg] * frac, y0[seg] + (y1 - y0)[seg] * frac)
+
+    def label(self, col: int, row: int, text: str, style: str = LABEL_STYLE) -> None:
+        """Text written over the dots from cell ``(col, row)`` (cut at the right edge)."""
+        self.labels.append((int(col), int(row), text, style))
+
+    def lines(self) -> list[Text]:
+        h, w = self.height, self.width
+        bits = np.zeros((h, w), dtype=np.uint8)
+        style = np.zeros((h, w), dtype=np.int64)  # 0: none, i + 1: layer i
+        for i, grid in enumerate(self.layers):
+            cells = _cell_bits(grid, h, w)
+            bits |= cells
+            style[cells > 0] = i + 1
+        chars = np.where(bits > 0, BRAILLE_BASE + bits.astype(np.int64), 32).astype(np.int64)
+        table = [""] + list(self.colors)
+        label_at: dict[tuple[int, int], tuple[str, str]] = {}
+        for col, row, text, st in self.labels:
+            if not 0 <= row < h:
+                continue
+            for k, ch in enumerate(text):
+                if 0 <= col + k < w:
+                    label_at[(row, col + k)] = (ch, st)
+        extra: dict[str, int] = {}
+        for (row, col), (ch, st) in label_at.items():
+            chars[row, col] = ord(ch)
+            if st not in extra:
+                extra[st] = len(table)
+                table.append(st)
+            style[row, col] = extra[st]
+        return [_row_text(chars[r], style[r], table) for r in range(h)]
+
+
+def _plot(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    xi = np.floor(x).astype(np.int64)
+    yi = np.floor(y).astype(np.int64)
+    ok = (xi >= 0) & (xi < grid.shape[1]) & (yi >= 0) & (yi < grid.shape[0])
+    grid[yi[ok], xi[ok]] = True
+
+
+def _cell_bits(grid: np.ndarray, h: int, w: int) -> np.ndarray:
+    g = grid.reshape(h, 4, w, 2)
+    return np.einsum("rdcx,dx->rc", g.astype(np.uint16), DOT_BITS.astype(np.uint16)).astype(
+        np.uint8
+    )
+
+
+def _row_text(chars: np.ndarray, styles: np.ndarray, table: list[str]) -> Text:
+    plain = "".join(map(chr, chars.tolist()))
+    spans = []
+    if styles.shape[0]:
+        change = np.flatnonzero(styles[1:] != styles[:-1]) + 1
+        starts = np.concatenate(([0], change))
+        ends = np.concatenate((change, [styles.shape[0]]))
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            sid = int(styles[s])
+            if sid:
+                spans.append(Span(s, e, table[sid]))
+    return Text(plain, spans=spans, no_wrap=True, overflow="crop", end="")
+
+
+def message_block(text: str, width: int, height: int, style: str = "") -> list[Text]:
+    """A one-line message at the top of an otherwise empty block."""
+    out = [Text(" " * width, end="") for _ in range(max(0, height))]
+    if height:
+        out[0] = Text((" " + text)[:width].ljust(width), style=style, end="")
+    return out
+
+
+# ---------------------------------------------------------------------- waveforms
+@dataclass
+class WaveformSet:
+    """What one cluster contributes to the waveform view (arrays ``(n, ns, k)``/``(ns, k)``
+    on the view's channels, in display units)."""
+
+    color: str
+    waveforms: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    template: np.ndarray | None = None
+
+
+def channel_grid(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Grid ``(cols, rows, n_cols, n_rows)`` of channels placed by their probe positions:
+    a column per distinct x, a row per distinct y (the largest y at the top, as phy)."""
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    xs = np.unique(np.round(pos[:, 0], 3))
+    ys = np.unique(np.round(pos[:, 1], 3))[::-1]
+    cols = np.searchsorted(xs, np.round(pos[:, 0], 3))
+    rows = np.array([int(np.flatnonzero(ys == v)[0]) for v in np.round(pos[:, 1], 3)], dtype=int)
+    return cols, rows, int(xs.shape[0]), int(ys.shape[0])
+
+
+def render_waveforms(
+    sets: Sequence[WaveformSet],
+    positions: np.ndarray,
+    labels: Sequence[str],
+    width: int,
+    height: int,
+    *,
+    scale: float | None = None,
+) -> tuple[list[Text], float]:
+    """Waveform boxes laid out like the probe (one box per channel, as phy's WaveformView).
+
+    Every box shares one vertical scale: ``scale`` display units from the box centre to its
+    edge (default: the largest absolute value of the means, or of the waveforms). Returns the
+    lines and the scale used.
+    """
+    canvas = DotCanvas(max(1, width), max(1, height))
+    k = len(labels)
+    if k == 0:
+        return canvas.lines(), 1.0
+    cols, rows, n_cols, n_rows = channel_grid(positions)
+    bw = max(2, width // n_cols)  # box width in cells
+    bh = max(1, height // n_rows)
+    if scale is None:
+        peaks = [np.abs(s.mean).max() for s in sets if s.mean is not None and s.mean.size]
+        if not peaks:
+            peaks = [
+                np.percentile(np.abs(s.waveforms), 99.5)
+                for s in sets
+                if s.waveforms is not None and s.waveforms.size
+            ]
+        scale = float(max(peaks)) if peaks and max(peaks) > 0 else 1.0
+    dot_w, dot_h = 2 * bw, 4 * bh
+    for layer_kind in ("waveforms", "mean", "template"):
+        for s in sets:
+            data = getattr(s, layer_kind)
+            if data is None or data.size == 0:
+                continue
+            arr = data if data.ndim == 3 else data[None]
+            ns = arr.shape[1]
+            xs = np.linspace(0.5, dot_w - 1.5, ns)
+            if layer_kind == "template":
+                color = TEMPLATE_COLOR
+            elif layer_kind == "mean":
+                color = shade(s.color, 4, 4)  # lightened: the mean over its own spikes
+            else:
+                color = shade(s.color, 2, 4)  # dimmed: the individual spikes
+            for c in range(min(k, arr.shape[2])):
+                x0 = int(cols[c]) * dot_w
+                y_mid = int(rows[c]) * dot_h + dot_h / 2.0
+                y = y_mid - arr[:, :, c] / scale * (dot_h / 2.0 - 0.5)
+                canvas.polylines(np.broadcast_to(x0 + xs, y.shape), y, color)
+    for c in range(k):
+        canvas.label(int(cols[c]) * bw, int(rows[c]) * bh, labels[c][: max(1, bw - 1)])
+    return canvas.lines(), float(scale)
+
+
+# ---------------------------------------------------------------------- traces
+@dataclass
+class SpikeMark:
+    """A spike drawn over the traces: samples ``[start, stop)`` of the window on the view's
+    rows ``rows``, in ``color``."""
+
+    start: int
+    stop: int
+    rows: np.ndarray
+    color: str
+
+
+def envelope(trace: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of ``trace`` (T, k) in ``n_cols`` equal time bins: ``(n_cols, k)`` each."""
+    t = trace.shape[0]
+    edges = np.linspace(0, t, n_cols + 1).astype(np.int64)
+    edges[1:] = np.maximum(edges[1:], edges[:-1] + 1)
+    edges = np.minimum(edges, t)
+    lo = np.minimum.reduceat(trace, np.minimum(edges[:-1], t - 1), axis=0)
+    hi = np.maximum.reduceat(trace, np.minimum(edges[:-1], t - 1), axis=0)
+    return lo, hi
+
+
+def noise_scale(traces: np.ndarray, factor: float = 8.0) -> float:
+    """A vertical scale for stacked traces: ``factor`` robust noise deviations (median
+    absolute deviation / 0.6745, the median over channels), so that noise fills a fraction of
+    each channel's strip and spikes stand out."""
+    if traces.size == 0:
+        return 1.0
+    sub = traces[:: max(1, traces.shape[0] // 4000)]
+    mad = np.median(np.abs(sub - np.median(sub, axis=0)), axis=0) / 0.6745
+    sd = float(np.median(mad))
+    return factor * sd if sd > 0 else float(np.abs(traces).max() or 1.0)
+
+
+def render_traces(
+    traces: np.ndarray,
+    labels: Sequence[str],
+    width: int,
+    height: int,
+    *,
+    scale: float,
+    marks: Sequence[SpikeMark] = (),
+    cursor: int | None = None,
+    label_width: int = 5,
+) -> list[Text]:
+    """Channels stacked top to bottom (row ``i`` of ``traces`` (T, k) is channel ``i``),
+    each a min/max envelope per dot column in grey, ``marks`` drawn over them in colour,
+    ``cursor`` (a sample of the window) as a vertical line of dots."""
+    canvas = DotCanvas(max(1, width), max(1, height))
+    t, k = traces.shape
+    plot_w = max(1, width - label_width)
+    n_dots = 2 * plot_w
+    if k == 0 or t == 0:
+        return canvas.lines()
+    row_h = 4.0 * height / k  # dots per channel strip
+    half = row_h / 2.0
+    x0 = 2 * label_width
+
+    def draw(seg: np.ndarray, first: int, rows: np.ndarray, color: str) -> None:
+        n = seg.shape[0]
+        if n == 0:
+            return
+        # dot columns covered by samples [first, first + n)
+        c0 = int(np.floor(first / t * n_dots))
+        c1 = max(c0 + 1, int(np.ceil((first + n) / t * n_dots)))
+        cols = max(1, min(c1, n_dots) - c0)
+        lo, hi = envelope(seg, cols) if n >= cols else (seg, seg)
+        xs = x0 + (c0 + np.arange(lo.shape[0]) * cols / lo.shape[0]) + 0.5
+        for j, r in enumerate(rows.tolist()):
+            mid = (r + 0.5) * row_h
+            ylo = mid - np.clip(lo[:, j] / scale, -1.5, 1.5) * half
+            yhi = mid - np.clip(hi[:, j] / scale, -1.5, 1.5) * half
+            zx = np.repeat(xs, 2)
+            zy = np.column_stack([ylo, yhi]).ravel()
+            canvas.polylines(zx[None], zy[None], color)
+
+    draw(traces, 0, np.arange(k), GREY)
+    for m in marks:
+        a, b = max(0, m.start), min(t, m.stop)
+        if b > a and m.rows.size:
+            draw(traces[a:b][:, m.rows], a, m.rows, m.color)
+    if cursor is not None and 0 <= cursor < t:
+        cx = x0 + cursor / t * n_dots
+        canvas.polylines(np.array([[cx, cx]]), np.array([[0.0, 4.0 * height - 1]]), "#ffff5f")
+    for i, lab in enumerate(labels):
+        row = int((i + 0.5) * row_h / 4.0)
+        canvas.label(0, min(height - 1, row), lab[:label_width].rjust(label_width - 1))
+    return canvas.lines()
+
+
+# ---------------------------------------------------------------------- probe
+def render_probe(
+    positions: np.ndarray,
+    lit: Sequence[tuple[np.ndarray, str]],
+    width: int,
+    height: int,
+    *,
+    span: tuple[float, float] | None = None,
+) -> list[Text]:
+    """The probe's sites as dots (a cell per site, or per group of sites when the probe is
+    taller than the panel), the ``lit`` channel sets in their colours (later sets on top),
+    and ``span`` (a depth range in µm, e.g. the trace view's channels) marked on the left."""
+    pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    out = [[" "] * width for _ in range(height)]
+    styles: list[list[str]] = [[""] * width for _ in range(height)]
+    if pos.shape[0] == 0 or width < 3 or height < 1:
+        return [Text("".join(r), end="") for r in out]
+    xs = np.unique(np.round(pos[:, 0], 3))
+    ymin, ymax = float(pos[:, 1].min()), float(pos[:, 1].max())
+    usable_w = width - 2
+    col_of = np.searchsorted(xs, np.round(pos[:, 0], 3))
+    if xs.shape[0] > usable_w:
+        col_of = (col_of * usable_w) // xs.shape[0]
+    else:
+        col_of = col_of * max(1, usable_w // max(1, xs.shape[0]))
+    col_of = np.minimum(col_of + 2, width - 1)
+
+    def row_of(y: np.ndarray) -> np.ndarray:
+        if ymax <= ymin:
+            return np.zeros(np.shape(y), dtype=int)
+        r = np.round((ymax - np.asarray(y)) / (ymax - ymin) * (height - 1)).astype(int)
+        return np.clip(r, 0, height - 1)
+
+    rows = row_of(pos[:, 1])
+    for r, c in zip(rows.tolist(), col_of.tolist(), strict=True):
+        out[r][c] = "·"
+        styles[r][c] = GREY
+    for chans, color in lit:
+        for ch in np.asarray(chans, dtype=int).tolist():
+            if 0 <= ch < pos.shape[0]:
+                out[rows[ch]][col_of[ch]] = "●"
+                styles[rows[ch]][col_of[ch]] = color
+    if span is not None:
+        r0, r1 = sorted(row_of(np.array(span)).tolist())
+        for r in range(r0, r1 + 1):
+            out[r][0] = "│"
+            styles[r][0] = "#ffff5f"
+    lines = []
+    for r in range(height):
+        spans = [Span(c, c + 1, styles[r][c]) for c in range(width) if styles[r][c]]
+        lines.append(Text("".join(out[r]), spans=spans, no_wrap=True, end=""))
+    return lines

@@ -266,12 +266,35 @@ class ClusterState:
         n_ids = int(base.max()) + 1 if self.n_spikes else 0
         order = np.empty(self.n_spikes, dtype=self.index_dtype)
         offsets = _counting_sort(base, n_ids, order) if self.n_spikes else np.zeros(1, np.int64)
-        self._order = order
+        self._order: np.ndarray | None = order
         self._spikes: dict[int, np.ndarray] = {}
         for cid in np.flatnonzero(np.diff(offsets)):
             self._spikes[int(cid)] = order[offsets[cid] : offsets[cid + 1]]
         self.counter = n_ids
         self._sorted_ids: np.ndarray | None = None
+
+    @classmethod
+    def restored(
+        cls,
+        spike_clusters: np.ndarray,
+        spikes: dict[int, np.ndarray],
+        counter: int,
+        index_dtype: np.dtype,
+    ) -> ClusterState:
+        """A state taken back from a snapshot (:mod:`curalog.snapshot`): ``spike_clusters``
+        up to date, ``spikes`` the sorted spike array of every live cluster, as checked by
+        the caller. Later :meth:`reset` calls rebuild from the sorter's output as usual."""
+        self = cls.__new__(cls)
+        self.n_spikes = int(spike_clusters.shape[0])
+        self._spike_clusters = spike_clusters
+        self._pending = []
+        self._prune_at = 64
+        self.index_dtype = np.dtype(index_dtype).type
+        self._order = None
+        self._spikes = spikes
+        self.counter = int(counter)
+        self._sorted_ids = None
+        return self
 
     # ------------------------------------------------------------------ queries
     @property

@@ -30,11 +30,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("curalog.errors", "curalog.atomic", "curalog._version")),
     ("data", ("curalog.events", "curalog.dataset", "curalog.templates", "curalog.recording")),
     ("model", ("curalog.clustering", "curalog.labels", "curalog.store", "curalog.waveforms")),
-    ("session", ("curalog.binding", "curalog.replaying", "curalog.curation")),
+    ("session", ("curalog.binding", "curalog.replaying", "curalog.snapshot", "curalog.curation")),
     ("analysis", ("curalog.analysis",)),
     ("history", ("curalog.history",)),
     ("io", ("curalog.io",)),
-    ("tools", ("curalog.synth",)),
+    ("tools", ("curalog.synth", "curalog.warmup")),
     ("cli", ("curalog.cli", "curalog.__main__")),
 ]
 #: The package face ``curalog`` re-exports the session: it sits with it.

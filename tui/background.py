@@ -122,6 +122,7 @@ class BackgroundMixin:
                 bin_ms=s.bin_ms,
                 window_ms=s.window_ms,
                 refractory_ms=s.refractory_ms,
+                raw_uv=s.raw_amplitude_uv(best),
             )
         except (CuralogError, KeyError, ValueError, IndexError):
             return

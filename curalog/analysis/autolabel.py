@@ -464,6 +464,27 @@ def parse_rule(text: str, columns: Iterable[str] | None = None) -> Rule:
     return rule
 
 
+def parse_condition(text: str, columns: Iterable[str] | None = None) -> Rule:
+    """Parse a bare ``CONDITION`` (a table filter): a :class:`Rule` whose group is ``""``.
+
+    Errors point into ``text`` exactly as typed (nothing is added around it).
+    """
+    p = _Parser(text)
+    if p.peek().kind == "end":
+        raise RuleError("empty condition")
+    cond = p.expr()
+    if p.peek().kind != "end":
+        raise p.error(f"unexpected {p.peek().text!r}")
+    rule = Rule(text.strip(), cond, "")
+    if columns is not None:
+        unknown = sorted(rule.columns - set(columns))
+        if unknown:
+            raise RuleError(
+                f"unknown column {unknown[0]!r} (columns: {', '.join(sorted(set(columns)))})"
+            )
+    return rule
+
+
 def parse_rules(rules: Iterable[str | Rule], columns: Iterable[str] | None = None) -> list[Rule]:
     cols = None if columns is None else list(columns)
     return [r if isinstance(r, Rule) else parse_rule(r, cols) for r in rules]

@@ -27,6 +27,7 @@ from curalog.cli import clusters as clusters_cli
 from curalog.cli import history as history_cli
 from curalog.cli import proposals as proposals_cli
 from curalog.cli import ui as ui_cli
+from curalog.cli import warmup as warmup_cli
 from curalog.cli import waveforms as waveforms_cli
 from curalog.cli.demo import run_demo
 from curalog.cli.safe_text import printable
@@ -621,7 +622,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
 
     ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
-    for module in (history_cli, autolabel_cli, proposals_cli, waveforms_cli, clusters_cli):
+    for module in (
+        history_cli,
+        autolabel_cli,
+        proposals_cli,
+        waveforms_cli,
+        clusters_cli,
+        warmup_cli,
+    ):
         module.register(add)
     return parser
 

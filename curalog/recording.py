@@ -292,15 +292,17 @@ class Recording:
         if stop < start:
             raise ValueError(f"stop {stop} < start {start}")
         rows = self._rows(channels)
-        out = np.zeros((stop - start, rows.shape[0]), dtype=np.float32)
         m = self.margin if filtered else 0
         a, b = max(0, start - m), min(self.n_samples, stop + m)
         if b <= a or rows.shape[0] == 0:
-            return out
+            return np.zeros((stop - start, rows.shape[0]), dtype=np.float32)
         block = np.empty((b - a, rows.shape[0]), dtype=np.float32)
         self._read_rows(a, b, rows, block)
         if filtered and self.highpass is not None:
             self.highpass.apply(block)
+        if a <= start and stop <= b:  # inside the file: the block's rows, no copy
+            return block[start - a : stop - a]
+        out = np.zeros((stop - start, rows.shape[0]), dtype=np.float32)
         lo, hi = max(start, a), min(stop, b)
         if hi > lo:
             out[lo - start : hi - start] = block[lo - a : hi - a]

@@ -176,6 +176,29 @@ def _template_offset(dataset: Any, geometry: TemplateGeometry) -> int:
     return int(np.bincount(troughs).argmax())
 
 
+def _template_on(
+    geometry: TemplateGeometry, t: int, channels: np.ndarray, dataset: Any
+) -> np.ndarray | None:
+    """Template ``t`` unwhitened on ``channels`` only, ``(n_samples, len(channels))``
+    float64 (a dense template needs ``template @ wmi[:, channels]``, not the whole product)."""
+    tmpl = geometry.templates
+    if tmpl is None or not 0 <= t < tmpl.shape[0]:
+        return None
+    if geometry.template_channels is None:
+        w = np.asarray(tmpl[t], dtype=np.float64)
+        wmi = geometry.wmi
+        if wmi is not None and wmi.shape[0] == w.shape[1]:
+            return w @ wmi[:, channels]
+        return w[:, channels]
+    got = geometry.unwhitened(t)
+    if got is None:
+        return None
+    w, chans = got
+    full = np.zeros((w.shape[0], int(dataset.n_channels)))
+    full[:, chans] = w
+    return full[:, channels]
+
+
 class RecordingMixin:
     """The raw-recording side of :class:`curalog.curation.Curation` (best channels, waveforms).
 
@@ -340,14 +363,10 @@ class RecordingMixin:
         ids, counts = ids[keep], counts[keep].astype(np.float64)
         acc = None
         for t, c in zip(ids.tolist(), counts.tolist(), strict=True):
-            got = self.template_geometry.unwhitened(int(t))
-            if got is None:
+            part = _template_on(self.template_geometry, int(t), channels, self.dataset)
+            if part is None:
                 continue
-            w, chans = got
-            full = np.zeros((w.shape[0], int(self.dataset.n_channels)))
-            full[:, chans] = w
-            part = full[:, channels] * c
-            acc = part if acc is None else acc + part
+            acc = part * c if acc is None else acc + part * c
         if acc is None:
             return None
         return (acc / counts.sum()).astype(np.float32)

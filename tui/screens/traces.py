@@ -262,9 +262,8 @@ class TraceScreen(Screen[None]):
                     [row_of[int(c)] for c in self._mark_rows(cid) if int(c) in row_of], dtype=int
                 )
                 color = CLUSTER_COLORS[i % len(CLUSTER_COLORS)]
-                for s in spikes[clusters == cid].tolist():
-                    t = int(times[s]) - start
-                    marks.append(SpikeMark(t - before, t + after, mrows, color))
+                starts = times[spikes[clusters == cid]].astype(np.int64) - start - before
+                marks.append(SpikeMark(starts, before + after, mrows, color))
         except CuralogError as exc:
             self.app.call_from_thread(self._failed, gen, str(exc))
             return

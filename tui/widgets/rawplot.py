@@ -152,13 +152,26 @@ class WaveformSet:
 
 def channel_grid(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Grid ``(cols, rows, n_cols, n_rows)`` of channels placed by their probe positions:
-    a column per distinct x, a row per distinct y (the largest y at the top, as phy)."""
+    a row per distinct depth (the largest y at the top, as phy) and, within a row, the
+    channels from left to right; ``cols`` are floats: the rank in the row plus a shift of up
+    to a sixth of a box that follows the row's mean x, so a staggered probe (Neuropixels)
+    stays visibly staggered without wasting half the columns."""
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
-    xs = np.unique(np.round(pos[:, 0], 3))
-    ys = np.unique(np.round(pos[:, 1], 3))[::-1]
-    cols = np.searchsorted(xs, np.round(pos[:, 0], 3))
-    rows = np.array([int(np.flatnonzero(ys == v)[0]) for v in np.round(pos[:, 1], 3)], dtype=int)
-    return cols, rows, int(xs.shape[0]), int(ys.shape[0])
+    n = pos.shape[0]
+    x, y = np.round(pos[:, 0], 3), np.round(pos[:, 1], 3)
+    ys = np.unique(y)[::-1]
+    rows = np.searchsorted(-ys, -y)
+    cols = np.zeros(n, dtype=np.float64)
+    n_cols = 1
+    span = float(x.max() - x.min()) if n else 0.0
+    for r in range(ys.shape[0]):
+        members = np.flatnonzero(rows == r)
+        order = members[np.lexsort((members, x[members]))]
+        cols[order] = np.arange(order.shape[0])
+        n_cols = max(n_cols, order.shape[0])
+        if span > 0:
+            cols[order] += (x[order].mean() - x.mean()) / span / 3.0
+    return cols, rows.astype(int), int(n_cols), int(ys.shape[0])
 
 
 def render_waveforms(
@@ -181,8 +194,11 @@ def render_waveforms(
     if k == 0:
         return canvas.lines(), 1.0
     cols, rows, n_cols, n_rows = channel_grid(positions)
-    bw = max(2, width // n_cols)  # box width in cells
-    bh = max(1, height // n_rows)
+    shift = cols - np.round(cols)  # the stagger, in boxes
+    room = float(np.abs(shift).max()) if shift.size else 0.0
+    bw = max(2, int(width / (n_cols + 2 * room)))  # box width in cells
+    left = np.round((cols + room) * bw).astype(int)  # cells
+    box_h = 4.0 * height / n_rows  # dots (rows share the height exactly)
     if scale is None:
         peaks = [np.abs(s.mean).max() for s in sets if s.mean is not None and s.mean.size]
         if not peaks:
@@ -192,7 +208,7 @@ def render_waveforms(
                 if s.waveforms is not None and s.waveforms.size
             ]
         scale = float(max(peaks)) if peaks and max(peaks) > 0 else 1.0
-    dot_w, dot_h = 2 * bw, 4 * bh
+    dot_w = 2 * bw
     for layer_kind in ("waveforms", "mean", "template"):
         for s in sets:
             data = getattr(s, layer_kind)
@@ -208,35 +224,48 @@ def render_waveforms(
             else:
                 color = shade(s.color, 2, 4)  # dimmed: the individual spikes
             for c in range(min(k, arr.shape[2])):
-                x0 = int(cols[c]) * dot_w
-                y_mid = int(rows[c]) * dot_h + dot_h / 2.0
-                y = y_mid - arr[:, :, c] / scale * (dot_h / 2.0 - 0.5)
+                x0 = 2 * int(left[c])
+                y_mid = (int(rows[c]) + 0.5) * box_h
+                y = y_mid - arr[:, :, c] / scale * (box_h / 2.0 - 0.5)
                 canvas.polylines(np.broadcast_to(x0 + xs, y.shape), y, color)
     for c in range(k):
-        canvas.label(int(cols[c]) * bw, int(rows[c]) * bh, labels[c][: max(1, bw - 1)])
+        canvas.label(int(left[c]), int(rows[c] * box_h // 4), labels[c][: max(1, bw - 1)])
     return canvas.lines(), float(scale)
 
 
 # ---------------------------------------------------------------------- traces
 @dataclass
 class SpikeMark:
-    """A spike drawn over the traces: samples ``[start, stop)`` of the window on the view's
-    rows ``rows``, in ``color``."""
+    """Spikes drawn over the traces in ``color``: windows ``[s, s + width)`` for every ``s``
+    in ``starts`` (samples of the window, may reach outside it), on the view's ``rows``."""
 
-    start: int
-    stop: int
+    starts: np.ndarray
+    width: int
     rows: np.ndarray
     color: str
 
+    def mask(self, n_t: int, k: int) -> np.ndarray:
+        """``(n_t, k)`` bool: the samples and channels these spikes cover."""
+        out = np.zeros((n_t, k), dtype=bool)
+        starts = np.asarray(self.starts, dtype=np.int64)
+        if starts.size == 0 or self.rows.size == 0:
+            return out
+        idx = (starts[:, None] + np.arange(self.width)[None, :]).ravel()
+        idx = idx[(idx >= 0) & (idx < n_t)]
+        cover = np.zeros(n_t, dtype=bool)
+        cover[idx] = True
+        out[:, np.asarray(self.rows, dtype=np.int64)] = cover[:, None]
+        return out
+
 
 def envelope(trace: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of ``trace`` (T, k) in ``n_cols`` equal time bins: ``(n_cols, k)`` each."""
+    """Min and max of ``trace`` (T, k) in ``n_cols`` equal time bins: ``(n_cols, k)`` each
+    (NaN samples are ignored; a bin of NaN only is NaN)."""
     t = trace.shape[0]
-    edges = np.linspace(0, t, n_cols + 1).astype(np.int64)
-    edges[1:] = np.maximum(edges[1:], edges[:-1] + 1)
-    edges = np.minimum(edges, t)
-    lo = np.minimum.reduceat(trace, np.minimum(edges[:-1], t - 1), axis=0)
-    hi = np.maximum.reduceat(trace, np.minimum(edges[:-1], t - 1), axis=0)
+    n_cols = max(1, min(n_cols, t))
+    starts = np.floor(np.arange(n_cols) * t / n_cols).astype(np.int64)
+    lo = np.fmin.reduceat(trace, starts, axis=0)
+    hi = np.fmax.reduceat(trace, starts, axis=0)
     return lo, hi
 
 
@@ -263,7 +292,7 @@ def render_traces(
     cursor: int | None = None,
     label_width: int = 5,
 ) -> list[Text]:
-    """Channels stacked top to bottom (row ``i`` of ``traces`` (T, k) is channel ``i``),
+    """Channels stacked top to bottom (column ``i`` of ``traces`` (T, k) is channel ``i``),
     each a min/max envelope per dot column in grey, ``marks`` drawn over them in colour,
     ``cursor`` (a sample of the window) as a vertical line of dots."""
     canvas = DotCanvas(max(1, width), max(1, height))
@@ -274,37 +303,30 @@ def render_traces(
         return canvas.lines()
     row_h = 4.0 * height / k  # dots per channel strip
     half = row_h / 2.0
-    x0 = 2 * label_width
+    mid = (np.arange(k) + 0.5) * row_h
 
-    def draw(seg: np.ndarray, first: int, rows: np.ndarray, color: str) -> None:
-        n = seg.shape[0]
-        if n == 0:
-            return
-        # dot columns covered by samples [first, first + n)
-        c0 = int(np.floor(first / t * n_dots))
-        c1 = max(c0 + 1, int(np.ceil((first + n) / t * n_dots)))
-        cols = max(1, min(c1, n_dots) - c0)
-        lo, hi = envelope(seg, cols) if n >= cols else (seg, seg)
-        xs = x0 + (c0 + np.arange(lo.shape[0]) * cols / lo.shape[0]) + 0.5
-        for j, r in enumerate(rows.tolist()):
-            mid = (r + 0.5) * row_h
-            ylo = mid - np.clip(lo[:, j] / scale, -1.5, 1.5) * half
-            yhi = mid - np.clip(hi[:, j] / scale, -1.5, 1.5) * half
-            zx = np.repeat(xs, 2)
-            zy = np.column_stack([ylo, yhi]).ravel()
-            canvas.polylines(zx[None], zy[None], color)
+    def draw(data: np.ndarray, color: str) -> None:
+        lo, hi = envelope(data, n_dots)
+        n = lo.shape[0]
+        xs = 2 * label_width + (np.arange(n) + 0.5) * n_dots / n
+        ylo = mid[None, :] - np.clip(lo / scale, -1.5, 1.5) * half
+        yhi = mid[None, :] - np.clip(hi / scale, -1.5, 1.5) * half
+        zy = np.stack([ylo, yhi], axis=1).reshape(2 * n, k).T  # (k, 2n): lo, hi, lo, hi...
+        zx = np.broadcast_to(np.repeat(xs, 2), zy.shape)
+        canvas.polylines(zx, zy, color)
 
-    draw(traces, 0, np.arange(k), GREY)
+    draw(traces, GREY)
     for m in marks:
-        a, b = max(0, m.start), min(t, m.stop)
-        if b > a and m.rows.size:
-            draw(traces[a:b][:, m.rows], a, m.rows, m.color)
+        mask = m.mask(t, k)
+        if mask.any():
+            draw(np.where(mask, traces, np.nan), m.color)
     if cursor is not None and 0 <= cursor < t:
-        cx = x0 + cursor / t * n_dots
+        cx = 2 * label_width + cursor / t * n_dots
         canvas.polylines(np.array([[cx, cx]]), np.array([[0.0, 4.0 * height - 1]]), "#ffff5f")
-    for i, lab in enumerate(labels):
-        row = int((i + 0.5) * row_h / 4.0)
-        canvas.label(0, min(height - 1, row), lab[:label_width].rjust(label_width - 1))
+    step = max(1, int(np.ceil(k / max(1, height))))  # labels that fit, one per text row
+    for i in range(0, k, step):
+        row = int(mid[i] / 4.0)
+        canvas.label(0, min(height - 1, row), labels[i][:label_width].rjust(label_width - 1))
     return canvas.lines()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from rich.text import Span, Text
 
@@ -60,16 +61,7 @@ class DotCanvas:
         if x.shape[1] == 1:
             _plot(grid, x.ravel(), y.ravel())
             return
-        x0, x1 = x[:, :-1].ravel(), x[:, 1:].ravel()
-        y0, y1 = y[:, :-1].ravel(), y[:, 1:].ravel()
-        ok = np.isfinite(x0) & np.isfinite(x1) & np.isfinite(y0) & np.isfinite(y1)
-        x0, x1, y0, y1 = x0[ok], x1[ok], y0[ok], y1[ok]
-        steps = np.maximum(np.abs(x1 - x0), np.abs(y1 - y0))
-        steps = np.minimum(np.ceil(steps).astype(np.int64), 4 * (self.width + self.height)) + 1
-        seg = np.repeat(np.arange(steps.shape[0]), steps)
-        start = np.repeat(np.cumsum(steps) - steps, steps)
-        frac = (np.arange(seg.shape[0]) - start) / np.maximum(steps[seg] - 1, 1)
-        _plot(grid, x0[seg] + (x1 - x0)[seg] * frac, y0[seg] + (y1 - y0)[seg] * frac)
+        _raster(grid, np.ascontiguousarray(x), np.ascontiguousarray(y))
 
     def label(self, col: int, row: int, text: str, style: str = LABEL_STYLE) -> None:
         """Text written over the dots from cell ``(col, row)`` (cut at the right edge)."""
@@ -100,6 +92,29 @@ class DotCanvas:
                 table.append(st)
             style[row, col] = extra[st]
         return [_row_text(chars[r], style[r], table) for r in range(h)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _raster(grid, x, y):  # pragma: no cover - numba
+    """Set the dots of the segments ``(x[i, j], y[i, j]) - (x[i, j + 1], y[i, j + 1])``
+    (one step per dot along the longer axis; non-finite endpoints drop the segment)."""
+    n_r, n_c = grid.shape
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1] - 1):
+            x0 = x[i, j]
+            y0 = y[i, j]
+            x1 = x[i, j + 1]
+            y1 = y[i, j + 1]
+            if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
+                continue
+            n = int(np.ceil(max(abs(x1 - x0), abs(y1 - y0))))
+            n = min(n, 4 * (n_r + n_c))
+            for k in range(n + 1):
+                f = k / n if n > 0 else 0.0
+                xi = int(np.floor(x0 + (x1 - x0) * f))
+                yi = int(np.floor(y0 + (y1 - y0) * f))
+                if 0 <= xi < n_c and 0 <= yi < n_r:
+                    grid[yi, xi] = True
 
 
 def _plot(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:

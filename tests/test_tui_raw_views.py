@@ -188,9 +188,8 @@ async def test_trace_view_scrolls_zooms_and_names_spikes(ds):
         # the traces on screen are the recording's filtered traces
         rec = cur.recording
         expected = rec.traces(screen.start, screen.start + screen.window, screen.shown)
-        np.testing.assert_allclose(
-            screen.traces, expected - np.median(expected, axis=0), rtol=0, atol=1e-3
-        )
+        base = np.median(expected[:: max(1, expected.shape[0] // 2000)], axis=0)
+        np.testing.assert_allclose(screen.traces, expected - base, rtol=0, atol=1e-3)
         await pilot.press("escape")
         assert not isinstance(app.screen, TraceScreen)
 

@@ -243,7 +243,8 @@ class TraceScreen(Screen[None]):
             rec = cur.recording
             assert rec is not None
             traces = rec.traces(start, start + window, rows)
-            traces -= np.median(traces, axis=0)  # each channel on its baseline (display only)
+            # each channel on its baseline (display only; the median of a sample of rows)
+            traces -= np.median(traces[:: max(1, traces.shape[0] // 2000)], axis=0)
             times = np.asarray(cur.dataset.spike_times)
             lo = int(np.searchsorted(times, start, side="left"))
             hi = int(np.searchsorted(times, start + window, side="left"))

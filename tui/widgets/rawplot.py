@@ -259,29 +259,61 @@ class SpikeMark:
     rows: np.ndarray
     color: str
 
-    def mask(self, n_t: int, k: int) -> np.ndarray:
-        """``(n_t, k)`` bool: the samples and channels these spikes cover."""
-        out = np.zeros((n_t, k), dtype=bool)
+    def cover(self, n_t: int) -> np.ndarray:
+        """``(n_t,)`` bool: the window's samples these spikes cover (on ``rows``)."""
+        out = np.zeros(n_t, dtype=bool)
         starts = np.asarray(self.starts, dtype=np.int64)
         if starts.size == 0 or self.rows.size == 0:
             return out
         idx = (starts[:, None] + np.arange(self.width)[None, :]).ravel()
-        idx = idx[(idx >= 0) & (idx < n_t)]
-        cover = np.zeros(n_t, dtype=bool)
-        cover[idx] = True
-        out[:, np.asarray(self.rows, dtype=np.int64)] = cover[:, None]
+        out[idx[(idx >= 0) & (idx < n_t)]] = True
         return out
 
 
-def envelope(trace: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of ``trace`` (T, k) in ``n_cols`` equal time bins: ``(n_cols, k)`` each
-    (NaN samples are ignored; a bin of NaN only is NaN)."""
-    t = trace.shape[0]
+@numba.njit(cache=True, nogil=True)
+def _envelope(x, n_cols, cover, rows, lo, hi):  # pragma: no cover - numba
+    """Min / max of ``x[:, rows]`` per time bin over the samples where ``cover`` (all when
+    ``cover`` is empty) into ``lo`` / ``hi`` (n_cols, len(rows)), NaN where a bin has none."""
+    n_t = x.shape[0]
+    lo[:] = np.nan
+    hi[:] = np.nan
+    use_all = cover.shape[0] == 0
+    for t in range(n_t):
+        if not use_all and not cover[t]:
+            continue
+        b = (t * n_cols) // n_t
+        for j in range(rows.shape[0]):
+            v = x[t, rows[j]]
+            if v != v:
+                continue
+            if not (lo[b, j] <= v):
+                lo[b, j] = v
+            if not (hi[b, j] >= v):
+                hi[b, j] = v
+
+
+def envelope(
+    trace: np.ndarray,
+    n_cols: int,
+    cover: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of ``trace`` (T, k) in ``n_cols`` equal time bins: ``(n_cols, k)`` each,
+    only over the samples in ``cover`` and the channels ``rows`` when given (NaN elsewhere)."""
+    t, k = trace.shape
     n_cols = max(1, min(n_cols, t))
-    starts = np.floor(np.arange(n_cols) * t / n_cols).astype(np.int64)
-    lo = np.fmin.reduceat(trace, starts, axis=0)
-    hi = np.fmax.reduceat(trace, starts, axis=0)
-    return lo, hi
+    rows_ = np.arange(k, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    cov = np.zeros(0, dtype=np.bool_) if cover is None else np.asarray(cover, dtype=np.bool_)
+    lo = np.empty((n_cols, rows_.shape[0]), dtype=np.float64)
+    hi = np.empty_like(lo)
+    _envelope(np.ascontiguousarray(trace), n_cols, cov, rows_, lo, hi)
+    if rows is None:
+        return lo, hi
+    full_lo = np.full((n_cols, k), np.nan)
+    full_hi = np.full((n_cols, k), np.nan)
+    full_lo[:, rows_] = lo
+    full_hi[:, rows_] = hi
+    return full_lo, full_hi
 
 
 def noise_scale(traces: np.ndarray, factor: float = 8.0) -> float:
@@ -320,8 +352,8 @@ def render_traces(
     half = row_h / 2.0
     mid = (np.arange(k) + 0.5) * row_h
 
-    def draw(data: np.ndarray, color: str) -> None:
-        lo, hi = envelope(data, n_dots)
+    def draw(color: str, cover: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
+        lo, hi = envelope(traces, n_dots, cover, rows)
         n = lo.shape[0]
         xs = 2 * label_width + (np.arange(n) + 0.5) * n_dots / n
         ylo = mid[None, :] - np.clip(lo / scale, -1.5, 1.5) * half
@@ -330,11 +362,11 @@ def render_traces(
         zx = np.broadcast_to(np.repeat(xs, 2), zy.shape)
         canvas.polylines(zx, zy, color)
 
-    draw(traces, GREY)
+    draw(GREY)
     for m in marks:
-        mask = m.mask(t, k)
-        if mask.any():
-            draw(np.where(mask, traces, np.nan), m.color)
+        cover = m.cover(t)
+        if cover.any() and m.rows.size:
+            draw(m.color, cover, m.rows)
     if cursor is not None and 0 <= cursor < t:
         cx = 2 * label_width + cursor / t * n_dots
         canvas.polylines(np.array([[cx, cx]]), np.array([[0.0, 4.0 * height - 1]]), "#ffff5f")

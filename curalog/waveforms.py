@@ -255,11 +255,19 @@ class RecordingMixin:
         return spikes
 
     def template_counts(self, cluster_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(template ids, spike counts)`` of a cluster, ascending ids."""
+        """``(template ids, spike counts)`` of a cluster, ascending ids (cached by id: a
+        cluster id is never reused, so its spikes never change)."""
         spikes = self._cluster_spikes(cluster_id)
+        cache: dict = self.__dict__.setdefault("_template_counts_cache", {})
+        hit = cache.get(int(cluster_id))
+        if hit is not None and hit[0] is spikes:
+            return hit[1], hit[2]
         st = np.asarray(self.dataset.spike_templates)[spikes]
         counts = np.bincount(st, minlength=int(self.dataset.n_templates))
         ids = np.flatnonzero(counts)
+        if len(cache) >= 4 * _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[int(cluster_id)] = (spikes, ids, counts[ids])
         return ids, counts[ids]
 
     def best_channels(self, cluster_id: int, k: int | None = None) -> np.ndarray:

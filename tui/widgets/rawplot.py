@@ -96,8 +96,9 @@ class DotCanvas:
 
 @numba.njit(cache=True, nogil=True)
 def _raster(grid, x, y):  # pragma: no cover - numba
-    """Set the dots of the segments ``(x[i, j], y[i, j]) - (x[i, j + 1], y[i, j + 1])``
-    (one step per dot along the longer axis; non-finite endpoints drop the segment)."""
+    """Set the dots of the segments ``(x[i, j], y[i, j]) - (x[i, j + 1], y[i, j + 1])``:
+    for each dot column the segment crosses, the dot rows between its ends there (so a
+    steep segment is one vertical run; non-finite endpoints drop the segment)."""
     n_r, n_c = grid.shape
     for i in range(x.shape[0]):
         for j in range(x.shape[1] - 1):
@@ -107,14 +108,22 @@ def _raster(grid, x, y):  # pragma: no cover - numba
             y1 = y[i, j + 1]
             if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
                 continue
-            n = int(np.ceil(max(abs(x1 - x0), abs(y1 - y0))))
-            n = min(n, 4 * (n_r + n_c))
-            for k in range(n + 1):
-                f = k / n if n > 0 else 0.0
-                xi = int(np.floor(x0 + (x1 - x0) * f))
-                yi = int(np.floor(y0 + (y1 - y0) * f))
-                if 0 <= xi < n_c and 0 <= yi < n_r:
-                    grid[yi, xi] = True
+            if x1 < x0:
+                x0, x1 = x1, x0
+                y0, y1 = y1, y0
+            c0 = int(np.floor(x0))
+            c1 = int(np.floor(x1))
+            slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 0.0
+            for c in range(max(c0, 0), min(c1, n_c - 1) + 1):
+                # y where the segment enters and leaves dot column c
+                xa = max(x0, float(c))
+                xb = min(x1, float(c + 1))
+                ya = y0 + slope * (xa - x0)
+                yb = y0 + slope * (xb - x0) if x1 > x0 else y1
+                lo = int(np.floor(min(ya, yb)))
+                hi = int(np.floor(max(ya, yb)))
+                for r in range(max(lo, 0), min(hi, n_r - 1) + 1):
+                    grid[r, c] = True
 
 
 def _plot(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:

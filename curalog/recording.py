@@ -63,6 +63,7 @@ MARGIN_TOLERANCE = 1e-6
 #: snippet's margin costs whole frames of I/O; 1e-3 of a transient is far below the noise).
 SNIPPET_TOLERANCE = 1e-3
 _DC_SAMPLES = 64
+_SNIPPET_BATCH = 256  # spikes filtered together (bounds the block: 256 x 902 x k floats)
 
 _ALLOWED_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float32", "float64")
 
@@ -119,6 +120,19 @@ def _gather(src, rows, out):  # pragma: no cover - numba
     for t in range(src.shape[0]):
         for j in range(rows.shape[0]):
             out[t, j] = src[t, rows[j]]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_snippets(src, starts, rows, slots, out):  # pragma: no cover - numba
+    """``out[t, slot * k + j] = src[start + t, rows[j]]`` for every (start, slot) pair."""
+    k = rows.shape[0]
+    for s in range(starts.shape[0]):
+        a = starts[s]
+        base = slots[s] * k
+        for t in range(out.shape[0]):
+            row = src[a + t]
+            for j in range(k):
+                out[t, base + j] = row[rows[j]]
 
 
 @dataclass(frozen=True)
@@ -349,15 +363,19 @@ class Recording:
         inside = (lo >= 0) & (hi <= self.n_samples)
         inside &= hi <= self.bounds[np.clip(file_of + 1, 0, len(self._maps))]
         idx = np.flatnonzero(inside)
-        if idx.size:
-            block = np.empty((idx.size, width + 2 * m, rows.shape[0]), dtype=np.float32)
-            for j, i in enumerate(idx):
-                f = int(file_of[i])
-                a = int(lo[i] - self.bounds[f])
-                _gather(np.asarray(self._maps[f][a : a + width + 2 * m]), rows, block[j])
+        k = rows.shape[0]
+        for first in range(0, idx.size, _SNIPPET_BATCH):
+            # one block (time, spike x channel) per batch: the filter runs on every spike's
+            # channels at once (n_spikes x n_channels independent lanes), memory bounded
+            part = idx[first : first + _SNIPPET_BATCH]
+            block = np.empty((width + 2 * m, part.size * k), dtype=np.float32)
+            for f in np.unique(file_of[part]).tolist():
+                sel = np.flatnonzero(file_of[part] == f)
+                starts = (lo[part[sel]] - self.bounds[f]).astype(np.int64)
+                _gather_snippets(np.asarray(self._maps[f]), starts, rows, sel, block)
             if filtered and self.highpass is not None:
                 self.highpass.apply(block)
-            out[idx] = block[:, m : m + width]
+            out[part] = block[m : m + width].reshape(width, part.size, k).transpose(1, 0, 2)
         for i in np.flatnonzero(~inside):  # at a file edge or across two files
             s = int(samples[i])
             out[i] = self._short_traces(s - before, s + after, rows, m)

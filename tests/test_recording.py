@@ -287,3 +287,14 @@ def test_units(tmp_path):
     assert _raw(f32).uv_per_unit == 1.0
     g, _ = write_raw_folder(tmp_path / "c", dtype="int16", extra_params="uv_per_bit = 0.195\n")
     assert _raw(g).uv_per_unit == pytest.approx(0.195) and _raw(g).units == "µV"
+
+
+def test_many_snippets_are_filtered_in_batches_like_one(tmp_path):
+    folder, _ = write_raw_folder(tmp_path / "f", seed=9)
+    rec = _raw(folder)
+    samples = np.arange(1_000, 59_000, 190)  # 306 spikes: two batches of the filter
+    chans = np.array([1, 4])
+    many = rec.snippets(samples, chans, 15, 16)
+    for i in (0, 255, 256, 305):
+        one = rec.snippets(samples[i : i + 1], chans, 15, 16)[0]
+        np.testing.assert_allclose(many[i], one, rtol=0, atol=1e-4)

@@ -25,6 +25,7 @@ The id rules (phy-semantics.md sections 2.3-2.5 and 8.1):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -202,6 +203,23 @@ def _largest(sizes: dict[int, int]) -> int | None:
     return best
 
 
+def cluster_id_list(values: Any, what: str) -> list[int]:
+    """Cluster ids given to an action: Python or numpy integers only.
+
+    ``int()`` would also take ``' 1'``, ``'１'`` (full-width) or ``3.7``; those are refused.
+    """
+    try:
+        items = list(values)
+    except TypeError:
+        raise InvalidActionError(f"{what}: give a list of cluster ids") from None
+    out: list[int] = []
+    for c in items:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise InvalidActionError(f"{what}: cluster ids must be integers (got {c!r})")
+        out.append(int(c))
+    return out
+
+
 class ClusterState:
     """Live cluster assignment with an inverted index.
 
@@ -225,12 +243,35 @@ class ClusterState:
         n_ids = int(base.max()) + 1 if self.n_spikes else 0
         order = np.empty(self.n_spikes, dtype=self.index_dtype)
         offsets = _counting_sort(base, n_ids, order) if self.n_spikes else np.zeros(1, np.int64)
-        self._order = order
+        self._order: np.ndarray | None = order
         self._spikes: dict[int, np.ndarray] = {}
         for cid in np.flatnonzero(np.diff(offsets)):
             self._spikes[int(cid)] = order[offsets[cid] : offsets[cid + 1]]
         self.counter = n_ids
         self._sorted_ids: np.ndarray | None = None
+
+    @classmethod
+    def restored(
+        cls,
+        spike_clusters: np.ndarray,
+        spikes: dict[int, np.ndarray],
+        counter: int,
+        index_dtype: np.dtype,
+    ) -> ClusterState:
+        """A state taken back from a snapshot (:mod:`curalog.snapshot`): ``spike_clusters``
+        up to date, ``spikes`` the sorted spike array of every live cluster, as checked by
+        the caller. Later :meth:`reset` calls rebuild from the sorter's output as usual."""
+        self = cls.__new__(cls)
+        self.n_spikes = int(spike_clusters.shape[0])
+        self._spike_clusters = spike_clusters
+        self._pending = []
+        self._prune_at = 64
+        self.index_dtype = np.dtype(index_dtype).type
+        self._order = None
+        self._spikes = spikes
+        self.counter = int(counter)
+        self._sorted_ids = None
+        return self
 
     # ------------------------------------------------------------------ queries
     @property
@@ -338,10 +379,7 @@ class ClusterState:
 
     def resolve_merge(self, cluster_ids) -> Change:
         """A merge of two or more live clusters into the next id."""
-        try:
-            ids = sorted({int(c) for c in cluster_ids})
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidActionError("merge: cluster ids must be integers") from None
+        ids = sorted(set(cluster_id_list(cluster_ids, "merge")))
         if len(ids) < 2:
             raise InvalidActionError(f"merge: needs at least two different clusters, got {ids}")
         self._check_live(ids, "merge")
@@ -370,7 +408,9 @@ class ClusterState:
         except (TypeError, ValueError):
             raise InvalidActionError(f"{what}: spike ids must be integers") from None
         if sel.ndim != 1:
-            sel = sel.reshape(-1)
+            raise InvalidActionError(
+                f"{what}: spike ids must be a 1-D array of indices (got shape {sel.shape})"
+            )
         if sel.size == 0:
             raise InvalidActionError(f"{what}: empty spike selection")
         if sel.dtype.kind not in "iu":
@@ -397,7 +437,11 @@ class ClusterState:
         if labels is None:
             rel = np.zeros(sel.shape[0], dtype=np.int64)
         else:
-            rel = np.asarray(labels).reshape(-1)
+            rel = np.asarray(labels)
+            if rel.ndim != 1:
+                raise InvalidActionError(
+                    f"split: labels must be a 1-D array (got shape {rel.shape})"
+                )
             if rel.shape[0] != sel.shape[0]:
                 raise InvalidActionError(f"split: {rel.shape[0]} labels for {sel.shape[0]} spikes")
             if rel.dtype.kind not in "iu":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update
+from curalog.clustering import Change, ClusterState, Update, cluster_id_list
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -75,6 +76,7 @@ from curalog.replaying import (
     plan_replay,
     resolve_logged,
 )
+from curalog.snapshot import SnapshotCache
 from curalog.store.log import LogWriter, create_log, default_author, read_log
 from curalog.waveforms import RecordingMixin
 
@@ -108,6 +110,7 @@ class Curation(RecordingMixin):
         create: bool = True,
         sync: bool = True,
         verify: bool = False,
+        snapshot: bool | None = None,
     ):
         self.dataset = dataset
         self._verify = verify
@@ -118,6 +121,7 @@ class Curation(RecordingMixin):
         self._listeners: list[Callable[[Update], None]] = []
         self.warnings: list[str] = []
         self.corruption: str | None = None
+        self._cache: SnapshotCache | None = None
         events: list[Event]
         # A log this session creates and never writes to is removed again on close, so that
         # a refused first action (or just looking) leaves nothing in the dataset folder.
@@ -147,6 +151,7 @@ class Curation(RecordingMixin):
                 self.corruption = scan.corruption
             else:
                 self._writer = LogWriter(self.log_path, sync=sync)
+                self._writer.clean_temp_files(dataset.path)  # left by killed exports
                 scan = self._writer.scan
                 self.warnings.extend(scan.warnings)
             header = scan.header
@@ -163,13 +168,21 @@ class Curation(RecordingMixin):
             self._hot_budget = max(HOT_BYTES_MIN, 2 * dataset.n_spikes)
             if upto is not None:
                 events = [e for e in events if e.seq <= upto]
-            self._reset_state()
+            if self._has_log and upto is None and not verify:
+                hot = (HOT_ACTIONS, self._hot_budget)
+                self._cache = SnapshotCache(self, snapshot, header_hash, hot)
             self.events: list[Event] = []
-            if verify:
-                for event in events:
-                    self._replay_sequential(event)
-            else:
-                self._replay_fast(events)
+            if self._cache is None or not self._open_cached(events):
+                t0 = time.perf_counter()
+                self._reset_state()
+                self.events = []
+                if verify:
+                    for event in events:
+                        self._replay_sequential(event)
+                else:
+                    self._replay_fast(events)
+                if self._cache is not None:
+                    self._cache.replay_seconds = time.perf_counter() - t0
             if upto is not None:
                 self.head_hash = self.events[-1].hash if self.events else header_hash
         except BaseException:
@@ -178,7 +191,11 @@ class Curation(RecordingMixin):
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Release the writer lock. The log is always complete on disk already."""
+        """Release the writer lock (the log is always complete on disk already), after
+        refreshing the log's snapshot when it is due (:mod:`curalog.snapshot`)."""
+        if self._cache is not None:
+            self._cache.save_if_due(self)
+            self._cache = None
         if self._writer is not None:
             if self._created and not self._writer.events:
                 self._remove_unused_log()
@@ -374,10 +391,7 @@ class Curation(RecordingMixin):
         ``group="unsorted"`` (or ``value=None`` for a field) clears the value.
         """
         self._require_writer()
-        try:
-            ids = sorted({int(c) for c in cluster_ids})
-        except (TypeError, ValueError, OverflowError):
-            raise InvalidActionError("label: cluster ids must be integers") from None
+        ids = sorted(set(cluster_id_list(cluster_ids, "label")))
         if not ids:
             raise InvalidActionError("label: no clusters given")
         missing = [c for c in ids if c not in self.state]
@@ -446,6 +460,29 @@ class Curation(RecordingMixin):
         self._undo: UndoStack[Action] = UndoStack()
         self._floor = 0  # structural actions below this stack index have evicted arrays
         self._hot_bytes = 0
+
+    def _open_cached(self, events: list[Event]) -> bool:
+        """Take the state from the log's snapshot when it matches the log, then replay the
+        events logged after it; False (nothing changed) when there is no usable snapshot."""
+        assert self._cache is not None
+        snap = self._cache.load(events)
+        if snap is None:
+            return False
+        self.state = snap.state
+        self.labels = LabelStore()
+        self.labels.fields = dict(snap.fields)
+        self._undo = snap.stack
+        self._floor = snap.floor
+        self._hot_bytes = snap.hot_bytes
+        self.events = list(events[: snap.seq])
+        try:
+            for event in events[snap.seq :]:
+                self._replay_sequential(event)
+        except LogCorruptError:  # let a replay from the sorter's output say it
+            self._cache.discard("the events after it do not replay on it")
+            self.state = None  # type: ignore[assignment]
+            return False
+        return True
 
     def _push(self, action: Action) -> None:
         for dropped in self._undo.push(action):  # a new action discards the redo branch
@@ -567,7 +604,9 @@ class Curation(RecordingMixin):
 
     def _label_body(self, event: Event) -> tuple[list[int], str, LabelValue]:
         """A logged label event, validated exactly as the live API validates its input."""
-        return logged_label(self.state, event, self.log_path)
+        return logged_label(
+            self.state, event, self.log_path, reserved=set(self.dataset.sorter_columns)
+        )
 
     def _replay_fast(self, events: list[Event]) -> None:
         """Replay a log: apply only the actions in effect at the end (see
@@ -620,6 +659,7 @@ def open_curation(
     sync: bool = True,
     verify: bool = False,
     raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
+    snapshot: bool | None = None,
 ) -> Curation:
     """Open (and by default create) the curation log of a Kilosort/phy folder.
 
@@ -644,6 +684,10 @@ def open_curation(
     raw : path or list of paths, optional
         The raw recording, overriding ``params.py``'s ``dat_path`` (``--raw PATH``); opened
         lazily by :attr:`Curation.recording` (see :mod:`curalog.recording`).
+    snapshot : bool, optional
+        Keep ``<log>.snapshot``, a disposable cache of the replayed state that makes the
+        next open fast (:mod:`curalog.snapshot`). Default: for datasets of a million
+        spikes or more (``CURALOG_SNAPSHOT=0`` turns it off everywhere).
     """
     ds = load_dataset(folder)
     log_path = Path(log) if log is not None else default_log_path(folder)
@@ -656,6 +700,7 @@ def open_curation(
         create=create,
         sync=sync,
         verify=verify,
+        snapshot=snapshot,
     )
     cur._raw = raw
     return cur

@@ -13,6 +13,7 @@ Nothing here ever writes into the dataset folder.
 from __future__ import annotations
 
 import ast
+import codecs
 import contextlib
 import csv
 import hashlib
@@ -202,16 +203,67 @@ def read_metadata_tsv(path: Path) -> dict[str, dict[int, Any]]:
     (or ``id``, as phy 2.0b1 wrote) yield nothing.
     """
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    text = decode_table(data, path)
     try:
-        return _parse_metadata(text)
+        return _parse_metadata(text, path)
     except csv.Error as exc:
         raise DatasetError(f"{path}: malformed table ({exc})") from None
 
 
-def _parse_metadata(text: str) -> dict[str, dict[int, Any]]:
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE, whose BOM is its prefix
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def decode_table(data: bytes, path: Path) -> str:
+    """The text of a TSV/CSV file: UTF-8, or UTF-8/16/32 with a byte-order mark (as Excel
+    and Windows tools save). Anything else (Latin-1, UTF-16 without a mark) is refused with
+    the line of the first undecodable byte, rather than silently garbled."""
+    encoding = "utf-8"
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            data, encoding = data[len(bom) :], name
+            break
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{path}: line {line}: not {encoding.upper()} text (byte 0x{data[exc.start]:02x}); "
+            "save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DatasetError(
+            f"{path}: line {line}: NUL characters (UTF-16 without a byte-order mark?); "
+            "save it as UTF-8"
+        )
+    return text
+
+
+def parse_cluster_id(text: str) -> int | None:
+    """A cluster id cell: ASCII digits (``12``, or ``12.0`` as some tools write), else None.
+
+    Python's ``int`` would also take ``'1_0'`` and full-width digits (``'１'``)."""
+    cell = text.strip()
+    if not cell or not cell.isascii():
+        return None
+    if cell.isdigit():
+        return int(cell)
+    whole, dot, frac = cell.partition(".")
+    if dot and whole.isdigit() and (frac == "" or set(frac) == {"0"}):
+        return int(whole)
+    return None
+
+
+def _parse_metadata(text: str, path: Path | None = None) -> dict[str, dict[int, Any]]:
     lines = text.splitlines()
     if not lines:
         return {}
@@ -226,9 +278,14 @@ def _parse_metadata(text: str) -> dict[str, dict[int, Any]]:
     for row in reader:
         if len(row) <= idx:
             continue
-        try:
-            cid = int(float(row[idx]))
-        except (ValueError, OverflowError):
+        cid = parse_cluster_id(row[idx])
+        if cid is None:
+            cell = row[idx].strip()
+            if cell and not cell.isascii() and path is not None:
+                raise DatasetError(
+                    f"{path}: line {reader.line_num}: cluster id {row[idx]!r} is not written "
+                    "in ASCII digits"
+                )
             continue
         if not 0 <= cid < 2**31 - 1:
             continue

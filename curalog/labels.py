@@ -14,6 +14,7 @@ recorded with the change that caused them and removed with it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from curalog.clustering import Change
@@ -39,22 +40,55 @@ def normalize_group(value: Any) -> str | None:
     return text
 
 
-def validate_field_name(name: str, reserved: set[str] | None = None) -> str:
+#: Columns sorters and phy write themselves (Kilosort's cluster_KSLabel.tsv,
+#: cluster_ContamPct.tsv, cluster_Amplitude.tsv; SpikeInterface's phy export; phy's
+#: cluster_info.tsv): a label field of that name would overwrite the sorter's file on
+#: export, or shadow a cluster_info column. Compared case-insensitively (macOS and
+#: Windows file names are).
+SORTER_COLUMNS = (
+    "KSLabel",
+    "ContamPct",
+    "Amplitude",
+    "si_unit_id",
+    "channel_group",
+)
+#: Names that are not fields at all: the id columns, ``cluster_info.tsv``'s own columns.
+_NOT_FIELDS = ("cluster_id", "id", "info", "n_spikes", "fr", "amp", "ch", "depth", "sh")
+#: A field name becomes a file name (``cluster_<name>.tsv``): at most this many bytes.
+MAX_FIELD_NAME = 200
+
+
+def validate_field_name(name: str, reserved: Iterable[str] | None = None) -> str:
+    """A label field name, checked identically for the API, replay and ``curalog fsck``.
+
+    Refused: empty names, surrounding spaces, control characters (NUL, tab, escape, ...),
+    path separators, ``.``/``..``, more than 200 bytes, the id and ``cluster_info.tsv``
+    columns, the sorter columns of :data:`SORTER_COLUMNS` and those in ``reserved``
+    (the dataset's own, case-insensitively).
+    """
     if not isinstance(name, str) or not name or name != name.strip():
         raise InvalidActionError(f"label field name {name!r} is empty or has surrounding spaces")
-    if any(ch in name for ch in "\t\r\n/\\") or name in ("cluster_id", "id", "info"):
-        raise InvalidActionError(f"label field name {name!r} is not allowed")
-    if reserved and name in reserved:
+    if any(ch in name for ch in "/\\") or name in (".", "..") or not name.isprintable():
         raise InvalidActionError(
-            f"{name!r} is a sorter column (read-only); choose another field name"
+            f"label field name {name!r} is not allowed (control characters or a path)"
+        )
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_FIELD_NAME:
+        raise InvalidActionError(f"label field name {name[:40]!r}... is too long")
+    folded = name.casefold()
+    if folded in {n.casefold() for n in _NOT_FIELDS}:
+        raise InvalidActionError(f"label field name {name!r} is not allowed (a column of its own)")
+    taken = {n.casefold(): n for n in (*SORTER_COLUMNS, *(reserved or ()))}
+    if folded in taken and name != GROUP_FIELD:
+        raise InvalidActionError(
+            f"{name!r} is a sorter column ({taken[folded]}, read-only); choose another field name"
         )
     return name
 
 
 def validate_value(value: Any) -> LabelValue:
     if value is None or isinstance(value, str):
-        if isinstance(value, str) and any(ch in value for ch in "\t\r\n"):
-            raise InvalidActionError("label values cannot contain tabs or line breaks")
+        if isinstance(value, str) and any(ch in value for ch in "\t\r\n\x00"):
+            raise InvalidActionError("label values cannot contain tabs, line breaks or NUL")
         return value
     if isinstance(value, bool):
         return int(value)

@@ -255,9 +255,10 @@ def resolve_logged(
 
 
 def logged_label(
-    state: ClusterState, event: Event, log_path: Where
+    state: ClusterState, event: Event, log_path: Where, *, reserved: set[str] | None = None
 ) -> tuple[list[int], str, LabelValue]:
-    """A logged label event, validated exactly as the live API validates its input."""
+    """A logged label event, validated exactly as the live API validates its input
+    (``reserved``: the dataset's sorter columns, as the API refuses them)."""
     data = _typed(event, log_path)
     if not isinstance(data, LabelBody):
         raise diverged(log_path, event, "not a label event")
@@ -267,7 +268,7 @@ def logged_label(
         if name == GROUP_FIELD:
             value: LabelValue = normalize_group(data.value)
         else:
-            name = validate_field_name(name)
+            name = validate_field_name(name, reserved)
             value = validate_value(data.value)
     except InvalidActionError as exc:
         raise diverged(log_path, event, str(exc)) from None

@@ -121,3 +121,17 @@ def test_cluster_info_tsv_has_the_same_metric_columns(folder, tmp_path, capsys):
         v = by_id[int(cells[0])]["isolation_distance"]
         assert (cells[col] == "" and v is None) or math.isclose(float(cells[col]), v, rel_tol=1e-7)
     assert np.isfinite([float(x.split("\t")[col]) for x in lines[1:-1] if x.split("\t")[col]]).all()
+
+
+def test_autolabel_rules_read_the_quality_metrics(folder, tmp_path, capsys):
+    log = tmp_path / "h.curalog"
+    rule = "isolation_distance > 0 and nn_hit_rate >= 0 and not isnan(sliding_rp_violation) -> mua"
+    assert main(["autolabel", str(folder), "--log", str(log), "--rule", rule, "--overwrite"]) == 0
+    capsys.readouterr()
+    rows = _json(capsys, folder, "--log", log)
+    want = {
+        r["id"]
+        for r in rows
+        if r["isolation_distance"] is not None and r["sliding_rp_violation"] is not None
+    }
+    assert want and {r["id"] for r in rows if r["group"] == "mua"} >= want

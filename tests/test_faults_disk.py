@@ -198,9 +198,11 @@ def test_full_tmpfs_with_a_torn_tail_is_refused_cleanly(tmp_path, tmpfs):
         cur.merge([1, 2])
         cur.merge([3, 4])
     data = log.read_bytes()
-    log.write_bytes(data[:-10])  # a torn last record
+    last = curalog.store.log.read_log(log).offsets[-1]
+    torn = data + data[last:-10]  # an interrupted third append: a torn last record
+    log.write_bytes(torn)
     faultlib.fill_disk(tmpfs / "filler")
     with pytest.raises(LogError, match="No space left on device"):
         curalog.open(folder, log)
-    assert log.read_bytes() == data[:-10]
+    assert log.read_bytes() == torn
     assert not [p for p in tmpfs.iterdir() if ".torn-" in p.name and p.stat().st_size == 0]

@@ -168,7 +168,7 @@ def test_serve_binds_localhost_by_default_and_says_so(tmp_path, monkeypatch, cap
     )
 
 
-def test_serve_on_another_host_warns(tmp_path, monkeypatch, capsys):
+def test_serve_on_another_host_is_refused_unless_allowed_then_warns(tmp_path, monkeypatch, capsys):
     _serve_module()
     from curalog.cli.program import main
 
@@ -184,8 +184,11 @@ def test_serve_on_another_host_warns(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
     monkeypatch.setitem(sys.modules, "textual_serve.server", fake)
     folder = faultlib.make_dataset(tmp_path / "ds", 50, 3)
-    assert main(["serve", str(folder), "--host", "0.0.0.0"]) == 0
-    assert "no authentication" in capsys.readouterr().err
+    assert main(["serve", str(folder), "--host", "0.0.0.0"]) == 2  # issue 13: refused
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--allow-remote" in err[0]
+    assert main(["serve", str(folder), "--host", "0.0.0.0", "--allow-remote"]) == 0
+    assert "the token in the URL is the only protection" in capsys.readouterr().err
 
 
 def test_refused_first_action_writes_nothing(tmp_path, monkeypatch, capsys):

@@ -72,8 +72,13 @@ def test_proposals_are_deterministic(drift_ds: Path, tmp_path: Path) -> None:
     assert [p.score for p in props] == sorted((p.score for p in props), reverse=True)
     for p in props:
         assert p.a < p.b and 0.0 <= p.score <= 1.0 and p.reason
-        assert set(p.factors) == {"f_sim", "f_pos", "f_amp", "f_ccg", "f_gap", "f_isi", "f_unique"}
-        assert math.isclose(p.score, math.prod(p.factors.values()), rel_tol=1e-9, abs_tol=1e-300)
+        f = p.factors
+        assert set(f) == {"f_sim", "f_pos", "f_amp", "f_ccg", "f_gap", "f_isi", "f_dup", "f_unique"}
+        continuity = math.prod(v for k, v in f.items() if k not in ("f_dup", "f_unique"))
+        twice = f["f_dup"] * f["f_ccg"] * f["f_isi"]  # one neuron detected twice
+        assert math.isclose(
+            p.score, max(continuity, twice) * f["f_unique"], rel_tol=1e-9, abs_tol=1e-300
+        )
 
 
 def test_proposals_are_mostly_right(drift_ds: Path, log: Path) -> None:
@@ -130,7 +135,8 @@ def test_accepted_merge_updates_only_affected_proposals(drift_ds: Path, log: Pat
         # every pair scored involves the merged cluster, or entered a candidate list just now
         for a, b in eng.score_log:
             assert new in (a, b) or (a, b) not in cands_before
-        assert sum(new in pair for pair in eng.score_log) >= c["pairs_scored"] - 2
+        # (the others entered a re-ranked top-k list: a few, at most one list's worth)
+        assert sum(new in pair for pair in eng.score_log) >= c["pairs_scored"] - eng.params.top_k
         assert c["pairs_scored"] <= 3 * eng.params.top_k
         # no cached base score was recomputed or dropped
         assert all(eng._pairs[k] is v for k, v in base_before.items())
@@ -328,3 +334,107 @@ def test_folders_without_templates(tmp_path: Path) -> None:
         props = ProposalEngine(cur).proposals(0.0)
         assert [(p.a, p.b) for p in props] == [(0, 1)]
         assert props[0].evidence["similarity"] == pytest.approx(0.95)
+
+
+# ---------------------------------------------------------------------- real Kilosort 4 output
+REPO = Path(__file__).resolve().parents[1]
+#: ../shared/data beside the repository (a worktree sits one level deeper: ../../shared/data)
+KS4_TRAIN = next(
+    (
+        p / "ks4-drift-train"
+        for p in (REPO.parent / "shared" / "data", REPO.parent.parent / "shared" / "data")
+        if (p / "ks4-drift-train" / "gt_match_counts.tsv").exists()
+    ),
+    None,
+)
+
+
+@pytest.mark.skipif(
+    KS4_TRAIN is None, reason="../shared/data/ks4-drift-train is not beside the repository"
+)
+def test_real_kilosort4_drift_run_at_the_documented_threshold() -> None:
+    """The issue's target on the training run: <= 25 clusters for the 24 true units' 68
+    pieces, no impure merge; the duplicate detections (pieces seen on far channels) joined."""
+    from curalog.analysis.evaluate import evaluate
+
+    assert KS4_TRAIN is not None
+    ev = evaluate(KS4_TRAIN, thresholds=(0.5, DEFAULT_MIN_SCORE))
+    at = ev.outcomes[-1]
+    assert at.n_units == 24 and at.real_clusters <= 25
+    assert at.impure_merges == 0 and at.impure_clusters == 0 and at.pair_precision == 1.0
+    assert ev.outcomes[0].real_clusters > at.real_clusters  # the threshold matters
+    twice = [m for m in ev.merges if "detected twice" in m["reason"]]
+    assert len(twice) >= 4 and not any(m["impure"] for m in twice)
+    assert ev.params["amplitude_mode"] == "auto"
+
+
+def _neuron(rng: np.random.Generator, n: int, total: int, dead: int = 90) -> np.ndarray:
+    """A refractory spike train: ``n`` spikes in ``[0, total)`` samples, ISIs >= ``dead``."""
+    gaps = rng.exponential((total - n * dead) / n, n) + dead
+    t = np.cumsum(gaps).astype(np.int64)
+    return t[t < total]
+
+
+def test_duplicate_detections_and_spike_positions(tmp_path: Path) -> None:
+    """One neuron in two pieces that take turns (0 then 1), a shadow (2: 90 % of 0's spikes
+    seen again 5 samples later, 60 µm away) and another neuron (3) firing at the shadow's place
+    with a shadow-like template: 0 + 2 are one neuron detected twice, 2 + 3 are two neurons,
+    and once the shadow is joined, 0's evidence towards its next piece is unchanged."""
+    from conftest import write_folder
+
+    rng = np.random.default_rng(5)
+    total = 3_000_000  # 100 s
+    a = _neuron(rng, 1500, total)
+    b = _neuron(rng, 1500, total)
+    half = a < total // 2
+    shadow = np.sort(rng.choice(np.flatnonzero(half), int(0.9 * half.sum()), replace=False))
+    times = np.concatenate([a, a[shadow] + 5, b])
+    labels = np.concatenate(
+        [np.where(half, 0, 1), np.full(shadow.shape[0], 2), np.full(b.shape[0], 3)]
+    )
+    pos = np.concatenate(
+        [
+            np.column_stack([np.full(a.shape[0], 20.0), 100.0 + 2e-5 * a]),  # drifts 2 µm
+            np.column_stack([np.full(shadow.shape[0], 20.0), np.full(shadow.shape[0], 160.0)]),
+            np.column_stack([np.full(b.shape[0], 20.0), np.full(b.shape[0], 160.0)]),
+        ]
+    ) + rng.normal(0.0, 1.0, (times.shape[0], 2))
+    order = np.argsort(times, kind="stable")
+    folder = write_folder(tmp_path / "ks4", labels[order], spike_times=times[order])
+    np.save(folder / "spike_positions.npy", pos[order].astype(np.float32))
+    sim = np.eye(4, dtype=np.float32)
+    sim[0, 1] = sim[1, 0] = 0.97
+    sim[2, 3] = sim[3, 2] = 0.95
+    sim[0, 2] = sim[2, 0] = 0.1
+    np.save(folder / "similar_templates.npy", sim)
+    with open_curation(folder, tmp_path / "x.log", sync=False) as cur:
+        eng = ProposalEngine(cur)
+        assert eng.amplitude_mode == "scaled"  # no spike_detection_templates.npy
+        assert (0, 2) in {(x, y) for x, y, _ in eng.candidates()}  # not similar: a duplicate pair
+        twice = eng.score(0, 2)
+        assert twice.evidence["duplicate_fraction"] > 0.95 and twice.factors["f_dup"] > 0.8
+        assert twice.score > 0.5 and "detected twice" in twice.reason
+        assert eng.score(2, 3).score < 0.05  # same place, same shape, fire together: two neurons
+        assert eng.score(2, 3).evidence["coincidences"] > 10
+        piece = eng.score(0, 1)
+        assert piece.score > DEFAULT_MIN_SCORE and piece.evidence["position_step"] < 1.0
+        assert eng.score(1, 3).factors["f_pos"] < 1e-3  # 60 µm apart: many spreads
+        new = eng.accept(twice)
+        after = eng.score(new, 1)  # the shadow (2) does not blur 0's positions or shape
+        for k in ("similarity", "position_step", "overlap"):
+            assert after.evidence[k] == pytest.approx(piece.evidence[k], rel=1e-6, abs=1e-9), k
+        assert (after.a, after.b) == (1, new)
+        assert after.evidence["n_b"] == piece.evidence["n_a"] + shadow.shape[0]
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_held_out_synthetic_seeds_make_no_impure_merge(tmp_path: Path, seed: int) -> None:
+    """Seeds never looked at while the parameters were set: accepting everything at the
+    documented threshold joins most pieces and never two neurons."""
+    from curalog.analysis.evaluate import evaluate
+
+    out = tmp_path / f"s{seed}"
+    synthesize(out, 400_000, 90, seed=seed, n_channels=64, drift=True)
+    at = evaluate(out, thresholds=(DEFAULT_MIN_SCORE,)).outcomes[-1]
+    assert at.impure_merges == 0 and at.impure_clusters == 0
+    assert at.excess <= 0.15 and at.pair_recall > 0.85

@@ -333,7 +333,7 @@ def test_drift_truth(drift: SynthInfo) -> None:
     assert sorted(seen) == list(range(100))
     kinds = {u["split"] for u in units}
     assert kinds == {"none", "drift", "amplitude"}
-    assert max(len(u["templates"]) for u in units) >= 8  # many pieces for some units
+    assert max(len(u["templates"]) for u in units) >= 4  # several pieces for some units
     assert 25.0 <= truth["drift"]["range_um"] <= 50.0
     assert len(truth["drift"]["motion_um"]) == truth["drift"]["knots"]
     twins = truth["near_duplicates"]
@@ -343,7 +343,7 @@ def test_drift_truth(drift: SynthInfo) -> None:
         assert dy <= 30.0 + 1e-9 and units[u]["unit"] != units[v]["unit"]
     for u in units:
         if u["split"] == "drift":
-            assert u["drift_um"] > 10 and 0.5 <= u["jitter_um"] <= 2.0
+            assert u["drift_um"] > 10 and 1.0 <= u["jitter_um"] <= 10.0
 
 
 def test_drift_pieces_follow_the_motion(drift: SynthInfo) -> None:
@@ -385,10 +385,13 @@ def test_drift_determinism(tmp_path: Path) -> None:
     a = synthesize(tmp_path / "a", 30_000, 24, seed=8, n_channels=32, drift=True)
     b = synthesize(tmp_path / "b", 30_000, 24, seed=8, n_channels=32, drift=True)
     c = synthesize(tmp_path / "c", 30_000, 24, seed=9, n_channels=32, drift=True)
-    for name in (*PER_SPIKE, "templates.npy", synth.TRUTH_FILE):
+    for name in (*PER_SPIKE, "templates.npy", synth.TRUTH_FILE, "spike_positions.npy"):
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     assert (a.path / "spike_times.npy").read_bytes() != (c.path / "spike_times.npy").read_bytes()
+    pos = np.load(a.path / "spike_positions.npy")  # Kilosort 4's per-spike positions
+    assert pos.shape == (30_000, 2) and pos.dtype == np.float32 and np.isfinite(pos).all()
     plain = synthesize(tmp_path / "d", 30_000, 24, seed=8, n_channels=32)
+    assert not (plain.path / "spike_positions.npy").exists()  # the default model: Kilosort 2/3
     assert (a.path / "spike_templates.npy").read_bytes() != (
         plain.path / "spike_templates.npy"
     ).read_bytes()

@@ -48,7 +48,7 @@ class BackgroundMixin:
             if cid is not None and cid not in self.model.stats:
                 try:
                     st = self.stats.get(cid)
-                    batch.append((cid, st.row(), st.acg_half))
+                    batch.append((cid, self.stats.row(st), st.acg_half))
                 except (CuralogError, KeyError, ValueError, IndexError):
                     pass  # a cluster deleted meanwhile: nothing to show
             now = time.monotonic()
@@ -111,7 +111,7 @@ class BackgroundMixin:
                 similar=similar,
                 group=group,
                 n_spikes=st.n_spikes,
-                row=st.row(),
+                row=s.row(st),
                 acg=s.acg(best),
                 ccg=ccg,
                 waveform=s.waveform(best),
@@ -121,6 +121,7 @@ class BackgroundMixin:
                 bin_ms=s.bin_ms,
                 window_ms=s.window_ms,
                 refractory_ms=s.refractory_ms,
+                raw_uv=s.raw_amplitude_uv(best),
             )
         except (CuralogError, KeyError, ValueError, IndexError):
             return

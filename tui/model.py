@@ -18,8 +18,9 @@ import numpy as np
 from rich.text import Text
 
 from curalog import Curation
+from curalog.analysis.stats import QUALITY_COLUMNS, QUALITY_NAMES, recording_timebase
 
-from .plots import correlogram_marks, sparkline
+from .plots import CCG_STYLE, correlogram_marks, sparkline
 
 GROUP_STYLES = {
     "good": "#86d16d",
@@ -55,7 +56,8 @@ BASE_COLUMNS: tuple[Column, ...] = (
     Column("n_spikes", "n_spikes", 8, "n_spikes", "d", True),
     Column("acg", "ACG 0-25ms", ACG_WIDTH, "acg", "acg"),
     Column("fr", "fr", 6, "firing_rate", ".2f", True),
-    Column("amp", "amp", 6, "template_amplitude", ".1f"),
+    Column("amp", "amp[t]", 6, "template_amplitude", ".1f"),
+    Column("spk_amp", "amp[au]", 7, "amplitude_median_npy", ".1f"),
     Column("depth", "depth", 5, "depth", ".0f"),
     Column("ch", "ch", 4, "ch", "s"),
     Column("isi", "isi", 5, "isi_violations_ratio", ".2f"),
@@ -69,13 +71,14 @@ SHORT_NAMES.update(
     {"n": "n_spikes", "sh": "shank", "pres": "presence_ratio", "rpc": "rp_contamination"}
 )
 
-STAT_KEYS = (
+_STAT_KEYS = (
     "template",
     "best_channel",
     "shank",
     "depth",
     "ch",
     "template_amplitude",
+    "amplitude_median_npy",
     "amplitude_median",
     "isi_violations_ratio",
     "isi_violations_count",
@@ -85,6 +88,16 @@ STAT_KEYS = (
     "amplitude_cutoff",
     "peak_to_trough_ms",
     "firing_rate",
+)
+#: Every statistic a row holds: phy's and curalog's, then SpikeInterface's quality metrics.
+STAT_KEYS = tuple(dict.fromkeys((*_STAT_KEYS, "amplitude_median_npy", *QUALITY_NAMES)))
+
+#: The quality-metric columns, after the fixed, sorter and label columns (scroll right).
+QUALITY_TABLE_COLUMNS: tuple[Column, ...] = tuple(
+    Column(f"q:{c.name}", c.short, max(6, len(c.short)), c.name, c.fmt) for c in QUALITY_COLUMNS
+)
+SHORT_NAMES.update(
+    {c.short: c.name for c in QUALITY_COLUMNS if c.short.isidentifier() and c.short != c.name}
 )
 
 
@@ -145,7 +158,7 @@ def ccg_cell(
         return Text("…", style="dim")
     arr = np.asarray(ccg)
     marks = correlogram_marks(arr.shape[0], width, bin_ms, refractory_ms)
-    return sparkline(arr, width, marked=marks, style="yellow")
+    return sparkline(arr, width, marked=marks, style=CCG_STYLE)
 
 
 class ClusterModel:
@@ -160,7 +173,8 @@ class ClusterModel:
         self._acg_cells: dict[int, Text] = {}
         self.marked: set[int] = set()
         self.sorter_names = list(cur.dataset.sorter_columns)
-        self._duration = max(1.0, float(cur.dataset.duration))
+        # the recording's length, as the statistics use (so fr does not change when they land)
+        self._duration = recording_timebase(cur.dataset).duration
 
     # ------------------------------------------------------------------ columns
     def label_fields(self) -> list[str]:
@@ -170,18 +184,33 @@ class ClusterModel:
         cols = list(BASE_COLUMNS)
         for name in self.sorter_names:
             cols.append(
-                Column(f"sorter:{name}", name, max(6, min(10, len(name))), name, "auto", True)
+                Column(
+                    f"sorter:{name}",
+                    name,
+                    max(6, min(10, len(name))),
+                    self._sorter_key(name),
+                    "auto",
+                    True,
+                )
             )
         for name in self.label_fields():
             cols.append(
                 Column(f"label:{name}", name, max(6, min(12, len(name))), name, "auto", True)
             )
+        cols.extend(QUALITY_TABLE_COLUMNS)
         return cols
+
+    @staticmethod
+    def _sorter_key(name: str) -> str:
+        """A sorter column's row key: its name, or ``sorter.<name>`` when a computed
+        column has that name (a sorter's value never replaces a computed one)."""
+        return f"sorter.{name}" if name in STAT_KEYS or name in SHORT_NAMES else name
 
     def column_names(self) -> set[str]:
         """Every name a filter or sort may use."""
         names = {"id", "group", "n_spikes", *STAT_KEYS, *SHORT_NAMES}
-        names.update(self.sorter_names)
+        names.update(self._sorter_key(n) for n in self.sorter_names)
+        names.update(f"sorter.{n}" for n in self.sorter_names)
         names.update(self.label_fields())
         return names
 
@@ -226,7 +255,8 @@ class ClusterModel:
             out.update({k: v for k, v in st.items() if v is not None})
         for name, values in cur.dataset.sorter_columns.items():
             if cid < cur.dataset.n_templates and cid in values:
-                out[name] = values[cid]
+                out[f"sorter.{name}"] = values[cid]
+                out.setdefault(self._sorter_key(name), values[cid])
         for name in self.label_fields():
             value = cur.labels.fields[name].get(cid)
             if value is not None:

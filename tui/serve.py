@@ -1,9 +1,11 @@
 """``curalog serve DIR``: the same terminal UI in a web browser, via textual-serve.
 
-textual-serve starts one app process per browser tab and has no authentication, so it
-binds 127.0.0.1 by default; reach it from your laptop with an SSH tunnel::
+textual-serve starts one app process per browser tab and has no authentication of its
+own: curalog adds it (:mod:`curalog_tui.serve_auth`: a secret token in the URL printed at
+start, Host and Origin checks). It binds 127.0.0.1 and refuses another address unless
+``--allow-remote`` is given; reach it from your laptop with an SSH tunnel::
 
-    ssh -L 8000:127.0.0.1:8000 user@server     # then open http://127.0.0.1:8000
+    ssh -L 8000:127.0.0.1:8000 user@server     # then open the printed http://127.0.0.1:8000/?token=...
 
 A second tab opens the log read-only (the writer lock is held by the first one).
 """
@@ -15,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-INSTALL_HINT = "pip install 'curalog[serve]'  (or: pip install textual-serve)"
+INSTALL_HINT = "pip install textual-serve  (a dependency of curalog: reinstall curalog)"
 
 
 def serve_command(dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None) -> str:
@@ -32,13 +34,23 @@ def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    allow_remote: bool = False,
 ) -> int:
-    """Serve the UI of ``dir`` at ``http://host:port``; returns the exit status."""
+    """Serve the UI of ``dir`` at ``http://host:port/?token=...``; returns the exit status."""
+    from .serve_auth import guard_for, is_loopback, make_server_class, new_token
+
     if not Path(dir).is_dir():
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
+    if not is_loopback(host) and not allow_remote:
+        print(
+            f"curalog: error: --host {host} is reachable from other machines; serve on 127.0.0.1 "
+            "and use an SSH tunnel, or pass --allow-remote",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        from textual_serve.server import Server
+        Server = make_server_class()
     except ImportError:
         print(
             f"curalog serve needs textual-serve, which is not installed: {INSTALL_HINT}",
@@ -49,21 +61,30 @@ def serve(
             file=sys.stderr,
         )
         return 2
-    url = f"http://{host}:{port}"
+    token = new_token()
+    url = f"http://{host}:{port}/?token={token}"
     print(
         f"curalog: serving {Path(dir).resolve()} at {url} (one app per browser tab; Ctrl+C stops)"
     )
-    if host in ("127.0.0.1", "localhost", "::1"):
+    if is_loopback(host):
         print(
             f"curalog: local only; from another machine use an SSH tunnel: ssh -L {port}:127.0.0.1:{port} <this host>"
         )
     else:
         print(
-            "curalog: WARNING: textual-serve has no authentication; anyone who can reach this address can curate",
+            "curalog: WARNING: serving to other machines over plain HTTP: the token in the URL is "
+            "the only protection; anyone who sees it can curate",
             file=sys.stderr,
         )
+    from .web_assets import server_kwargs  # the page and its fonts served locally
+
     server = Server(
-        serve_command(dir, log), host=host, port=port, title=f"curalog {Path(dir).name}"
+        serve_command(dir, log),
+        guard=guard_for(host, token, allow_remote=allow_remote),
+        host=host,
+        port=port,
+        title=f"curalog {Path(dir).name}",
+        **server_kwargs(),
     )
     try:
         server.serve()

@@ -20,9 +20,13 @@ Grammar::
 
 Names are column names (``n_spikes``, ``firing_rate``, ``isi_violations_ratio``,
 ``rp_contamination``, ``presence_ratio``, ``amplitude_cutoff``, ``amplitude_median``,
-``template_amplitude``, ``depth``, ``shank``, ``peak_to_trough_ms``, sorter columns such as
-``KSLabel`` or ``ContamPct``, ...), or phy's short names ``fr``, ``amp``, ``sh`` and
-SpikeInterface's ``num_spikes``. Functions: ``abs(x)``, ``isnan(x)`` (true for a missing
+``template_amplitude``, ``depth``, ``shank``, ``peak_to_trough_ms``, every SpikeInterface
+quality metric of :data:`curalog.analysis.stats.quality.QUALITY_COLUMNS` (``snr``,
+``isolation_distance``, ``l_ratio``, ``d_prime``, ``nn_hit_rate``, ``silhouette``,
+``sliding_rp_violation``, ``drift_ptp``, ...), sorter columns such as ``KSLabel`` or
+``ContamPct`` (always also as ``sorter.<name>``; a sorter column named like a computed one is
+*only* ``sorter.<name>``), ...), or phy's short names ``fr``, ``amp``, ``sh`` and
+SpikeInterface's ``num_spikes`` and ``peak_to_valley``. Functions: ``abs(x)``, ``isnan(x)`` (true for a missing
 value). Strings are quoted with ``'`` or ``"``.
 
 Missing values: a column a cluster does not have (e.g. ``KSLabel`` for a merged cluster) and
@@ -39,6 +43,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from curalog.analysis.stats.quality import QUALITY_NAMES
 
 __all__ = [
     "GROUPS",
@@ -62,6 +68,7 @@ ALIASES = {
     "num_spikes": "n_spikes",
     "isi_violation": "isi_violations_ratio",
     "n": "n_spikes",
+    "peak_to_valley": "peak_to_trough_duration",  # SpikeInterface's former name
 }
 
 #: Default rules in the spirit of bombcell's noise / MUA / good classes (Fabre et al.,
@@ -132,7 +139,11 @@ def tokenize(text: str) -> list[Token]:
 
 
 def _point(text: str, pos: int, message: str) -> str:
-    return f"{message} at column {pos + 1}: {text!r}\n  {' ' * (pos + 1)}^"
+    shown = (
+        text if len(text) <= 200 else text[: max(0, pos - 20)][:60] + " ... " + text[pos : pos + 60]
+    )
+    caret = f"\n  {' ' * (pos + 1)}^" if len(text) <= 200 else ""
+    return f"{message} at column {pos + 1}: {shown!r}{caret}"
 
 
 # ---------------------------------------------------------------------- tree
@@ -258,11 +269,22 @@ _KEYWORDS = ("and", "or", "not", "true", "false")
 _CMP = ("<", "<=", ">", ">=", "==", "!=")
 
 
+#: Deepest nesting of parentheses, ``not`` and unary minus a rule may use (a recursive
+#: descent parser would otherwise end in a RecursionError far deeper).
+MAX_NESTING = 50
+
+
 class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"nested more than {MAX_NESTING} levels deep")
 
     def peek(self) -> Token:
         return self.tokens[self.i]
@@ -305,7 +327,10 @@ class _Parser:
     def not_expr(self) -> Node:
         if self.is_word("not"):
             self.take()
-            return Node("not", (self.not_expr(),))
+            self.enter()
+            node = Node("not", (self.not_expr(),))
+            self.depth -= 1
+            return node
         return self.comparison()
 
     def comparison(self) -> Node:
@@ -339,7 +364,10 @@ class _Parser:
     def unary(self) -> Node:
         if self.peek().kind == "op" and self.peek().text == "-":
             self.take()
-            return Node("neg", (self.unary(),))
+            self.enter()
+            node = Node("neg", (self.unary(),))
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Node:
@@ -360,8 +388,10 @@ class _Parser:
             return Node("str", (tok.text[1:-1],))
         if tok.kind == "op" and tok.text == "(":
             self.take()
+            self.enter()
             node = self.expr()
             self.expect("op", ")")
+            self.depth -= 1
             return node
         if tok.kind == "name":
             word = tok.text.lower()
@@ -377,8 +407,10 @@ class _Parser:
                         f"unknown function {tok.text!r} (known: {', '.join(_FUNCTIONS)})", tok
                     )
                 self.take()
+                self.enter()
                 arg = self.expr()
                 self.expect("op", ")")
+                self.depth -= 1
                 return Node("call", (word, arg))
             return Node("name", (ALIASES.get(tok.text, tok.text),))
         got = tok.text or "end of rule"
@@ -428,6 +460,27 @@ def parse_rule(text: str, columns: Iterable[str] | None = None) -> Rule:
         if unknown:
             raise RuleError(
                 f"unknown column {unknown[0]!r} in rule {text!r} (columns: {', '.join(sorted(known))})"
+            )
+    return rule
+
+
+def parse_condition(text: str, columns: Iterable[str] | None = None) -> Rule:
+    """Parse a bare ``CONDITION`` (a table filter): a :class:`Rule` whose group is ``""``.
+
+    Errors point into ``text`` exactly as typed (nothing is added around it).
+    """
+    p = _Parser(text)
+    if p.peek().kind == "end":
+        raise RuleError("empty condition")
+    cond = p.expr()
+    if p.peek().kind != "end":
+        raise p.error(f"unexpected {p.peek().text!r}")
+    rule = Rule(text.strip(), cond, "")
+    if columns is not None:
+        unknown = sorted(rule.columns - set(columns))
+        if unknown:
+            raise RuleError(
+                f"unknown column {unknown[0]!r} (columns: {', '.join(sorted(set(columns)))})"
             )
     return rule
 
@@ -491,6 +544,9 @@ def autolabel_decisions(
         "presence_ratio",
         "amplitude_cutoff",
         "peak_to_trough_ms",
+        "amplitude_median_npy",
+        "silhouette",
+        *QUALITY_NAMES,
     }
     for row in table.values():
         known.update(row.keys())

@@ -29,7 +29,7 @@ def cmd_autolabel(args: argparse.Namespace) -> int:
     rules = args.rule or list(DEFAULT_RULES)
     con = Console(highlight=False, soft_wrap=True)
     with open_curation(args.dir, args.log, author=args.author, readonly=args.dry_run) as cur:
-        engine = StatsEngine(cur.dataset, cur.state)
+        engine = StatsEngine(cur.dataset, cur.state, recording=cur.recording)
         ids = cur.cluster_ids.tolist()
         with con.status(f"computing statistics of {len(ids)} clusters"):
             rows = engine.table_rows(ids, n_threads=2)
@@ -83,7 +83,10 @@ def register(add: Callable[..., Any]) -> None:
         help="a rule (repeatable, tried in order). Columns: n_spikes, firing_rate (fr), "
         "template_amplitude (amp), amplitude_median, isi_violations_ratio, "
         "rp_contamination, presence_ratio, amplitude_cutoff, depth, shank (sh), "
-        "peak_to_trough_ms, sorter columns (KSLabel, ContamPct, ...). Default: a "
+        "peak_to_trough_ms, SpikeInterface's quality metrics (snr, isolation_distance, "
+        "l_ratio, d_prime, nn_hit_rate, silhouette, sliding_rp_violation, drift_ptp, ...; "
+        "see curalog clusters --json), sorter columns (KSLabel, ContamPct, sorter.<name>). "
+        "Default: a "
         "bombcell-like set (see curalog.analysis.autolabel.DEFAULT_RULES)",
     )
     p.add_argument(

@@ -21,6 +21,7 @@ from curalog.analysis.autolabel import ALIASES, GROUPS, RuleError, parse_rule
 from curalog.analysis.stats.engine import TABLE_COLUMNS
 from curalog.analysis.stats.quality import QUALITY_COLUMNS
 from curalog.analysis.stats.table import SI_RENAMES, clean, cluster_rows, spikeinterface_names
+from curalog.cli.waveforms import add_raw_argument
 from curalog.curation import open_curation
 from curalog.errors import CuralogError
 
@@ -106,13 +107,15 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    with open_curation(args.dir, args.log, readonly=True, upto=args.upto) as cur:
+    with open_curation(args.dir, args.log, readonly=True, upto=args.upto, raw=args.raw) as cur:
         if args.upto is not None:
             cur.require_intact(args.upto)
             if args.upto > len(cur.events) and args.upto > cur.seq:
                 raise ClustersArgumentError(
                     f"--upto {args.upto}: the log has only {cur.seq} events"
                 )
+        if args.raw and cur.recording is None:
+            raise ClustersArgumentError(f"--raw: {cur.recording_error}")
         err = Console(stderr=True)
         with Progress(
             "computing metrics",
@@ -199,3 +202,4 @@ def register(add: Callable[..., Any]) -> None:
     p.add_argument(
         "--upto", type=int, metavar="SEQ", help="the state after this event (default: the latest)"
     )
+    add_raw_argument(p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from curalog import __version__
+from curalog.cli.safe_text import printable
 from curalog.curation import Curation, default_log_path, open_curation
 from curalog.errors import CuralogError
 from curalog.events import RedoBody, UndoBody
@@ -37,39 +39,78 @@ def _console():
 
 
 def _err(message: str) -> None:
-    print(f"curalog: error: {message}", file=sys.stderr)
+    print(f"curalog: error: {printable(message)}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"curalog: warning: {printable(message)}", file=sys.stderr)
+
+
+#: Exit status of a command that did its work on a damaged log (``log``, ``info``, ``fsck``):
+#: the output is the valid part only (docs/LOG_FORMAT.md "Exit status").
+EXIT_DAMAGED = 1
+
+
+def _damage_warning(cur: Curation) -> int:
+    """One line on stderr when the log read is damaged; the exit status to return."""
+    if not cur.corruption:
+        return 0
+    _warn(
+        f"the log is damaged; shown: its {len(cur.events)} valid events ({cur.corruption}); "
+        "see curalog fsck"
+    )
+    return EXIT_DAMAGED
+
+
+_ID_RE = re.compile(r"[0-9]+")
 
 
 def _ids(values: Sequence[str]) -> list[int]:
-    """Cluster ids from arguments: ``3 7``, ``3,7`` or ``3-5``."""
+    """Cluster ids from arguments: ``3 7``, ``3,7`` or ``3-5`` (ASCII digits only: ``' 1'``
+    or a full-width ``１`` is refused, not read as 1)."""
     out: list[int] = []
     for raw in values:
         for part in str(raw).split(","):
-            part = part.strip()
             if not part:
                 continue
-            try:
-                if "-" in part[1:]:
-                    lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
-                    out.extend(range(int(lo), int(hi) + 1))
-                else:
-                    out.append(int(part))
-            except ValueError:
-                raise CliError(f"not a cluster id: {part!r}") from None
+            lo, dash, hi = part.partition("-")
+            if not _ID_RE.fullmatch(lo) or (dash and not _ID_RE.fullmatch(hi)):
+                raise CliError(f"not a cluster id: {part!r}")
+            if dash:
+                out.extend(range(int(lo), int(hi) + 1))
+            else:
+                out.append(int(lo))
     return out
 
 
 def _load_npy_arg(path: str, what: str) -> np.ndarray:
+    """A 1-D integer array from a ``.npy`` file (an ``(n, 1)`` column is accepted)."""
     p = Path(path)
     try:
-        arr = np.load(p, allow_pickle=False)
+        with open(p, "rb") as f:
+            magic = f.read(6)
     except FileNotFoundError:
         raise CliError(f"{what} {p}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{what} {p}: is a folder, not a .npy file") from None
+    except OSError as exc:
+        raise CliError(f"{what} {p}: cannot be read ({exc.strerror})") from None
+    if magic != b"\x93NUMPY":
+        raise CliError(f"{what} {p}: not a .npy file (write it with numpy.save(path, indices))")
+    try:
+        arr = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise CliError(f"{what} {p}: not a readable .npy file ({exc})") from None
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if "pickle" in first:
+            first = "it holds Python objects, not numbers"
+        raise CliError(f"{what} {p}: not a readable .npy file ({first})") from None
     if not isinstance(arr, np.ndarray):
         raise CliError(f"{what} {p}: not a single array")
-    return arr.reshape(-1)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise CliError(f"{what} {p}: expected a 1-D array of indices, got shape {arr.shape}")
+    return arr
 
 
 def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None = None) -> Curation:
@@ -80,6 +121,8 @@ def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None 
 
 # ---------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from curalog.io.phy import export_status
 
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
@@ -113,9 +156,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             info["spike_clusters.npy"] = (
                 f"differs from the log on {n_diff} spikes (edited by phy? see curalog import --from-phy)"
             )
+    status = EXIT_DAMAGED if info["corruption"] else 0
     if args.json:
         print(json.dumps(info, indent=1))
-        return 0
+        return status
     con = _console()
     d = info["dataset"]
     con.print(
@@ -130,14 +174,16 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"undo depth {info['undo_depth']}, export {info['export']}"
         )
         if info["authors"]:
-            con.print(f"authors: {', '.join(info['authors'])}")
+            con.print(f"authors: {', '.join(map(printable, info['authors']))}", markup=False)
     con.print(
         f"clusters: {info['clusters']}  " + "  ".join(f"{k} {v}" for k, v in info["groups"].items())
     )
     con.print(f"spike_clusters.npy: {info['spike_clusters.npy']}")
     if info["corruption"]:
-        con.print(f"[red]log damaged: {info['corruption']}[/red] (curalog fsck --repair)")
-    return 0
+        con.print(
+            f"[red]log damaged: {escape(printable(info['corruption']))}[/red] (curalog fsck --repair)"
+        )
+    return status
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -221,16 +267,18 @@ def cmd_log(args: argparse.Namespace) -> int:
                         default=str,
                     )
                 )
-            return 0
+            return _damage_warning(cur)
         con = _console()
         for e in events:
             when = dt.datetime.fromtimestamp(e.time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
             con.print(
-                f"{e.seq:>5}  {when}  {e.short_hash}  {e.author:<18}  {e.summary()}", markup=False
+                f"{e.seq:>5}  {when}  {e.short_hash}  {printable(e.author):<18}  "
+                f"{printable(e.summary())}",
+                markup=False,
             )
         if not events:
             con.print("(no events)")
-    return 0
+        return _damage_warning(cur)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -273,33 +321,72 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
-    from curalog.store.log import read_log, repair_log
+    """Exit status: 0 intact (or repaired), 1 damage found, 2 the log cannot be checked."""
+    from curalog.store.log import read_state
+    from curalog.store.repair import inspect_log, repair_log
 
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
-    scan = read_log(log_path)
-    status = 0
-    print(f"{log_path}: {len(scan.events)} valid events, head {scan.head_hash.hex()[:12]}")
-    if scan.torn:
+    ins = inspect_log(log_path)
+    damaged = False
+    torn = False
+    if ins.scan is None:
+        damaged = True
+        print(f"DAMAGED header: {printable(ins.header_error)}")
+        if ins.intact_after:
+            print(f"{len(ins.intact_after)} intact records follow (events {ins.intact_seqs})")
         print(
-            f"torn last record at byte {scan.good_end} (an interrupted write; cut off on the next writable open)"
+            "--repair: "
+            + (
+                ins.header_fix
+                or "rebuilds the header from DIR's dataset and re-chains the intact records "
+                "(the head hash changes)"
+            )
         )
-    if scan.corruption:
-        print(f"DAMAGED: {scan.corruption}")
-        status = 1
-    if status == 0 and not scan.torn:
+    else:
+        scan = ins.scan
+        torn = scan.torn
+        print(f"{log_path}: {len(scan.events)} valid events, head {scan.head_hash.hex()[:12]}")
+        if scan.torn:
+            print(
+                f"torn last record at byte {scan.good_end}: an interrupted write, never "
+                "acknowledged (cut off and kept in a side file on the next writable open)"
+            )
+        if scan.corruption:
+            damaged = True
+            print(f"DAMAGED: {printable(scan.corruption)}")
+            if ins.damage_at is not None:
+                print(
+                    f"{len(ins.intact_after)} intact record(s) follow the damage"
+                    + (f" (events {ins.intact_seqs})" if ins.intact_after else "")
+                    + "; --repair keeps the valid prefix and sets them aside in a salvage file"
+                )
+        if read_state(log_path) is None:
+            print(
+                "note: no tail state beside the log (its .lock file): a cut exactly at a record "
+                "boundary cannot be detected"
+            )
         try:
             with open_curation(args.dir, log_path, readonly=True, verify=True) as cur:
                 print(
-                    f"replay OK (every event re-resolved and checked): seq {cur.seq}, {cur.n_clusters} clusters"
+                    f"replay OK (every event re-resolved and checked): seq {cur.seq}, "
+                    f"{cur.n_clusters} clusters"
+                    + (" (the valid prefix)" if scan.corruption or scan.torn else "")
                 )
         except CuralogError as exc:
-            print(f"replay FAILED: {exc}")
-            status = 1
-    if args.repair and (scan.corruption or scan.torn):
-        kept, side = repair_log(log_path)
-        print(f"repaired: kept {kept} events; the damaged tail is in {side}")
-        status = 0
-    return status
+            print(f"replay FAILED: {printable(exc)}")
+            damaged = True
+    if args.repair and (damaged or torn):
+        from curalog.binding import make_header
+        from curalog.dataset import load_dataset
+        from curalog.store.log import default_author
+
+        res = repair_log(
+            log_path,
+            rebuild_header=lambda: make_header(load_dataset(args.dir), default_author()),
+        )
+        print(f"repaired: {printable(res.summary(log_path))}")
+        return 0
+    return EXIT_DAMAGED if damaged else 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -543,12 +630,24 @@ def build_parser() -> argparse.ArgumentParser:
     from curalog.cli import history as history_cli
     from curalog.cli import proposals as proposals_cli
     from curalog.cli import ui as ui_cli
+    from curalog.cli import warmup as warmup_cli
     from curalog.cli import waveforms as waveforms_cli
 
     ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
-    for module in (history_cli, autolabel_cli, proposals_cli, waveforms_cli, clusters_cli):
+    for module in (
+        history_cli,
+        autolabel_cli,
+        proposals_cli,
+        waveforms_cli,
+        clusters_cli,
+        warmup_cli,
+    ):
         module.register(add)
     return parser
+
+
+def _recovered(message: str) -> None:
+    print(f"curalog: recovered: {printable(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -557,6 +656,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    from curalog.store.log import RECOVERY_HANDLERS
+
+    handle = args.command not in ("tui", "serve")  # the UI shows recoveries itself
+    if handle:
+        RECOVERY_HANDLERS.append(_recovered)
     try:
         return int(args.func(args) or 0)
     except CuralogError as exc:
@@ -573,6 +677,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         os._exit(0)
+    finally:
+        if handle:
+            RECOVERY_HANDLERS.remove(_recovered)
 
 
 if __name__ == "__main__":

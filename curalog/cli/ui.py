@@ -35,7 +35,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UIUnavailableError(
             f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})"
         ) from None
-    return serve(args.dir, args.log, host=args.host, port=args.port)
+    return serve(args.dir, args.log, host=args.host, port=args.port, allow_remote=args.allow_remote)
+
+
+def ui_warmup_steps() -> tuple[Any, tuple[str, ...]] | None:
+    """The terminal UI's warm-up steps and kernel modules (``curalog warmup``), if installed."""
+    try:
+        from curalog_tui.warmup import TUI_MODULES, TUI_STEPS
+    except ImportError:
+        return None
+    return TUI_STEPS, TUI_MODULES
 
 
 def register(add: Callable[..., Any]) -> None:
@@ -55,6 +64,12 @@ def register(add: Callable[..., Any]) -> None:
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: local only)"
     )
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve on a non-loopback --host (the secret token in the printed URL is then "
+        "the only protection; prefer an SSH tunnel)",
+    )
 
 
 __all__ = ["UIUnavailableError", "cmd_serve", "cmd_tui", "register"]

@@ -130,6 +130,15 @@ class MergeBody:
         return f"merge {_ids(self.clusters)} -> {self.new} ({self.n_spikes:,} spikes)"
 
 
+def _moved(spikes: Packed, n_spikes: int) -> str:
+    """``n_spikes`` is the size of the clusters the action touched; the selection is the
+    packed array's length: a 967-spike split of a 5,000-spike cluster says "967 of 5,000"."""
+    moved = spikes.get("n") if isinstance(spikes, dict) else None
+    if isinstance(moved, int) and not isinstance(moved, bool) and moved != n_spikes:
+        return f"{moved:,} of {n_spikes:,} spikes"
+    return f"{n_spikes:,} spikes"
+
+
 @dataclass(frozen=True)
 class SplitBody:
     """``split`` (phy's split): the selected spikes, optional relative labels, the result."""
@@ -175,7 +184,7 @@ class SplitBody:
 
     def describe(self) -> str:
         verb = "split (whole clusters: merge)" if self.as_merge else "split"
-        return f"{verb} {_ids(self.deleted)} -> {_ids(self.added)} ({self.n_spikes:,} spikes)"
+        return f"{verb} {_ids(self.deleted)} -> {_ids(self.added)} ({_moved(self.spikes, self.n_spikes)})"
 
 
 @dataclass(frozen=True)
@@ -217,7 +226,7 @@ class AssignBody:
         )
 
     def describe(self) -> str:
-        return f"assign {_ids(self.deleted)} -> {_ids(self.added)} ({self.n_spikes:,} spikes)"
+        return f"assign {_ids(self.deleted)} -> {_ids(self.added)} ({_moved(self.spikes, self.n_spikes)})"
 
 
 @dataclass(frozen=True)

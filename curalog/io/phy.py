@@ -22,9 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from curalog.atomic import save_npy_atomic, write_atomic, write_bytes_atomic
+from curalog.atomic import (
+    clean_stale_tempfiles,
+    save_npy_atomic,
+    write_atomic,
+    write_bytes_atomic,
+)
 from curalog.dataset import GROUP_FIELD
 from curalog.errors import CuralogError, LogCorruptError
+from curalog.labels import SORTER_COLUMNS
 
 if TYPE_CHECKING:
     from curalog.curation import Curation
@@ -189,6 +195,7 @@ def export_phy(
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CuralogError(f"{target}: cannot create the export folder ({exc.strerror})") from None
+    clean_stale_tempfiles(target)  # left by killed exports; nothing else is touched
     state_dir = cur.log_path.parent
     record_path = state_dir / EXPORT_RECORD
     record: dict[str, Any] = {}
@@ -203,9 +210,19 @@ def export_phy(
         sc_path = target / "spike_clusters.npy"
         if sc_path.exists() and not _explained(sc_path, cur, record):
             result.backups.append(_backup(sc_path, state_dir / "backup"))
-        group_path = target / "cluster_group.tsv"
-        if group_path.exists() and _sha256_file(group_path) not in record.get("tsv_sha256", []):
-            result.backups.append(_backup(group_path, state_dir / "backup"))
+        known_tsv = set(record.get("tsv_sha256", []))
+        sorter_names = {n.casefold() for n in (*SORTER_COLUMNS, *cur.dataset.sorter_columns)}
+        for name in cur.labels.fields:
+            path = target / f"cluster_{name}.tsv"
+            if not path.exists() or _sha256_file(path) in known_tsv:
+                continue
+            if name.casefold() in sorter_names:
+                raise CuralogError(
+                    f"{path}: a sorter's file (curalog did not write it); refusing to overwrite "
+                    f"it with the label field {name!r} (relabel into another field)"
+                )
+            # not ours (e.g. phy saved it): kept before it is replaced
+            result.backups.append(_backup(path, state_dir / "backup"))
         written.append(
             save_npy_atomic(sc_path, np.ascontiguousarray(cur.state.spike_clusters, dtype=np.int32))
         )

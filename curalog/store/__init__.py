@@ -16,9 +16,10 @@ from curalog.store.log import (
     default_author,
     encode_frame,
     read_log,
-    repair_log,
+    read_state,
     scan_bytes,
 )
+from curalog.store.repair import inspect_log, read_salvage, repair_log
 
 __all__ = [
     "MAGIC",
@@ -35,4 +36,7 @@ __all__ = [
     "create_log",
     "LogWriter",
     "repair_log",
+    "inspect_log",
+    "read_salvage",
+    "read_state",
 ]

@@ -14,34 +14,43 @@ Rules (DESIGN.md "The log"):
 
 * append = one ``os.write`` of the whole frame + ``fsync`` before the action counts as done;
   a failed write is rolled back by truncating to the previous size;
-* one writer (``fcntl.flock`` on ``<log>.lock``, which names the holder); readers need no lock;
+* one writer: ``fcntl.flock`` on the log file itself (every alias meets it) and on
+  ``<log>.lock``, which names the holder and keeps the *tail state* (events, head hash)
+  that lets a reader see records cut at a boundary; readers need no lock;
 * a torn last record (incomplete frame at the end of the file, or trailing zeros) is cut off
-  on the next writable open and its bytes kept in ``<log>.torn-<time>``;
-* a complete record that fails a checksum, or a broken chain, is corruption: the log opens
-  read-only, the error says where, and ``curalog fsck --repair`` is offered.
+  on the next writable open, its bytes kept in ``<log>.torn-<time>-<pid>`` and the recovery
+  reported (:data:`RECOVERY_HANDLERS`, ``ScanResult.warnings``);
+* a complete record that fails a checksum, a broken chain, or events missing at the end is
+  corruption: the log opens read-only, the error says where, and ``curalog fsck --repair``
+  (:mod:`curalog.store.repair`) is offered.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import getpass
 import hashlib
 import os
-import socket
 import struct
 import time
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from curalog.atomic import fsync_dir, private_tempfile
-from curalog.errors import LogCorruptError, LogError, LogLockedError, UnsupportedVersionError
+from curalog.atomic import clean_stale_tempfiles, fsync_dir, private_tempfile, write_side_file
+from curalog.errors import LogCorruptError, LogError, UnsupportedVersionError
 from curalog.events.envelope import Event, decode_envelope, envelope
+from curalog.store.lock import (  # noqa: F401  (TailState, default_author, state_path: re-exported)
+    TailState,
+    WriterLock,
+    _crc,
+    check_tail,
+    default_author,
+    read_state,
+    state_path,
+)
 
 MAGIC = b"CURALOG\x00"
 FORMAT_VERSION = 1
@@ -52,8 +61,17 @@ MAX_HEADER = 64 << 20
 CHECKSUM = "crc32-iso-hdlc (zlib)"
 
 
-def _crc(data: bytes) -> int:
-    return zlib.crc32(data) & 0xFFFFFFFF
+#: Called with the one-line message of every recovery made while opening a log for writing
+#: (a torn tail cut, stale temp files removed); the command line prints it on stderr.
+#: The message is also in ``ScanResult.warnings`` / ``Curation.warnings`` (the UI shows it).
+RECOVERY_HANDLERS: list[Callable[[str], None]] = []
+
+
+def _recovered(scan: ScanResult, message: str) -> None:
+    scan.warnings.append(message)
+    for handler in list(RECOVERY_HANDLERS):
+        with contextlib.suppress(Exception):
+            handler(message)
 
 
 def _pack(obj: Any) -> bytes:
@@ -72,14 +90,6 @@ def encode_frame(payload: bytes) -> bytes:
     return head + struct.pack("<I", _crc(head)) + payload
 
 
-def default_author() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return os.environ.get("CURALOG_AUTHOR") or f"{user}@{socket.gethostname()}"
-
-
 @dataclass
 class ScanResult:
     """What a scan of the log bytes found."""
@@ -93,6 +103,8 @@ class ScanResult:
     torn: bool = False  # an incomplete record at the end
     corruption: str | None = None  # description of mid-file damage
     warnings: list[str] = field(default_factory=list)
+    where: str = ""  # the file, for messages
+    lost: str | None = None  # records missing at the end (see check_tail); also in corruption
 
     @property
     def head_hash(self) -> bytes:
@@ -101,6 +113,22 @@ class ScanResult:
 
 def _is_zero(buf: memoryview) -> bool:
     return not any(buf)
+
+
+def _header_says_format(data: bytes, hlen: int, hcrc: int) -> int | None:
+    """The ``format`` a checksum-valid header payload of this curalog's format states."""
+    if hlen > MAX_HEADER or _FILE_HEAD.size + hlen > len(data):
+        return None
+    payload = data[_FILE_HEAD.size : _FILE_HEAD.size + hlen]
+    if _crc(payload) != hcrc:
+        return None
+    try:
+        header = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception:
+        return None
+    fmt = header.get("format") if isinstance(header, dict) else None
+    ok = isinstance(fmt, int) and not isinstance(fmt, bool) and 1 <= fmt <= FORMAT_VERSION
+    return fmt if ok else None
 
 
 def scan_bytes(data: bytes, where: str) -> ScanResult:
@@ -112,6 +140,11 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
     if magic != MAGIC:
         raise LogCorruptError(f"{where}: not a curalog log (bad magic bytes)")
     if fmt > FORMAT_VERSION:
+        if _header_says_format(data, hlen, hcrc) is not None:
+            # the head's format field is outside the header's checksum; the header says 1
+            raise LogCorruptError(
+                f"{where}: format field {fmt} disagrees with the header (format 1): damaged"
+            )
         raise UnsupportedVersionError(
             f"{where}: log format {fmt} is newer than this curalog ({FORMAT_VERSION})"
         )
@@ -130,7 +163,7 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
             f"{where}: format field {fmt} disagrees with the header ({header.get('format')!r})"
         )
     header_hash = hashlib.sha256(hpayload).digest()
-    result = ScanResult(header, header_hash, [], [], _FILE_HEAD.size + hlen, size)
+    result = ScanResult(header, header_hash, [], [], _FILE_HEAD.size + hlen, size, where=where)
     view = memoryview(data)
     pos = result.good_end
     prev = header_hash
@@ -181,57 +214,32 @@ def scan_bytes(data: bytes, where: str) -> ScanResult:
     return result
 
 
-def read_log(path: str | os.PathLike[str]) -> ScanResult:
-    """Read a log without locking or modifying it (a torn tail is ignored, corruption reported)."""
+def read_log(path: str | os.PathLike[str], *, check_state: bool = True) -> ScanResult:
+    """Read a log without locking or modifying it (a torn tail is ignored, corruption reported).
+
+    With ``check_state``, the tail state its last writer left in ``<log>.lock`` is compared
+    with the records found: events missing at the end are reported as ``lost`` and as
+    ``corruption`` (the log is then read-only until ``curalog fsck --repair``).
+    """
     p = Path(path)
+    # The state first: a writer updates it only after its append is durable, so a state
+    # read before the bytes never claims more than they hold.
+    state = read_state(p) if check_state else None
     try:
         data = p.read_bytes()
     except FileNotFoundError:
         raise LogError(f"{p}: no such log") from None
+    except IsADirectoryError:
+        raise LogError(f"{p}: is a folder, not a log") from None
     except OSError as exc:
         raise LogError(f"{p}: cannot be read ({exc.strerror})") from None
-    return scan_bytes(data, str(p))
-
-
-class WriterLock:
-    """An exclusive ``flock`` on ``<log>.lock`` that names its holder."""
-
-    def __init__(self, log_path: Path):
-        self.path = log_path.with_name(log_path.name + ".lock")
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise LogError(f"{self.path}: cannot create the lock file ({exc.strerror})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = ""
-            with contextlib.suppress(OSError):
-                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                who = f" by {holder}" if holder else ""
-                raise LogLockedError(
-                    f"{self.path.with_suffix('')}: already open for writing{who}"
-                ) from None
-            raise LogError(f"{self.path}: cannot lock ({exc.strerror})") from None
-        info = f"{default_author()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, info.encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, 0)
-            with contextlib.suppress(OSError):
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+    scan = scan_bytes(data, str(p))
+    lost = check_tail(scan, state)
+    if lost is not None:
+        scan.lost = lost
+        if scan.corruption is None:
+            scan.corruption = lost
+    return scan
 
 
 def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
@@ -300,6 +308,7 @@ class LogWriter:
                     raise LogCorruptError(f"{self.path}: torn record at byte {self.scan.good_end}")
                 self._cut_torn_tail()
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self.clean_temp_files(self.path.parent)
         except BaseException:
             self.lock.release()
             raise
@@ -307,22 +316,22 @@ class LogWriter:
         self.events = self.scan.events
         self.head_hash = self.scan.head_hash
 
+    def clean_temp_files(self, folder: str | os.PathLike[str]) -> None:
+        """Remove the temp files killed writers left in ``folder``, each reported as a recovery."""
+        for tmp in clean_stale_tempfiles(folder):
+            _recovered(self.scan, f"{tmp}: removed (a temp file left by a killed writer)")
+
     def _cut_torn_tail(self) -> None:
         good = self.scan.good_end
-        side = self.path.with_name(
+        base = self.path.with_name(
             f"{self.path.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         )
         try:
             with open(self.path, "rb") as f:
                 f.seek(good)
                 tail = f.read()
-            with open(side, "xb") as f:
-                f.write(tail)
-                f.flush()
-                os.fsync(f.fileno())
+            side = write_side_file(base, tail)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                side.unlink()
             raise LogError(
                 f"{self.path}: cannot keep the torn last record aside ({exc.strerror}); "
                 "the log is unchanged"
@@ -336,8 +345,10 @@ class LogWriter:
             raise LogError(
                 f"{self.path}: cannot cut the torn last record ({exc.strerror})"
             ) from None
-        self.scan.warnings.append(
-            f"{self.path}: cut off an incomplete last record ({len(tail)} bytes, kept in {side.name})"
+        _recovered(
+            self.scan,
+            f"{self.path}: cut off an incomplete last record after event {len(self.scan.events)} "
+            f"(an interrupted write, never acknowledged: {len(tail)} bytes, kept in {side})",
         )
         self.scan.torn = False
         self.scan.file_size = good
@@ -398,45 +409,23 @@ class LogWriter:
         self.events.append(event)
         self.head_hash = rec_hash
         self.size += len(frame)
+        if self.sync:
+            self.lock.record(len(self.events), rec_hash, self.scan.header_hash)
         return event
 
     def flush(self) -> None:
         """Make every appended record durable (only needed with ``sync=False``)."""
         if getattr(self, "fd", None) is not None:
             os.fsync(self.fd)
+            self.lock.record(len(self.events), self.head_hash, self.scan.header_hash)
 
     def close(self) -> None:
         if getattr(self, "fd", None) is not None:
             with contextlib.suppress(OSError):
                 os.fsync(self.fd)
+                if not self.sync and self.broken is None:
+                    self.lock.record(len(self.events), self.head_hash, self.scan.header_hash)
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
         self.lock.release()
-
-
-def repair_log(path: str | os.PathLike[str]) -> tuple[int, Path | None]:
-    """Cut a damaged log after its last valid record, keeping the rest in a side file.
-
-    Returns the number of records kept and the side file (None when nothing was cut).
-    """
-    p = Path(path)
-    lock = WriterLock(p)
-    lock.acquire()
-    try:
-        scan = read_log(p)
-        if scan.good_end >= scan.file_size:
-            return len(scan.events), None
-        side = p.with_name(f"{p.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-        data = p.read_bytes()
-        with open(side, "wb") as f:
-            f.write(data[scan.good_end :])
-            f.flush()
-            os.fsync(f.fileno())
-        with open(p, "r+b") as f:
-            f.truncate(scan.good_end)
-            f.flush()
-            os.fsync(f.fileno())
-        return len(scan.events), side
-    finally:
-        lock.release()

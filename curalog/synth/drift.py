@@ -29,8 +29,16 @@ _DRIFT_KNOTS = 256  # knots of every unit's position and gain trajectory
 _DRIFT_RANGE_UM = (25.0, 50.0)  # peak-to-peak probe motion over the recording
 _DRIFT_SINGLE = 0.30  # units the sorter keeps whole (one template for the whole drift)
 _DRIFT_AMP_SPLIT = 0.08  # units in a stable spot, split by amplitude (concurrent pieces)
-_DRIFT_PIECE_UM = (1.5, 16.0)  # drift-split units: one piece per this many µm (log-uniform)
-_DRIFT_MAX_PIECES = 32
+#: drift-split units: one piece per this many µm (log-uniform). On the real Kilosort 4 run
+#: (±20 µm drift) a split unit has 2-9 pieces, median 3, each with ~20 % of the unit's spikes.
+_DRIFT_PIECE_UM = (8.0, 25.0)
+_DRIFT_MAX_PIECES = 12
+#: the sorter's uncertainty about a spike's position, relative to the piece width: pieces mix
+#: near their boundaries (real run: pieces of one unit share 5 % of their time course, median)
+_DRIFT_JITTER_FRACTION = (0.15, 0.4)
+#: the share of a piece's distance from the unit's median position left in its template (the
+#: pieces of a unit on the real run are similar: phy similarity 0.95 between pieces, median)
+_TEMPLATE_RESIDUAL = 0.6
 _TWIN_FRACTION = 0.25  # units followed by a near-duplicate neighbour
 _TWIN_DY_UM = (15.0, 30.0)
 
@@ -176,12 +184,16 @@ def _build_model_drift(
             if k > 1:
                 cuts[slot : slot + k - 1] = np.quantile(y_g, np.arange(1, k) / k)
             centres = np.quantile(y_g, (np.arange(k) + 0.5) / k)
+            mid = float(np.median(y_g))
             for j, t in enumerate(tids):
-                w = template_at(sh["x"], float(centres[j]), sh, 1.0, 1.0)
+                # the sorter's template of the piece, in its registered frame: Kilosort 4
+                # corrects most of the motion, so pieces differ by a share of their distance
+                at = mid + _TEMPLATE_RESIDUAL * (float(centres[j]) - mid)
+                w = template_at(sh["x"], at, sh, 1.0, 1.0)
                 templates[t] = w
                 cpos[slot + j] = centres[j]
                 cptp[slot + j] = float((w.max(axis=0) - w.min(axis=0)).max()) or 1.0
-            jit = float(rng.uniform(0.5, 2.0))
+            jit = float(piece_um * rng.uniform(*_DRIFT_JITTER_FRACTION))
             info = {"drift_um": span, "jitter_um": jit}
         unit_of_template[tids] = u
         tpl_flat[slot : slot + k] = tids
@@ -281,3 +293,91 @@ def _similarity(templates: np.ndarray) -> np.ndarray:
     np.clip(sim, 0.0, 1.0, out=sim)
     np.fill_diagonal(sim, 1.0)
     return sim.astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# per-spike positions (Kilosort 4's spike_positions.npy) of the drift model
+# --------------------------------------------------------------------------------------------
+
+#: the share of the drift left in the positions (Kilosort 4 registers the probe motion; on the
+#: real training run a unit's registered depth still moves by ~6 µm over a ±20 µm drift)
+_POSITION_RESIDUAL = 0.15
+_POSITION_SD_UM = (0.4, 1.4)  # a unit's per-spike scatter per axis (real run: median 0.6)
+_NOISE_POSITION_SD_UM = 5.0
+
+
+class _SpikePositions:
+    """Per-spike ``(x, y)`` positions for a drift model, written like Kilosort 4's
+    ``spike_positions.npy``: a unit's registered position (its median depth plus
+    ``_POSITION_RESIDUAL`` of its motion) plus its own Gaussian scatter; noise templates scatter
+    around their centroid. Deterministic per chunk of spikes."""
+
+    def __init__(self, model: _Model, pos: np.ndarray, seed: int):
+        self.seed = seed
+        uot = np.asarray(model.unit_of_template, dtype=np.int64)
+        n_t = uot.shape[0]
+        templates = model.templates
+        ptp = templates.max(axis=1) - templates.min(axis=1)  # (n_t, n_ch)
+        mx = ptp.max(axis=1, keepdims=True)
+        w = np.where(ptp >= 0.3 * np.maximum(mx, 1e-12), ptp, 0.0)
+        centroid = (w @ pos) / np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5B05]))
+        n_units = len(model.units)
+        sd_unit = np.exp(rng.uniform(*np.log(_POSITION_SD_UM), max(n_units, 1)))
+        self.x = centroid[:, 0].astype(np.float64)
+        self.y = centroid[:, 1].astype(np.float64)
+        self.sd = np.full(n_t, _NOISE_POSITION_SD_UM)
+        self.unit = uot
+        self.moving = np.zeros(n_t, dtype=bool)
+        mot = model.mot
+        mode = np.asarray(model.mode)
+        self.mot = np.zeros((max(n_units, 1), 2)) if mot is None else mot[: max(n_units, 1)]
+        self.median = np.zeros(self.mot.shape[0])
+        for u, unit in enumerate(model.units):
+            sel = uot == u
+            self.x[sel] = float(unit.get("x_um", self.x[sel].mean() if sel.any() else 0.0))
+            self.y[sel] = float(unit.get("depth_um", self.y[sel].mean() if sel.any() else 0.0))
+            self.sd[sel] = sd_unit[u]
+            if mot is not None and u < mode.shape[0] and int(mode[u]) == 3:
+                self.median[u] = float(np.median(mot[u]))
+                self.y[sel] = self.median[u]
+                self.moving[sel] = True
+        self.knot_dt = float(model.knot_dt)
+
+    def chunk(self, first: int, times: np.ndarray, templates: np.ndarray) -> np.ndarray:
+        """``(m, 2)`` float32 positions of the spikes ``first, first + 1, ...`` (the scatter
+        is a function of the seed and the spike's index, not of the chunking)."""
+        tpl = templates.astype(np.int64)
+        x = self.x[tpl].copy()
+        y = self.y[tpl].copy()
+        mv = self.moving[tpl]
+        if mv.any():
+            u = self.unit[tpl[mv]]
+            n_knots = self.mot.shape[1]
+            k = np.clip(times[mv].astype(np.float64) / self.knot_dt, 0.0, n_knots - 1.0)
+            k0 = np.minimum(k.astype(np.int64), n_knots - 2)
+            f = k - k0
+            traj = self.mot[u, k0] * (1.0 - f) + self.mot[u, k0 + 1] * f
+            y[mv] += _POSITION_RESIDUAL * (traj - self.median[u])
+        sd = self.sd[tpl]
+        zx, zy = _index_normals(self.seed, first, tpl.shape[0])
+        out = np.empty((tpl.shape[0], 2), dtype=np.float32)
+        out[:, 0] = x + sd * zx
+        out[:, 1] = y + sd * zy
+        return out
+
+
+def _index_normals(seed: int, first: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two standard normals per spike index ``first .. first + m - 1`` (splitmix64 of the
+    seeded index, Box-Muller)."""
+    with np.errstate(over="ignore"):
+        z = (np.arange(first, first + m, dtype=np.uint64) + np.uint64(1)) * np.uint64(
+            0x9E3779B97F4A7C15
+        ) + np.uint64((seed * 0x5851F42D4C957F2D + 0x5B06) % 2**64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u1 = ((z >> np.uint64(11)).astype(np.float64) + 0.5) / 9007199254740992.0
+    u2 = ((z & np.uint64(0x1FFFFF)).astype(np.float64) + 0.5) / 2097152.0
+    r = np.sqrt(-2.0 * np.log(u1))
+    return r * np.cos(2.0 * math.pi * u2), r * np.sin(2.0 * math.pi * u2)

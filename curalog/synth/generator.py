@@ -82,6 +82,13 @@ within 4 %, a peak amplitude within 15 %, its own rate and its own pieces. Twins
 together, so a twin's piece can sit where the unit was a while ago: similar templates at
 similar positions, but two neurons firing at the same time. They must not be merged.
 
+*Per-spike positions.* Like Kilosort 4, a drift dataset has ``spike_positions.npy``
+(``(n_spikes, 2)`` float32, µm): a unit's *registered* position (its median depth; Kilosort 4
+corrects the probe motion, imperfectly: 15 % of the unit's motion is left, as a real unit's
+registered depth still moves by ~6 µm over a ±20 µm drift on the training run) plus its own
+Gaussian scatter (0.7-2.5 µm per unit, the range measured there); noise templates scatter by
+5 µm around their centroid. The scatter is a function of the seed and the spike's index.
+
 *Truth.* ``synth_truth.json`` gets, besides ``unit_of_template``: per unit ``split`` (none,
 drift, amplitude), ``twin_of`` (the unit it duplicates, or null), ``drift_um`` (its range)
 and ``jitter_um`` (``s``), ``templates`` in position order for drift splits; and the keys
@@ -112,7 +119,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from curalog.synth.drift import _build_model_drift, _similarity
+from curalog.synth.drift import _build_model_drift, _similarity, _SpikePositions
 from curalog.synth.kernels import _accumulate, _gen_window, _init_sources, _sort_window
 from curalog.synth.model import _REFRACTORY_S, _build_model, channel_positions_np1
 from curalog.synth.recording import raw_bytes, write_recording
@@ -370,6 +377,9 @@ def synthesize(
         writers.append(_NpyWriter(out / "pc_features.npy", np.float32, (n_spikes, 3, n_pc_ch)))
         writers.append(_NpyWriter(out / "template_features.npy", np.float32, (n_spikes, n_tf)))
 
+    positions = _SpikePositions(model, pos, seed) if drift else None
+    if positions is not None:  # Kilosort 4's per-spike positions
+        writers.append(_NpyWriter(out / "spike_positions.npy", np.float32, (n_spikes, 2)))
     n_src = model.refr.shape[0]
     rng_state = np.random.SeedSequence([seed, 0x591C3]).generate_state(n_src, dtype=np.uint64)
     next_t = np.zeros(n_src, dtype=np.int64)
@@ -411,7 +421,7 @@ def synthesize(
     hist = np.empty(cap + 1, dtype=np.int64)
     shape1 = (lambda m: (m, 1)) if legacy_quirks else (lambda m: (m,))
 
-    def write_chunk(i_chunk: int, m: int, srt: tuple[np.ndarray, ...]) -> None:
+    def write_chunk(i_chunk: int, m: int, srt: tuple[np.ndarray, ...], first: int = 0) -> None:
         st, stpl, samp = srt[0][:m], srt[1][:m], srt[2][:m]
         writers[0].write(st.reshape(shape1(m)))
         writers[1].write(stpl.reshape(shape1(m)))
@@ -420,6 +430,8 @@ def synthesize(
             _write_features(
                 writers[3], writers[4], i_chunk, stpl, samp, proj, pc_sd, tf_mean, tf_sd, seed
             )
+        if positions is not None:
+            writers[-1].write(positions.chunk(first, st, stpl))
 
     done = 0
     written = 0
@@ -443,6 +455,7 @@ def synthesize(
                 srt = srts[i_chunk % 2]
                 _sort_window(n, t0, t1, *gen, *srt, hist)
                 m = min(n, n_spikes - done)
+                first = done
                 _accumulate(m, srt[0], srt[1], srt[2], count, amp_sum, last_t, viol, viol_win)
                 if m:
                     last_sample = int(srt[0][m - 1])
@@ -452,7 +465,7 @@ def synthesize(
                     written += pending[1]
                     if progress is not None:
                         progress(written, n_spikes)
-                pending = (pool.submit(write_chunk, i_chunk, m, srt), m) if m else None
+                pending = (pool.submit(write_chunk, i_chunk, m, srt, first), m) if m else None
                 t0 = t1
                 i_chunk += 1
             if pending is not None:

@@ -10,8 +10,9 @@ Candidates
 For every live cluster ``c``, its ``top_k`` most similar live clusters by phy's similarity
 ``sim(c, d) = max_{i in T(c), j in T(d)} S[i, j]`` (:mod:`curalog.analysis.stats.similarity`, ``S``
 from ``similar_templates.npy`` or the template cosine), keeping ``sim >= min_similarity``;
-ties by ascending id. The candidate set is the union of those pairs; it defines each
-cluster's *neighbours* (the candidate graph).
+ties by ascending id. The candidate set is the union of those pairs and of the *duplicate
+pairs* (below: clusters that see the same spikes, whatever their similarity); it defines
+each cluster's *neighbours* (the candidate graph).
 
 Per-cluster profiles
 --------------------
@@ -46,9 +47,25 @@ shared bins. With ``G = C_a K C_b^T`` (a ``k_a x k_b`` matrix of template-pair w
 ``distance_um``
     ``sqrt(sum_pq G[p, q] |r_p - r_q|^2 / sum_pq G[p, q])``: how far apart the two
     templates sit where one piece ends and the other begins (position continuity).
+``position_step``
+    With per-spike positions (Kilosort 4's ``spike_positions.npy``; profiles then also sum
+    the positions and their squared norms per template and bin): the mean positions
+    ``mu_c(i)`` and the pooled within-bin variance ``s_c^2`` of one spike, and, with
+    ``w'_ij = n_a(i) n_b(j) K'_ij`` (``K'`` the kernel with ``lambda = position_kernel_bins``,
+    1: the same or the next bin), ``step^2 = (sum_ij w'_ij (|mu_a(i) - mu_b(j)|^2 - s_a^2 /
+    n_a(i) - s_b^2 / n_b(j)) / sum w'_ij) / min(s_a^2, s_b^2)``: how far the two clusters'
+    spikes are apart where one piece hands over to the other, beyond their own scatter, in
+    units of the tighter cluster's scatter (0 = continuous). Real drift leaves a registered
+    unit's position continuous across its pieces; two neurons at one spot are a few
+    scatters apart.
 ``amplitude_jump``
     ``sqrt(sum_ij w_ij (log m_a(i) - log m_b(j))^2 / Z)``: amplitude continuity, in log
-    units (0.1 = about 10 %).
+    units (0.1 = about 10 %). ``m`` is the true amplitude (``amplitude_mode`` ``scaled``:
+    ``amplitudes.npy`` x template peak-to-peak, Kilosort 1-3) or, for Kilosort 4
+    (``absolute``, chosen when the folder has ``spike_detection_templates.npy``), the
+    amplitude as written: Kilosort 4's ``amplitudes.npy`` is the L2 norm of the spike's PC
+    features, and multiplying it by the template's peak-to-peak makes one neuron's amplitude
+    jump by up to 2x where its pieces hand over (measured on the real training run).
 ``gap_s``
     Time between the two clusters' presence, 0 when they touch or overlap (``gap_bins``
     in bins); ``overlap = sum_i min(n_a(i) / N_a, n_b(i) / N_b)`` (0 = they tile time, 1 =
@@ -58,7 +75,9 @@ Refractory evidence
 -------------------
 ``O`` (``coincidences``) counts cross pairs (one spike of each) with
 ``censored <= |t_a - t_b| <= tau`` (``tau = refractory_ms``): the zero-lag bins of the
-cross-correlogram. Independent neurons would give ``E = sum_i n_a(i) n_b(i) w / L``
+cross-correlogram. Closer pairs (``|dt| < censored``, 1/3 ms) are *duplicates*, ``D``: one
+spike detected by two templates (Kilosort 4 does it, at lags of 0-9 samples on the training
+run), not a refractory violation. Independent neurons would give ``E = sum_i n_a(i) n_b(i) w / L``
 (``expected``), with ``w`` the number of lags in the window and ``L`` the bin length in
 samples: the rate product bin by bin, so slow rate changes do not fake a dip.
 ``cross_contamination = O / E`` (0 = a perfect refractory dip, 1 = no dip).
@@ -75,6 +94,14 @@ overlap in time (``E = 0``) ``p_same = 1/2``: the correlogram cannot tell. A few
 coincidences where a few were expected are strong evidence of two neurons; no coincidence
 where many were expected, of one.
 
+``duplicate_fraction`` ``q = min(1, D / min(N_a, N_b))``: the share of the smaller
+cluster's spikes that the other cluster also detected. A *duplicate pair* has ``q >=
+duplicate_floor`` (1/2). When a merge joins a cluster that is mostly duplicates of the other
+(the smaller side's ``q >= duplicate_floor``), its templates become *shadows* of the merged
+cluster: the shape, position, amplitude, presence and ``E`` evidence of the merged cluster
+comes from its other templates only (a shadow sits on other channels and would blur them),
+while the spike counts and the coincidences count every spike.
+
 ``isi_merged`` is the merged cluster's refractory-period contamination (Llobet et al. 2022,
 :func:`curalog.analysis.stats.metrics.rp_contamination` with ``t_r = tau``): with ``v_c`` the pairs of
 one cluster's own spikes within ``tau``, ``n_v = v_a + v_b + O`` and
@@ -83,15 +110,18 @@ the parents' own values.
 
 Score
 -----
-The pair's own (*base*) score is a product of factors in [0, 1]::
+The pair's own (*base*) score is the better of two explanations, each a product of factors
+in [0, 1]: pieces of one neuron (continuity) or one neuron detected twice (duplicates)::
 
     f_sim = clip((similarity - similarity_floor) / (1 - similarity_floor), 0, 1) ** 2
-    f_pos = exp(-(distance_um / position_scale_um) ** 2 / 2)
+    f_pos = exp(-(position_step / position_scale_sd) ** 2 / 2)     with per-spike positions
+          = exp(-(distance_um / position_scale_um) ** 2 / 2)       without
     f_amp = exp(-(amplitude_jump / amplitude_scale) ** 2 / 2)
     f_ccg = p_same
     f_gap = exp(-gap_bins / gap_scale_bins)
     f_isi = exp(-max(0, isi_merged - max(isi_a, isi_b)) / isi_scale)
-    base  = f_sim * f_pos * f_amp * f_ccg * f_gap * f_isi
+    f_dup = clip((q - duplicate_floor) / (1 - duplicate_floor), 0, 1) ** 2
+    base  = max(f_sim * f_pos * f_amp * f_ccg * f_gap * f_isi,  f_dup * f_ccg * f_isi)
 
 Uniqueness. A piece that fits two neurons equally well must not be merged with either. A
 *competitor* of the pair ``(a, b)`` is a neighbour ``z`` of ``a`` that is another neuron
@@ -128,6 +158,10 @@ pairs that enter a re-ranked top-k list). Clusters that are not a merge of known
 their neighbours within ``tau``. ``engine.counters`` proves it: ``pairs_scored``,
 ``profiles_computed``, ``profiles_composed``, ``rows_composed``, ``rows_computed``,
 ``full_passes`` (the one pass over all spikes on first use).
+
+Limits. Shadows are known for the merges the engine composed itself; an engine started on a
+log that already joined a duplicate detection scores the merged cluster with all its
+templates (its evidence then differs from the engine that saw the merge).
 
 Decisions
 ---------

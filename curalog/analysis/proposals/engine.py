@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curalog.analysis.proposals.model import (
     _COUNTER_NAMES,
+    AMPLITUDE_MODES,
     PROPOSAL_NOTE_KIND,
     Proposal,
     ProposalParams,
@@ -105,10 +107,31 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
         )
         amps = getattr(self.dataset, "amplitudes", None)
         self._amps = None if amps is None else np.asarray(amps).reshape(-1)
+        self._pos = _spike_positions(self.dataset)
+        if p.amplitude_mode not in AMPLITUDE_MODES:
+            raise InvalidActionError(
+                f"amplitude_mode must be one of {', '.join(AMPLITUDE_MODES)} (got {p.amplitude_mode!r})"
+            )
+        #: ``absolute``: amplitudes.npy as written (Kilosort 4); ``scaled``: x template ptp
+        self.amplitude_mode = (
+            ("absolute" if _is_kilosort4(self.dataset) else "scaled")
+            if p.amplitude_mode == "auto"
+            else p.amplitude_mode
+        )
+        i_pos = np.arange(self.nb)
+        self._pos_kernel = np.exp(
+            -np.abs(i_pos[:, None] - i_pos[None, :]) / float(p.position_kernel_bins)
+        )
         self._profiles: dict[int, _Profile] = {}
         self._derived: dict[int, _Derived] = {}
         self._slot: dict[int, int] = {}
         self._coinc = np.zeros((0, 0), dtype=np.int64)
+        self._dup = np.zeros((0, 0), dtype=np.int64)  # duplicate pairs (|dt| < censor)
+        #: templates of a cluster joined as duplicate detections of the rest (ignored by the
+        #: shape, position and amplitude evidence)
+        self._shadow: dict[int, frozenset[int]] = {}
+        #: pairs whose duplicates pass ``duplicate_floor`` (candidates besides the top-k)
+        self._dupnbrs: dict[int, set[int]] = {}
         self._free: list[int] = []
         self._parents: dict[int, tuple[int, ...]] = {}
         self._msim = np.zeros((0, 0))
@@ -256,8 +279,8 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
         self._topk[c] = tuple(int(cand[j]) for j in top if v[j] >= p.min_similarity)
 
     def _rebuild_candidates(self) -> None:
-        """The union of the top-k pairs; clusters whose neighbours changed lose their
-        competition-adjusted proposals (base scores stay cached)."""
+        """The union of the top-k pairs and of the duplicate pairs; clusters whose neighbours
+        changed lose their competition-adjusted proposals (base scores stay cached)."""
         cand: dict[tuple[int, int], float] = {}
         nbrs: dict[int, set[int]] = {}
         for c, top in self._topk.items():
@@ -266,6 +289,14 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
                 key = (c, d) if c < d else (d, c)
                 if key not in cand:
                     sd = self._slot[d]
+                    cand[key] = float(max(self._msim[sc, sd], self._msim[sd, sc]))
+                    nbrs.setdefault(c, set()).add(d)
+                    nbrs.setdefault(d, set()).add(c)
+        for c, partners in self._dupnbrs.items():  # one neuron detected twice
+            for d in partners:
+                key = (c, d) if c < d else (d, c)
+                if key not in cand:
+                    sc, sd = self._slot[c], self._slot[d]
                     cand[key] = float(max(self._msim[sc, sd], self._msim[sd, sc]))
                     nbrs.setdefault(c, set()).add(d)
                     nbrs.setdefault(d, set()).add(c)
@@ -380,6 +411,31 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
             if callback is not None:
                 callback(prop, new)
         return done
+
+
+def _is_kilosort4(dataset: Any) -> bool:
+    """Kilosort 4 wrote the folder: it holds ``spike_detection_templates.npy``, which no
+    earlier Kilosort writes (and its ``amplitudes.npy`` is the L2 norm of the spike's PC
+    features, not a scaling of the template)."""
+    path = getattr(dataset, "path", None)
+    return path is not None and (Path(path) / "spike_detection_templates.npy").is_file()
+
+
+def _spike_positions(dataset: Any) -> np.ndarray | None:
+    """Kilosort 4's per-spike positions (``spike_positions.npy``, ``(n_spikes, 2)`` µm), or
+    None when the folder has none or they do not fit the spikes."""
+    get = getattr(dataset, "optional_array", None)
+    if get is None:
+        return None
+    try:
+        arr = get("spike_positions.npy")
+    except Exception:  # noqa: BLE001 - an unreadable optional file is no evidence
+        return None
+    n = int(getattr(dataset, "n_spikes", -1))
+    if arr is None or arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] < 2:
+        return None
+    out = np.ascontiguousarray(arr[:, :2], dtype=np.float32)
+    return out if np.isfinite(out).all() else np.nan_to_num(out)
 
 
 def _pair_of(p: Proposal | tuple[int, int]) -> tuple[int, int]:

@@ -34,6 +34,8 @@ def _full_pass(
     templates,
     amps,
     use_amp,
+    pos,
+    use_pos,
     slot_of,
     lut,
     nb,
@@ -42,17 +44,24 @@ def _full_pass(
     censor,
     counts,
     ampsum,
+    possum,
+    pos2sum,
     coinc,
+    dup,
     lo,
     hi,
 ):  # pragma: no cover - numba
-    """Profiles of every live cluster and the coincidence matrix, in one pass over time.
+    """Profiles of every live cluster, the coincidence and the duplicate matrices, in one
+    pass over time.
 
     ``coinc[x, y]`` (``x <= y``; the upper triangle only, the caller mirrors it) counts
-    pairs of spikes, one in each cluster, with ``censor <= |dt| <= tau``; ``coinc[x, x]``
-    counts pairs within one cluster. Each pair is seen once, from its later spike (spike
-    index order is time order). Only spikes ``lo <= s < hi`` are visited (their partners may
-    lie before ``lo``), so disjoint ranges can run in parallel threads into separate outputs.
+    pairs of spikes, one in each cluster, with ``censor <= |dt| <= tau``; ``dup[x, y]`` the
+    pairs with ``|dt| < censor`` (duplicate detections); the diagonals count pairs within one
+    cluster. Each pair is seen once, from its later spike (spike index order is time order).
+    With ``use_pos``, ``possum[row, bin]`` sums the spikes' positions ``pos[s, :2]`` and
+    ``pos2sum`` their squared norms. Only spikes ``lo <= s < hi`` are visited (their partners
+    may lie before ``lo``), so disjoint ranges can run in parallel threads into separate
+    outputs.
     """
     for s in range(lo, hi):
         t = times[s]
@@ -62,17 +71,23 @@ def _full_pass(
         counts[combo, b] += 1.0
         if use_amp:
             ampsum[combo, b] += amps[s]
+        if use_pos:
+            px = pos[s, 0]
+            py = pos[s, 1]
+            possum[combo, b, 0] += px
+            possum[combo, b, 1] += py
+            pos2sum[combo, b] += px * px + py * py
         j = s - 1
         while j >= 0:
             d = t - times[j]
             if d > tau:
                 break
+            cj = slot_of[clusters[j]]
+            x, y = (cj, cs) if cj < cs else (cs, cj)
             if d >= censor:
-                cj = slot_of[clusters[j]]
-                if cj < cs:
-                    coinc[cj, cs] += 1
-                else:
-                    coinc[cs, cj] += 1
+                coinc[x, y] += 1
+            else:
+                dup[x, y] += 1
             j -= 1
 
 
@@ -84,6 +99,8 @@ def _local_pass(
     templates,
     amps,
     use_amp,
+    pos,
+    use_pos,
     slot_of,
     own,
     lut,
@@ -93,11 +110,14 @@ def _local_pass(
     censor,
     counts,
     ampsum,
+    possum,
+    pos2sum,
     row,
+    duprow,
 ):  # pragma: no cover - numba
-    """Profile of one cluster (its sorted ``spikes``) and its coincidence row: for every
-    spike, its neighbours within ``tau`` on both sides; pairs inside the cluster are counted
-    once (from the later spike)."""
+    """Profile of one cluster (its sorted ``spikes``) and its coincidence and duplicate rows:
+    for every spike, its neighbours within ``tau`` on both sides; pairs inside the cluster
+    are counted once (from the later spike)."""
     n_all = times.shape[0]
     for k in range(spikes.shape[0]):
         s = spikes[k]
@@ -107,6 +127,12 @@ def _local_pass(
         counts[li, b] += 1.0
         if use_amp:
             ampsum[li, b] += amps[s]
+        if use_pos:
+            px = pos[s, 0]
+            py = pos[s, 1]
+            possum[li, b, 0] += px
+            possum[li, b, 1] += py
+            pos2sum[li, b] += px * px + py * py
         j = s - 1
         while j >= 0:
             d = t - times[j]
@@ -114,16 +140,20 @@ def _local_pass(
                 break
             if d >= censor:
                 row[slot_of[clusters[j]]] += 1
+            else:
+                duprow[slot_of[clusters[j]]] += 1
             j -= 1
         j = s + 1
         while j < n_all:
             d = times[j] - t
             if d > tau:
                 break
-            if d >= censor:
-                cj = slot_of[clusters[j]]
-                if cj != own:
+            cj = slot_of[clusters[j]]
+            if cj != own:
+                if d >= censor:
                     row[cj] += 1
+                else:
+                    duprow[cj] += 1
             j += 1
 
 

@@ -10,10 +10,15 @@ from typing import Any
 import numpy as np
 
 PROPOSAL_NOTE_KIND = "merge-proposal"
-ENGINE_VERSION = 1
-#: The threshold documented in docs/PROPOSALS.md (at most 10 % more clusters than true units
-#: and no impure merge on the realistic synthetic data).
+ENGINE_VERSION = 2
+#: The threshold documented in docs/PROPOSALS.md (on the real Kilosort 4 training run and the
+#: realistic synthetic data: every piece of a neuron joined but a few, no impure merge).
 DEFAULT_MIN_SCORE = 0.2
+#: ``amplitude_mode`` values: phy's true amplitude (``amplitudes.npy`` x template
+#: peak-to-peak, Kilosort 1-3), the amplitude as written (Kilosort 4: the L2 norm of the
+#: spike's PC features), or decided from the folder (``absolute`` when it holds Kilosort 4's
+#: ``spike_detection_templates.npy``).
+AMPLITUDE_MODES = ("auto", "scaled", "absolute")
 
 _COUNTER_NAMES = (
     "pairs_scored",
@@ -37,13 +42,23 @@ class ProposalParams:
     n_time_bins: int = 128
     time_kernel_bins: float = 2.0
     refractory_ms: float = 1.5
-    censored_ms: float = 0.0
+    #: coincidences closer than this are duplicate detections (one spike seen by two
+    #: templates), not refractory violations (SpikeInterface censors 0.3 ms too)
+    censored_ms: float = 0.33
     support_fraction: float = 0.1
     centroid_fraction: float = 0.3
     presence_fraction: float = 0.05
     similarity_floor: float = 0.5
     position_scale_um: float = 20.0
+    #: with per-spike positions (Kilosort 4's spike_positions.npy): the scale of the position
+    #: step at a handoff in units of the spikes' own position spread, and its time kernel
+    position_scale_sd: float = 3.0
+    position_kernel_bins: float = 1.0
     amplitude_scale: float = 0.3
+    amplitude_mode: str = "auto"
+    #: share of the smaller cluster's spikes that duplicate the other's above which the pair
+    #: is one neuron detected twice (the duplicate factor rises from 0 here to 1 at 100 %)
+    duplicate_floor: float = 0.5
     same_max_contamination: float = 0.2
     diff_contamination: tuple[float, float] = (0.5, 1.5)
     gap_scale_bins: float = 2.0
@@ -67,11 +82,13 @@ class Proposal:
         In [0, 1]; the product of ``factors``.
     evidence : dict
         The measured evidence (module docstring): ``similarity``, ``phy_similarity``,
-        ``distance_um``, ``amplitude_jump``, ``gap_s``, ``overlap``, ``coincidences``,
-        ``expected``, ``cross_contamination``, ``p_same``, ``isi_merged``, ``isi_a``,
-        ``isi_b``, ``n_a``, ``n_b``, ``competitor`` (-1: none) and ``competitor_score``.
+        ``distance_um``, ``position_step`` (in spike-position spreads; NaN without per-spike
+        positions), ``amplitude_jump``, ``gap_s``, ``overlap``, ``coincidences``,
+        ``expected``, ``cross_contamination``, ``p_same``, ``duplicates``,
+        ``duplicate_fraction``, ``isi_merged``, ``isi_a``, ``isi_b``, ``n_a``, ``n_b``,
+        ``competitor`` (-1: none) and ``competitor_score``.
     factors : dict
-        ``f_sim, f_pos, f_amp, f_ccg, f_gap, f_isi, f_unique``.
+        ``f_sim, f_pos, f_amp, f_ccg, f_gap, f_isi, f_dup, f_unique``.
     reason : str
         One line for a curator.
     params : dict

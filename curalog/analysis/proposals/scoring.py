@@ -20,13 +20,25 @@ class _PairScoring:
     """The scoring half of :class:`curalog.analysis.proposals.ProposalEngine` (a mixin)."""
 
     # ------------------------------------------------------------------ scoring
+    def _primary(self, c: int) -> _Profile:
+        """The cluster's profile without its shadow templates (duplicate detections joined
+        by a merge), which would blur its shape, position and amplitude."""
+        prof = self._profiles[c]
+        shadow = self._shadow.get(c)
+        if not shadow:
+            return prof
+        keep = np.array([int(t) not in shadow for t in prof.tids], dtype=bool)
+        return prof.rows(keep) if keep.any() else prof
+
     def _derive(self, c: int) -> _Derived:
         got = self._derived.get(c)
         if got is not None:
             return got
-        prof = self._profiles[c]
+        prof = self._primary(c)
         n = prof.counts.sum(axis=0)
         ptp = self.templates.ptp_all()[prof.tids]
+        if self.amplitude_mode == "absolute":
+            ptp = np.ones_like(ptp)
         ys = self.templates.xy_all()[prof.tids, 1]
         with np.errstate(invalid="ignore", divide="ignore"):
             amp = (
@@ -39,12 +51,46 @@ class _PairScoring:
             loga = np.where((n > 0) & (amp > 0), np.log(np.where(amp > 0, amp, 1.0)), 0.0)
         amp = np.where(n > 0, amp, np.nan)
         ypos = np.where(n > 0, ypos, np.nan)
+        pos_mean, pos_var = None, float("nan")
+        if prof.possum is not None and prof.pos2sum is not None:
+            s1 = prof.possum.sum(axis=0)  # (nb, 2)
+            s2 = prof.pos2sum.sum(axis=0)
+            safe = np.where(n > 0, n, 1.0)
+            pos_mean = np.where(n[:, None] > 0, s1 / safe[:, None], 0.0)
+            within = float(np.maximum(s2 - (s1 * s1).sum(axis=1) / safe, 0.0)[n > 0].sum())
+            dof = float(np.maximum(n - 1.0, 0.0).sum())
+            pos_var = within / dof if dof > 0 else float("nan")
+            ypos = np.where(n > 0, pos_mean[:, 1], np.nan)  # the spikes' own depth
         occupied = n[n > 0]
         thresh = self.params.presence_fraction * (float(occupied.mean()) if occupied.size else 0.0)
         present = (n > 0) & (n >= thresh)
-        got = _Derived(n, loga, amp, ypos, present)
+        got = _Derived(n, loga, amp, ypos, present, pos_mean, pos_var)
         self._derived[c] = got
         return got
+
+    def _position_step(self, da: _Derived, db: _Derived) -> tuple[float, float]:
+        """``(step, spread)``: the RMS distance between the two clusters' mean spike
+        positions in time-adjacent bins, beyond what the spikes' own scatter explains, in
+        units of the smaller of the two spreads, and that spread (µm); NaN without per-spike
+        positions."""
+        if da.pos_mean is None or db.pos_mean is None:
+            return math.nan, math.nan
+        spread = min(da.pos_var, db.pos_var)
+        if not math.isfinite(spread):
+            return math.nan, math.nan
+        kern = self._pos_kernel
+        na, nb = da.n, db.n
+        kb, ka = kern @ nb, kern.T @ na
+        z = float(na @ kb)
+        if z <= 0:
+            return math.nan, math.sqrt(max(spread, 0.0))
+        ma, mb = da.pos_mean, db.pos_mean
+        sq_a, sq_b = (ma * ma).sum(axis=1), (mb * mb).sum(axis=1)
+        cross = sum(float((na * ma[:, d]) @ kern @ (nb * mb[:, d])) for d in range(2))
+        total = float((na * sq_a) @ kb + (nb * sq_b) @ ka) - 2.0 * cross
+        noise = da.pos_var * float(kb[na > 0].sum()) + db.pos_var * float(ka[nb > 0].sum())
+        excess = max(total - noise, 0.0) / z
+        return math.sqrt(excess / max(spread, 1e-12)), math.sqrt(max(spread, 0.0))
 
     def _contamination(self, n_v: int, n: int) -> float:
         t_r = max(self.tau, self.censor + 1)
@@ -145,7 +191,7 @@ class _PairScoring:
 
     def _score(self, a: int, b: int) -> Proposal:
         p = self.params
-        pa, pb = self._profiles[a], self._profiles[b]
+        pa, pb = self._primary(a), self._primary(b)
         da, db = self._derive(a), self._derive(b)
         kern = self._kernel
         kb = kern @ db.n
@@ -177,9 +223,10 @@ class _PairScoring:
                 amp_jump = math.nan
         else:
             sim, dist, amp_jump = math.nan, math.nan, math.nan
+        step, _spread = self._position_step(da, db)
         # presence: overlap and gap
-        na, nb_ = pa.n_spikes, pb.n_spikes
-        overlap = float(np.minimum(da.n / max(na, 1), db.n / max(nb_, 1)).sum())
+        na, nb_ = self._profiles[a].n_spikes, self._profiles[b].n_spikes
+        overlap = float(np.minimum(da.n / max(da.n.sum(), 1.0), db.n / max(db.n.sum(), 1.0)).sum())
         ia, ib = np.flatnonzero(da.present), np.flatnonzero(db.present)
         if ia.size and ib.size:
             pos = np.searchsorted(ib, ia)
@@ -200,15 +247,20 @@ class _PairScoring:
         isi_b = self._contamination(vb, nb_)
         isi_m = self._contamination(va + vb + obs, na + nb_)
         phy_sim = float(max(self._msim[sa, sb], self._msim[sb, sa]))
+        dups = int(self._dup[sa, sb])
+        dup_fraction = min(1.0, dups / min(na, nb_)) if min(na, nb_) > 0 else 0.0
         # factors
         f_sim = (
             0.0
             if not math.isfinite(sim)
             else min(max((sim - p.similarity_floor) / (1.0 - p.similarity_floor), 0.0), 1.0) ** 2
         )
-        f_pos = (
-            1.0 if not math.isfinite(dist) else math.exp(-0.5 * (dist / p.position_scale_um) ** 2)
-        )
+        if math.isfinite(step):  # per-spike positions: the step at the handoff
+            f_pos = math.exp(-0.5 * (step / p.position_scale_sd) ** 2)
+        elif math.isfinite(dist):
+            f_pos = math.exp(-0.5 * (dist / p.position_scale_um) ** 2)
+        else:
+            f_pos = 1.0
         f_amp = (
             1.0
             if not math.isfinite(amp_jump)
@@ -218,11 +270,16 @@ class _PairScoring:
         f_gap = math.exp(-gap_bins / p.gap_scale_bins)
         worst = max((v for v in (isi_a, isi_b) if math.isfinite(v)), default=0.0)
         f_isi = math.exp(-max(0.0, (isi_m if math.isfinite(isi_m) else 0.0) - worst) / p.isi_scale)
-        score = f_sim * f_pos * f_amp * f_ccg * f_gap * f_isi
+        fl = p.duplicate_floor
+        f_dup = min(max((dup_fraction - fl) / (1.0 - fl), 0.0), 1.0) ** 2 if fl < 1 else 0.0
+        continuity = f_sim * f_pos * f_amp * f_ccg * f_gap * f_isi
+        twice = f_dup * f_ccg * f_isi  # one neuron detected twice: same spikes, no violation
+        score = max(continuity, twice)
         evidence = {
             "similarity": sim,
             "phy_similarity": float(phy_sim),
             "distance_um": dist,
+            "position_step": step,
             "amplitude_jump": amp_jump,
             "gap_s": gap_s,
             "overlap": overlap,
@@ -230,6 +287,8 @@ class _PairScoring:
             "expected": exp_,
             "cross_contamination": contam,
             "p_same": p_same,
+            "duplicates": float(dups),
+            "duplicate_fraction": dup_fraction,
             "isi_merged": isi_m,
             "isi_a": isi_a,
             "isi_b": isi_b,
@@ -243,6 +302,7 @@ class _PairScoring:
             "f_ccg": f_ccg,
             "f_gap": f_gap,
             "f_isi": f_isi,
+            "f_dup": f_dup,
         }
         self._counters["pairs_scored"] += 1
         return Proposal(a, b, float(score), evidence, factors, _reason(evidence, factors, score))
@@ -258,7 +318,7 @@ class _PairScoring:
         with self._lock:
             self._sync()
             da, db = self._derive(prop.a), self._derive(prop.b)
-            pa, pb = self._profiles[prop.a], self._profiles[prop.b]
+            pa, pb = self._primary(prop.a), self._primary(prop.b)
         bin_s = self.bin_samples / self.sample_rate
         time_s = (np.arange(self.nb) + 0.5) * bin_s
         ccg = self.stats.ccg(prop.a, prop.b)
@@ -316,8 +376,22 @@ def _weighted(infos: list[_TemplateInfo], weights: np.ndarray, chans: np.ndarray
 
 
 def _reason(ev: dict[str, float], fac: dict[str, float], score: float) -> str:
-    """One line: how the pieces sit in time, the refractory evidence, shape and continuity."""
+    """One line: how the pieces sit in time, the refractory evidence, shape and continuity
+    (or, for one neuron detected twice, the shared spikes)."""
     parts: list[str] = []
+    q = ev.get("duplicate_fraction", 0.0)
+    continuity = math.prod(v for k, v in fac.items() if k != "f_dup")
+    if fac.get("f_dup", 0.0) * fac["f_ccg"] * fac["f_isi"] > continuity:
+        parts.append(
+            f"detected twice: {q:.0%} of the smaller cluster's spikes coincide with the other's"
+        )
+        o, e = ev["coincidences"], ev["expected"]
+        if e >= 1.0:
+            parts.append(f"refractory dip beside them ({o:.0f} of {e:.0f} expected)")
+        d = ev["distance_um"]
+        if math.isfinite(d):
+            parts.append(f"{d:.0f} µm apart (other channels)")
+        return "; ".join(parts)
     ov, gap = ev["overlap"], ev["gap_s"]
     if gap > 0:
         parts.append(f"{gap / 60:.0f} min apart in time")
@@ -339,10 +413,13 @@ def _reason(ev: dict[str, float], fac: dict[str, float], score: float) -> str:
     d = ev["distance_um"]
     if math.isfinite(d):
         parts.append(f"{d:.0f} µm apart")
+    step = ev.get("position_step", math.nan)
+    if math.isfinite(step):
+        parts.append(f"position step {step:.1f} sd")
     j = ev["amplitude_jump"]
     if math.isfinite(j):
         parts.append(f"amplitude step {100 * (math.exp(j) - 1):.0f} %")
-    weakest = min(fac, key=lambda k: fac[k])
+    weakest = min((k for k in fac if k != "f_dup"), key=lambda k: fac[k])
     if fac[weakest] < 0.5:
         parts.append(f"weakest: {weakest[2:]}")
     return "; ".join(parts)

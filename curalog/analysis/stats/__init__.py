@@ -3,7 +3,11 @@
 * :mod:`curalog.analysis.stats.metrics` - quality metrics and phy's table columns from the folder alone;
 * :mod:`curalog.analysis.stats.correlograms` - exact numba auto/cross-correlograms, composable on merge;
 * :mod:`curalog.analysis.stats.similarity` - phy's cluster similarity, ranked lists, merge updates;
-* :mod:`curalog.analysis.stats.engine` - :class:`StatsEngine`, the thread-safe id-keyed cache.
+* :mod:`curalog.analysis.stats.engine` - :class:`StatsEngine`, the thread-safe id-keyed cache;
+* :mod:`curalog.analysis.stats.quality` - SpikeInterface's quality metrics (``quality_spikes``,
+  ``quality_pc``, ``template_metrics``, ``quality_recording``), the column registry;
+* :mod:`curalog.analysis.stats.timebase` - the recording's length the rates divide by;
+* :mod:`curalog.analysis.stats.table` - the cluster table as rows (CLI, cluster_info.tsv).
 """
 
 from curalog.analysis.stats.correlograms import (
@@ -21,9 +25,16 @@ from curalog.analysis.stats.metrics import (
     StatsContext,
     compute_cluster_stats,
 )
+from curalog.analysis.stats.quality import QUALITY_COLUMNS, QUALITY_NAMES, QualityColumn
 from curalog.analysis.stats.similarity import rank_similar, template_similarity
+from curalog.analysis.stats.timebase import Timebase, recording_timebase
 
 __all__ = [
+    "QUALITY_COLUMNS",
+    "QUALITY_NAMES",
+    "QualityColumn",
+    "Timebase",
+    "recording_timebase",
     "CorrelogramBins",
     "ClusterStats",
     "MetricParams",

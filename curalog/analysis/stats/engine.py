@@ -134,10 +134,14 @@ class StatsEngine:
     params : MetricParams, optional
         Metric parameters (SpikeInterface defaults).
     duration : float, optional
-        Recording duration in seconds (default ``dataset.duration``).
+        Recording duration in seconds (default: the recording's length, see
+        :mod:`curalog.analysis.stats.timebase`).
     n_workers : int
         Background threads started by the first :meth:`prefetch` (0: none; call
         :meth:`compute_pending` or :meth:`get` yourself).
+    recording : curalog.recording.Recording, optional
+        The raw recording: ``snr`` and ``amplitude_median`` are computed on it (empty
+        without one).
     gather_cache_mb : float
         Budget of an LRU of recently computed clusters' gathered spike times and amplitudes
         (16 bytes per spike). A merge whose parents are in it is composed without reading the
@@ -155,12 +159,13 @@ class StatsEngine:
         duration: float | None = None,
         n_workers: int = 0,
         gather_cache_mb: float = 256.0,
+        recording: Any = None,
     ):
         self.dataset = dataset
         self.state = state
         self.bin_ms, self.window_ms = float(bin_ms), float(window_ms)
         self.bins: CorrelogramBins = make_bins(float(dataset.sample_rate), bin_ms, window_ms)
-        self.ctx = StatsContext(dataset, self.bins, params, duration)
+        self.ctx = StatsContext(dataset, self.bins, params, duration, recording)
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._entries: dict[int, ClusterStats] = {}

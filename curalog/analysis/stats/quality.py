@@ -203,9 +203,15 @@ class QualityContext:
         self.spike_params = spike_params or SpikeMetricParams()
         self.pcs = PCSpace(dataset, pc_params)
         self.depths = SpikeDepths(dataset, self.pcs)
-        self.recording: Any = None  # a curalog.recording.Recording, set by the owner
+        self.recording_metrics: Any = None  # quality_recording.RecordingMetrics, if any
         self._lock = threading.Lock()
         self._template_rows: dict[tuple, dict[str, float]] = {}
+
+    def set_recording(self, recording: Any) -> None:
+        """Compute ``snr`` / ``amplitude_median`` on this recording (None: leave them empty)."""
+        from curalog.analysis.stats.quality_recording import RecordingMetrics
+
+        self.recording_metrics = None if recording is None else RecordingMetrics(recording)
 
     def template_row(
         self, template_ids: np.ndarray, template_counts: np.ndarray, channel: int | None
@@ -239,7 +245,7 @@ def compute_quality(
     """Every label-free quality column of one cluster and its PC sample.
 
     ``silhouette`` (label-dependent) is left out: :meth:`StatsEngine.row` adds it.
-    Recording columns are None here (no recording) and filled by the recording layer.
+    Recording columns are None without a recording (``sd_ratio`` always: not implemented).
     """
     depths = q.depths.of(spikes)
     row: dict[str, Any] = spike_train_metrics(
@@ -258,4 +264,6 @@ def compute_quality(
         )
     for name in RECORDING_COLUMNS:
         row[name] = None
+    if q.recording_metrics is not None:
+        row.update(q.recording_metrics.metrics(spikes, times, best_channel))
     return row, pc

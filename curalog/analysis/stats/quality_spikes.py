@@ -160,6 +160,9 @@ def noise_cutoff(
     if amps is None or amps.shape[0] == 0:
         return math.nan, math.nan
     a = np.asarray(amps, dtype=np.float64)
+    a = a[np.isfinite(a)]  # a sorter may write NaN or inf amplitudes: they carry no shape
+    if a.shape[0] == 0:
+        return math.nan, math.nan
     if np.median(a) < 0:
         a = -a
     counts, edges = np.histogram(a, bins=p.noise_n_bins)

@@ -31,6 +31,12 @@ def clean(value: Any) -> Any:
     return value
 
 
+def engine_for(cur: Any) -> StatsEngine:
+    """A statistics engine for a curation, on its raw recording when one opens."""
+    rec = getattr(cur, "recording", None)
+    return StatsEngine(cur.dataset, cur.state, recording=rec)
+
+
 def cluster_rows(
     cur: Any,
     engine: StatsEngine | None = None,
@@ -44,7 +50,7 @@ def cluster_rows(
     ``progress(done, total)`` is called after each cluster (for a progress bar); the largest
     clusters are computed first on ``n_threads`` threads (the kernels release the GIL).
     """
-    eng = engine if engine is not None else StatsEngine(cur.dataset, cur.state)
+    eng = engine if engine is not None else engine_for(cur)
     ids = [int(c) for c in (cur.cluster_ids if ids is None else ids)]
     total = len(ids)
     todo = sorted((c for c in ids if not eng.is_cached(c)), key=lambda c: -cur.state.n_spikes_of(c))

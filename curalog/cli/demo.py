@@ -37,7 +37,7 @@ def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: C
             n_templates=n_templates,
             seed=seed,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
-            recording=None,  # the raw file, when it is small enough (2 GiB)
+            recording=None,  # the raw file, when it is small enough (1 GiB)
             recording_progress=lambda done, total: progress.update(
                 task, description="writing the raw recording", completed=done, total=total
             ),
@@ -107,7 +107,7 @@ def _show_waveforms(folder: Path, con: Console, exe: str) -> None:
         )
 
 
-def run_demo(folder: Path, *, n_spikes: int = 100_000, n_templates: int = 80, seed: int = 0) -> int:
+def run_demo(folder: Path, *, n_spikes: int = 75_000, n_templates: int = 80, seed: int = 0) -> int:
     con = Console(highlight=False, soft_wrap=True)
     folder = Path(folder)
     if not (folder / "spike_times.npy").exists():

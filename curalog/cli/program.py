@@ -604,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="write the raw recording raw.dat (templates x amplitudes at the spike times, plus "
-        "noise; int16). Default: when it takes at most 2 GiB",
+        "noise; int16). Default: when it takes at most 1 GiB",
     )
 
     p = add(
@@ -617,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="curalog-demo",
         help="where to put it (default ./curalog-demo)",
     )
-    p.add_argument("--spikes", type=int, default=100_000)
+    p.add_argument("--spikes", type=int, default=75_000)
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
 

@@ -34,7 +34,7 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update, cluster_id_list
+from curalog.clustering import Change, ClusterState, Update, cluster_id_list, is_sorted_unique
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -343,7 +343,9 @@ class Curation(RecordingMixin):
         """
         self._require_writer()
         change = self.state.resolve_split(spike_ids, labels)
-        spikes_sorted = np.sort(np.asarray(spike_ids, dtype=np.int64).reshape(-1))
+        spikes_sorted = np.asarray(spike_ids, dtype=np.int64).reshape(-1)
+        if not is_sorted_unique(spikes_sorted):
+            spikes_sorted = np.sort(spikes_sorted)
         packed_labels = None
         if labels is not None:
             order = np.argsort(np.asarray(spike_ids, dtype=np.int64).reshape(-1), kind="stable")

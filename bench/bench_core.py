@@ -226,7 +226,7 @@ def replay_child(folder: str, log: str) -> None:
     elapsed = time.perf_counter() - t
     cpu = time.process_time() - c0
     status = cur._cache.status if cur._cache is not None else "off"  # noqa: SLF001
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss()
     t = time.perf_counter()
     cur.close()
     close_s = time.perf_counter() - t
@@ -243,6 +243,19 @@ def replay_child(folder: str, log: str) -> None:
             }
         )
     )
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory (bytes): ``VmHWM``, which a fresh ``exec`` starts
+    from zero. (``ru_maxrss`` is not used: Linux carries it across ``exec``, so a child
+    started by a big parent reports at least the parent's size at ``fork``.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _child(folder: Path, log: Path, env: dict[str, str]) -> dict:

@@ -24,6 +24,7 @@ The id rules (phy-semantics.md sections 2.3-2.5 and 8.1):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,14 +252,23 @@ class ClusterState:
         The base assignment (copied into an int32 ``spike_clusters``).
     """
 
-    def __init__(self, spike_templates: np.ndarray):
-        self.reset(spike_templates)
+    def __init__(
+        self, spike_templates: np.ndarray, release: Callable[[np.ndarray], None] | None = None
+    ):
+        self.reset(spike_templates, release)
 
-    def reset(self, spike_templates: np.ndarray) -> None:
-        """Back to the sorter's assignment, in place (holders of this object stay valid)."""
-        base = np.ascontiguousarray(spike_templates, dtype=np.int32)
-        self.n_spikes = int(base.shape[0])
-        self._spike_clusters = base.copy()
+    def reset(
+        self, spike_templates: np.ndarray, release: Callable[[np.ndarray], None] | None = None
+    ) -> None:
+        """Back to the sorter's assignment, in place (holders of this object stay valid).
+
+        ``release(spike_templates)`` is called once it is copied, before the index is built
+        (to drop a memory map's pages while the index takes its own memory)."""
+        self.n_spikes = int(spike_templates.shape[0])
+        self._spike_clusters = np.array(spike_templates, dtype=np.int32, order="C")
+        if release is not None:
+            release(spike_templates)
+        base = self._spike_clusters  # unchanged until the first action
         self._pending: list[tuple[int, np.ndarray]] = []
         self._prune_at = 64
         self.index_dtype = np.int32 if self.n_spikes < 2**31 - 1 else np.int64

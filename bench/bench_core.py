@@ -8,7 +8,7 @@ For each dataset size (default 10 M and 50 M spikes, 1,000 templates) this scrip
   Curation API (which adds the log append + fsync), and the same calls on phy's
   ``Clustering`` (phy 2.1, when installed), reporting medians and the ratio;
 * times opening the folder and replaying a 10,000-event log to a ready state, and the
-  peak memory of that (a fresh subprocess, ``ru_maxrss``), against the DESIGN.md target
+  peak memory of that (a fresh subprocess, ``ru_maxrss``), against the docs/DESIGN.md target
   of 2 x the bytes of spike_times + spike_templates.
 
 Usage::

@@ -1,4 +1,4 @@
-"""Benchmark of curalog's incremental statistics (DESIGN.md "Performance targets").
+"""Benchmark of curalog's incremental statistics (docs/DESIGN.md "Performance targets").
 
 Builds a Kilosort-like spike train in memory (no files): ``--n-spikes`` spikes over
 ``--duration`` seconds at 30 kHz, ``--n-clusters`` templates, two of which hold exactly
@@ -21,7 +21,7 @@ Prints median wall times (``--repeat`` runs) for:
 Usage::
 
     .venv/bin/python bench/bench_stats.py                      # 10 M spikes, 1,000 clusters
-    .venv/bin/python bench/bench_stats.py --n-spikes 50000000  # DESIGN.md's 50 M
+    .venv/bin/python bench/bench_stats.py --n-spikes 50000000  # docs/DESIGN.md's 50 M
 """
 
 from __future__ import annotations

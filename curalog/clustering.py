@@ -12,7 +12,7 @@ index (a counting sort of ``spike_templates`` built once, then one sorted array 
 cluster), so a merge concatenates and sorts the merged clusters' spike arrays and writes
 those entries of ``spike_clusters``, nothing else.
 
-The id rules (phy-semantics.md sections 2.3-2.5 and 8.1):
+The id rules (docs/PHY_SEMANTICS.md sections 2.3-2.5 and 8.1):
 
 * ``merge(C1..Ck)``: all their spikes get ``N = counter``; counter = N + 1.
 * ``split(S)``: S gets N; each touched cluster's remainder gets N+1, N+2, ... in ascending
@@ -24,7 +24,7 @@ The id rules (phy-semantics.md sections 2.3-2.5 and 8.1):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ import numba
 import numpy as np
 
 from curalog.errors import InvalidActionError
+from curalog.events import NoteBody
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class Update:
         None for a new action, ``"undo"`` or ``"redo"``.
     seq : int
         Log sequence number of the event that caused it (0 for none).
+    note : NoteBody or None
+        For ``kind == "note"``: the decision recorded (e.g. a rejected merge proposal); such
+        an update changes nothing else.
     """
 
     kind: str
@@ -67,6 +71,24 @@ class Update:
     labels_changed: tuple[int, ...] = ()
     history: str | None = None
     seq: int = 0
+    note: NoteBody | None = None
+
+    @property
+    def merged(self) -> tuple[int, tuple[int, ...]] | None:
+        """``(new id, parents)`` when this update made one cluster out of two or more whole
+        ones (a merge, or the undo of a split into one piece): the new cluster is exactly
+        the union of the deleted ones, so what composes can be combined from them."""
+        added = tuple(int(c) for c in self.added)
+        olds = {int(old) for old, _ in self.descendants}
+        if (
+            len(added) == 1
+            and self.descendants
+            and all(int(new) == added[0] for _, new in self.descendants)
+            and olds == {int(c) for c in self.deleted}
+            and len(olds) >= 2
+        ):
+            return added[0], tuple(sorted(olds))
+        return None
 
 
 @dataclass
@@ -79,7 +101,7 @@ class Change:
     counter_after: int
     descendants: tuple[tuple[int, int], ...]
     largest_old: int | None
-    inherited: dict[str, dict[int, object]] = field(default_factory=dict)  # filled by labels
+    inherited: Mapping[str, Mapping[int, object]] = field(default_factory=dict)  # filled by labels
     n_spikes: int = -1  # spikes whose cluster changed (computed on creation)
     evicted: bool = False  # arrays dropped to bound memory; undo must rebuild by replay
 

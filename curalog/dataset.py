@@ -3,7 +3,7 @@
 A :class:`Dataset` is the read-only base of a curation: spike times and the sorter's
 template assignment (``spike_templates.npy``, the base state of every replay), plus the
 files the statistics need (amplitudes, templates, probe geometry, template similarity,
-sorter columns from ``cluster_*.tsv``). Real folders are messy (see DESIGN.md "Real folders
+sorter columns from ``cluster_*.tsv``). Real folders are messy (see docs/DESIGN.md "Real folders
 are messy"); this module accepts what sorters actually write and turns everything else into
 one clear :class:`~curalog.errors.DatasetError` naming the file.
 

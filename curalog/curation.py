@@ -3,28 +3,37 @@
 This is the API a notebook user, the command line and the terminal UI all use::
 
     import curalog
+    from curalog.io.phy import export_phy
+
     with curalog.open("path/to/kilosort") as cur:
         new = cur.merge([3, 7])
         cur.split(spike_ids)
         cur.label([new], group="good")
         cur.undo()
-        cur.export()
+        export_phy(cur)  # phy's files: exports live in curalog.io, not in the session
 
 Every action is validated and resolved first (nothing is written for bad input), appended
 to the log durably (write + fsync), and only then applied to the in-memory state; the log
 is the only source of truth and everything else is rebuilt by replay.
+
+One idea, the session, in one module (about 700 lines): the action API, the undo stack it
+moves and the in-memory eviction of old actions are one state machine. What stands on its
+own lives beside it: the log's binding to its dataset (:mod:`curalog.binding`), the replay
+rules (:mod:`curalog.replaying`), exports (:mod:`curalog.io`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import numpy as np
+from numpy.typing import ArrayLike
 
 from curalog.binding import (
     DEFAULT_BRANCH,
@@ -33,7 +42,7 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update, cluster_id_list
+from curalog.clustering import Change, ClusterState, Update, cluster_id_list, is_sorted_unique
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -45,6 +54,7 @@ from curalog.events import (
     ASSIGN,
     LABEL,
     MERGE,
+    NOTE,
     REDO,
     SPLIT,
     UNDO,
@@ -75,6 +85,7 @@ from curalog.replaying import (
     plan_replay,
     resolve_logged,
 )
+from curalog.snapshot import SnapshotCache
 from curalog.store.log import LogWriter, create_log, default_author, read_log
 from curalog.waveforms import RecordingMixin
 
@@ -108,6 +119,7 @@ class Curation(RecordingMixin):
         create: bool = True,
         sync: bool = True,
         verify: bool = False,
+        snapshot: bool | None = None,
     ):
         self.dataset = dataset
         self._verify = verify
@@ -118,6 +130,7 @@ class Curation(RecordingMixin):
         self._listeners: list[Callable[[Update], None]] = []
         self.warnings: list[str] = []
         self.corruption: str | None = None
+        self._cache: SnapshotCache | None = None
         events: list[Event]
         # A log this session creates and never writes to is removed again on close, so that
         # a refused first action (or just looking) leaves nothing in the dataset folder.
@@ -164,13 +177,21 @@ class Curation(RecordingMixin):
             self._hot_budget = max(HOT_BYTES_MIN, 2 * dataset.n_spikes)
             if upto is not None:
                 events = [e for e in events if e.seq <= upto]
-            self._reset_state()
+            if self._has_log and upto is None and not verify:
+                hot = (HOT_ACTIONS, self._hot_budget)
+                self._cache = SnapshotCache(self, snapshot, header_hash, hot)
             self.events: list[Event] = []
-            if verify:
-                for event in events:
-                    self._replay_sequential(event)
-            else:
-                self._replay_fast(events)
+            if self._cache is None or not self._open_cached(events):
+                t0 = time.perf_counter()
+                self._reset_state()
+                self.events = []
+                if verify:
+                    for event in events:
+                        self._replay_sequential(event)
+                else:
+                    self._replay_fast(events)
+                if self._cache is not None:
+                    self._cache.replay_seconds = time.perf_counter() - t0
             if upto is not None:
                 self.head_hash = self.events[-1].hash if self.events else header_hash
         except BaseException:
@@ -179,7 +200,11 @@ class Curation(RecordingMixin):
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Release the writer lock. The log is always complete on disk already."""
+        """Release the writer lock (the log is always complete on disk already), after
+        refreshing the log's snapshot when it is due (:mod:`curalog.snapshot`)."""
+        if self._cache is not None:
+            self._cache.save_if_due(self)
+            self._cache = None
         if self._writer is not None:
             if self._created and not self._writer.events:
                 self._remove_unused_log()
@@ -315,7 +340,13 @@ class Curation(RecordingMixin):
         event = self._append(body)
         return self._do_change(event, change).added[0]
 
-    def split(self, spike_ids, labels=None, *, meta: dict[str, Any] | None = None) -> list[int]:
+    def split(
+        self,
+        spike_ids: ArrayLike,
+        labels: ArrayLike | None = None,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> list[int]:
         """Split spikes off their clusters (phy's split/assign); returns the new ids.
 
         Parameters
@@ -327,7 +358,9 @@ class Curation(RecordingMixin):
         """
         self._require_writer()
         change = self.state.resolve_split(spike_ids, labels)
-        spikes_sorted = np.sort(np.asarray(spike_ids, dtype=np.int64).reshape(-1))
+        spikes_sorted = np.asarray(spike_ids, dtype=np.int64).reshape(-1)
+        if not is_sorted_unique(spikes_sorted):
+            spikes_sorted = np.sort(spikes_sorted)
         packed_labels = None
         if labels is not None:
             order = np.argsort(np.asarray(spike_ids, dtype=np.int64).reshape(-1), kind="stable")
@@ -344,7 +377,9 @@ class Curation(RecordingMixin):
         event = self._append(body)
         return list(self._do_change(event, change).added)
 
-    def assign(self, spike_ids, cluster_ids, *, meta: dict[str, Any] | None = None) -> list[int]:
+    def assign(
+        self, spike_ids: ArrayLike, cluster_ids: ArrayLike, *, meta: dict[str, Any] | None = None
+    ) -> list[int]:
         """Give spikes explicit absolute cluster ids (used by imports); returns the new ids."""
         self._require_writer()
         change = self.state.resolve_assign(spike_ids, cluster_ids)
@@ -428,22 +463,49 @@ class Curation(RecordingMixin):
 
     def note(self, kind: str, text: str = "", data: dict[str, Any] | None = None) -> Event:
         """Record a decision that changes nothing (e.g. a rejected merge proposal)."""
-        return self._append(NoteBody(kind=str(kind), text=str(text), data=self._check_meta(data)))
+        body = NoteBody(kind=str(kind), text=str(text), data=self._check_meta(data))
+        event = self._append(body)
+        self._emit(Update(kind=NOTE, seq=event.seq, note=body))
+        return event
 
     # ------------------------------------------------------------------ internals
     def _reset_state(self) -> None:
         # Reset in place on a rebuild: statistics engines and views hold these objects.
         base_groups = {int(c): g for c, g in self.header.get("base_groups", [])}
+        # the state holds its own copy: the memory map's pages go before the index is built
         if getattr(self, "state", None) is None:
-            self.state = ClusterState(self.dataset.spike_templates)
+            self.state = ClusterState(self.dataset.spike_templates, release_pages)
             self.labels = LabelStore(base_groups)
         else:
-            self.state.reset(self.dataset.spike_templates)
+            self.state.reset(self.dataset.spike_templates, release_pages)
             self.labels.reset(base_groups)
-        release_pages(self.dataset.spike_templates)  # the state holds its own copy now
         self._undo: UndoStack[Action] = UndoStack()
         self._floor = 0  # structural actions below this stack index have evicted arrays
         self._hot_bytes = 0
+
+    def _open_cached(self, events: list[Event]) -> bool:
+        """Take the state from the log's snapshot when it matches the log, then replay the
+        events logged after it; False (nothing changed) when there is no usable snapshot."""
+        assert self._cache is not None
+        release_pages(self.dataset.spike_templates)  # read when the folder was checked
+        snap = self._cache.load(events)
+        if snap is None:
+            return False
+        self.state = snap.state
+        self.labels = LabelStore()
+        self.labels.fields = dict(snap.fields)
+        self._undo = snap.stack
+        self._floor = snap.floor
+        self._hot_bytes = snap.hot_bytes
+        self.events = list(events[: snap.seq])
+        try:
+            for event in events[snap.seq :]:
+                self._replay_sequential(event)
+        except LogCorruptError:  # let a replay from the sorter's output say it
+            self._cache.discard("the events after it do not replay on it")
+            self.state = None
+            return False
+        return True
 
     def _push(self, action: Action) -> None:
         for dropped in self._undo.push(action):  # a new action discards the redo branch
@@ -601,13 +663,6 @@ class Curation(RecordingMixin):
             else:
                 self._apply(action, event.seq, REDO)
 
-    # ------------------------------------------------------------------ export
-    def export(self, out: str | os.PathLike[str] | None = None, *, info: bool = True):
-        """Write spike_clusters.npy and phy's TSV files (see :func:`curalog.io.phy.export_phy`)."""
-        from curalog.io.phy import export_phy
-
-        return export_phy(self, out, info=info)
-
 
 def open_curation(
     folder: str | os.PathLike[str],
@@ -620,6 +675,7 @@ def open_curation(
     sync: bool = True,
     verify: bool = False,
     raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
+    snapshot: bool | None = None,
 ) -> Curation:
     """Open (and by default create) the curation log of a Kilosort/phy folder.
 
@@ -644,6 +700,10 @@ def open_curation(
     raw : path or list of paths, optional
         The raw recording, overriding ``params.py``'s ``dat_path`` (``--raw PATH``); opened
         lazily by :attr:`Curation.recording` (see :mod:`curalog.recording`).
+    snapshot : bool, optional
+        Keep ``<log>.snapshot``, a disposable cache of the replayed state that makes the
+        next open fast (:mod:`curalog.snapshot`). Default: for datasets of a million
+        spikes or more (``CURALOG_SNAPSHOT=0`` turns it off everywhere).
     """
     ds = load_dataset(folder)
     log_path = Path(log) if log is not None else default_log_path(folder)
@@ -656,6 +716,7 @@ def open_curation(
         create=create,
         sync=sync,
         verify=verify,
+        snapshot=snapshot,
     )
     cur._raw = raw
     return cur

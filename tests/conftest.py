@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_PHY_TEMPLATE = REPO.parent / "shared" / "data" / "phy-template"
+#: ``../shared`` beside the repository (CI, /work/main); CURALOG_SHARED points elsewhere
+#: (e.g. from a git worktree whose parent has no shared/ folder).
+SHARED = Path(os.environ.get("CURALOG_SHARED", REPO.parent / "shared"))
+SHARED_PHY_TEMPLATE = SHARED / "data" / "phy-template"
 
 
 def write_folder(
@@ -59,7 +63,7 @@ def phy_template(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
-    """Ten spikes in clusters 3, 4 and 8 (phy-semantics.md's examples)."""
+    """Ten spikes in clusters 3, 4 and 8 (docs/PHY_SEMANTICS.md's examples)."""
     return write_folder(tmp_path / "tiny", [3, 3, 3, 4, 4, 4, 4, 8, 8], n_templates=9)
 
 

@@ -17,6 +17,7 @@ import pytest
 import curalog
 from curalog.cli import main
 from curalog.errors import LogCorruptError, LogError, LogLockedError
+from curalog.io.phy import export_phy
 from curalog.store import log as logmod
 from curalog.store.log import read_log
 
@@ -349,7 +350,7 @@ def test_export_removes_stale_temp_files_in_its_target(tmp_path):
     stale = out / f".spike_clusters.npy.{_host_tag()}-{int(dead.stdout)}.ab12cd34.tmp"
     stale.write_bytes(b"partial")
     with curalog.open(folder, readonly=True) as cur:
-        cur.export(out)
+        export_phy(cur, out)
     assert not stale.exists()
 
 

@@ -104,8 +104,8 @@ def test_the_printed_url_holds_the_token(tmp_path, monkeypatch, capsys):
     seen = {}
 
     class Fake:
-        def __init__(self, command, *, guard, host, port, title):
-            seen["guard"] = guard
+        def __init__(self, command, *, guard, host, port, title, **assets):
+            seen["guard"] = guard  # assets: curalog's page and local statics (issue 15)
 
         def serve(self):
             pass

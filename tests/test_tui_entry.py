@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -32,8 +33,8 @@ def test_serve_binds_localhost_and_explains_the_tunnel(tmp_path, monkeypatch, ca
     calls = {}
 
     class FakeServer:
-        def __init__(self, command, host, port, title=None):
-            calls.update(command=command, host=host, port=port)
+        def __init__(self, command, host, port, title=None, **kwargs):
+            calls.update(command=command, host=host, port=port, **kwargs)
 
         def serve(self):
             calls["served"] = True
@@ -43,6 +44,9 @@ def test_serve_binds_localhost_and_explains_the_tunnel(tmp_path, monkeypatch, ca
     monkeypatch.setitem(sys.modules, "textual_serve.server", fake)
     assert serve_mod.serve(tmp_path) == 0
     assert calls["host"] == "127.0.0.1" and calls["port"] == 8000 and calls["served"]
+    # curalog's own page (no web fonts from the internet), textual-serve's statics
+    assert Path(calls["templates_path"], "app_index.html").is_file()
+    assert Path(calls["statics_path"], "fonts").is_dir()
     assert "ssh -L 8000:127.0.0.1:8000" in capsys.readouterr().out
 
 

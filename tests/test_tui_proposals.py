@@ -82,7 +82,7 @@ async def test_accept_reject_undo_with_the_log_checked_after_each_key(ds):
         assert screen.evidence is not None and screen.evidence.proposal.pair == first.pair
         text = screen_text(app)
         assert f"merge {first.a} + {first.b}" in text and "CCG" in text and "templates" in text
-        assert "depth over time" in text and "amplitude over time" in text
+        assert "depth over time" in text and "spike amplitude (a.u.)" in text
         n_rows = app.table.row_count
         n_events = len(cur.history)
 

@@ -19,10 +19,10 @@ from curalog_tui.split_rules import by_amplitude, by_templates, by_time, dense_l
 def test_sparkline_scaled_from_zero_blank_for_zero():
     text = sparkline([0, 1, 2, 4, 8])
     assert text.plain[0] == " "  # an exact zero is a blank (refractory dip visible)
-    assert text.plain[-1] == "█"
+    assert text.plain[-1] == "▆"  # one-line sparklines stop at 6/8 (rows never touch)
     assert text.plain[1] == BLOCKS[1]  # 1/8 of the max: the lowest bar, not stretched from min
     flat = sparkline([10, 10, 10, 11])
-    assert set(flat.plain[:3]) == {"▇"}  # a flat correlogram stays high (not min->max stretched)
+    assert set(flat.plain[:3]) == {"▅"}  # a flat correlogram stays high (not min->max stretched)
 
 
 def test_levels_and_rebin():
@@ -37,7 +37,9 @@ def test_acg_cell_marks_refractory_bins():
     cell = acg_cell(half, bin_ms=1.0, refractory_ms=2.0, width=13)
     assert len(cell.plain) == 13
     assert cell.plain[0] == " "  # 0-2 ms: empty, as it should be for a good unit
-    assert any("red" in str(span.style) for span in cell.spans)
+    from curalog_tui.plots import REFRACTORY_STYLE
+
+    assert any(str(span.style) == REFRACTORY_STYLE and span.start == 0 for span in cell.spans)
 
 
 def test_bar_chart_and_line_plot_shapes():

@@ -30,7 +30,7 @@ PACKAGES = ("curalog", "tui")  # the folders the wheel is built from (tui/ -> cu
 #: the app's stylesheet). Prints one JSON line of what it saw.
 HEADLESS = textwrap.dedent(
     """
-    import asyncio, json, sys
+    import asyncio, json, sys, time
 
     import curalog, curalog_tui
     from curalog_tui.app import CuralogApp
@@ -46,10 +46,11 @@ HEADLESS = textwrap.dedent(
         app = CuralogApp(opener=lambda: open_session(folder), owns_curation=True)
         seen = {}
         async with app.run_test(size=(120, 40)) as pilot:
-            for _ in range(600):
+            deadline = time.monotonic() + 300  # a fresh install compiles its kernels first
+            while not (app.ready and app.live and app.table.row_count):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the app did not show the cluster table within 300 s")
                 await pilot.pause(0.05)
-                if app.ready and app.live and app.table.row_count:
-                    break
             await settle(pilot)
             seen["rows"] = app.table.row_count
             seen["n_clusters"] = app.cur.n_clusters
@@ -64,6 +65,8 @@ HEADLESS = textwrap.dedent(
             seen["stylesheets"] = sorted(str(k[0]) for k in app.stylesheet.source)
             await pilot.press("q")
         seen["files"] = [curalog.__file__, curalog_tui.__file__]
+        from curalog_tui.web_assets import WEB, server_kwargs  # curalog serve's local page
+        seen["serve_page"] = (WEB / "app_index.html").is_file() and bool(server_kwargs())
         print(json.dumps(seen))
 
     asyncio.run(main())
@@ -156,3 +159,4 @@ def test_wheel_installs_and_runs_demo_and_tui(tmp_path):
     for screen in ("ViewsScreen", "ProposalsScreen", "HistoryScreen", "SplitScreen", "HelpScreen"):
         assert seen[screen], f"{screen} did not open from the installed package: {seen}"
     assert any(s.endswith("app.tcss") for s in seen["stylesheets"]), seen["stylesheets"]
+    assert seen["serve_page"], "curalog serve's page or textual-serve is not in the install"

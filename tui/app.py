@@ -20,11 +20,13 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.scrollbar import ScrollBar
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from curalog import Curation, Update
 from curalog.analysis.stats import QUALITY_NAMES
+from curalog.analysis.stats.ccg_matrix import CorrelogramMatrix, matrix_for
 from curalog.errors import CuralogError
 
 from .background import BackgroundMixin
@@ -36,7 +38,15 @@ from .model import ClusterModel
 from .session import Session, open_session
 from .split_rules import SplitPlan
 from .stats_adapter import Stats
-from .widgets import ClusterTable, DetailPanel, SimilarityTable, StatusLine, status_text
+from .widgets import (
+    ClusterTable,
+    DetailPanel,
+    KeyBar,
+    LineScrollBarRender,
+    SimilarityTable,
+    StatusLine,
+    status_text,
+)
 
 if TYPE_CHECKING:
     from curalog.analysis.features import FeatureSource
@@ -47,6 +57,7 @@ if TYPE_CHECKING:
 # importing them with the app adds ~0.35 s before the first paint (2-core machine, measured).
 
 T = TypeVar("T")
+ScrollBar.renderer = LineScrollBarRender  # thumbs that do not look like data (0.00▇▇)
 GROUP_KEYS = {"good": "1", "mua": "2", "noise": "3", "unsorted": "4"}
 
 
@@ -65,6 +76,13 @@ class CuralogApp(BackgroundMixin, App[int]):
         Binding("w", "waveforms", "waveforms", show=False, tooltip="raw waveforms, best channels"),
         Binding("T", "traces", "traces", show=False, tooltip="the filtered recording"),
         Binding("m", "proposals", "queue", tooltip="merge proposals: the review queue"),
+        Binding(
+            "c",
+            "correlograms('ccg')",
+            "correlograms (ACG/CCG matrix)",
+            tooltip="correlogram matrix (phy's CorrelogramView)",
+        ),
+        Binding("i", "correlograms('isi')", "ISI histograms", show=False, tooltip="ISI histograms"),
         Binding("1", "label('good')", "good"),
         Binding("2", "label('mua')", "mua"),
         Binding("3", "label('noise')", "noise"),
@@ -127,6 +145,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         self.live = False  # the main widgets are mounted and the app is not shutting down
         self._review: Review | None = None  # the merge-proposal service, made on first use
         self._features: FeatureSource | None = None  # the spike-feature reader, likewise
+        self._correlograms: CorrelogramMatrix | None = None  # the correlogram view's cache
         if cur is not None:
             self._use_curation(cur, readonly_reason)
 
@@ -134,6 +153,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         """Hold ``cur`` (given, or opened by the worker) with its statistics and row model."""
         self.cur = cur
         self.readonly_reason = readonly_reason
+        self._correlograms = matrix_for(cur)
         self.stats = Stats(cur)
         self.model = ClusterModel(
             cur, bin_ms=self.stats.bin_ms, refractory_ms=self.stats.refractory_ms
@@ -152,7 +172,7 @@ class CuralogApp(BackgroundMixin, App[int]):
             )
         else:
             yield from self._main_widgets()
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def _main_widgets(self) -> list[Widget]:
         left = Vertical(ClusterTable(self.model, id="clusters"), id="left")
@@ -182,7 +202,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         return self.query_one("#status", StatusLine)
 
     def on_mount(self) -> None:
-        self._apply_size_class(self.size.width)
+        self._apply_size_class(self.size.width, self.size.height)
         if self.ready:
             self._start()
         else:
@@ -198,6 +218,12 @@ class CuralogApp(BackgroundMixin, App[int]):
             return
         self.call_from_thread(self._opened, session)
 
+    def show_loading(self, message: str) -> None:
+        """Replace the opening screen's text (e.g. the first launch's kernel warm-up)."""
+        for widget in self.query("#loading"):
+            if isinstance(widget, Static):
+                widget.update(Text(message, style="bold"))
+
     def _open_failed(self, message: str) -> None:
         self.fatal = message
         self.exit(2, return_code=2)
@@ -205,7 +231,7 @@ class CuralogApp(BackgroundMixin, App[int]):
     async def _opened(self, session: Session) -> None:
         self._use_curation(session.cur, session.readonly_reason)
         await self.query_one("#loading").remove()
-        await self.mount_all(self._main_widgets(), before=self.query_one(Footer))
+        await self.mount_all(self._main_widgets(), before=self.query_one(KeyBar))
         self._start()
 
     def _start(self) -> None:
@@ -240,10 +266,13 @@ class CuralogApp(BackgroundMixin, App[int]):
         gc.freeze()
 
     def on_resize(self, event: events.Resize) -> None:
-        self._apply_size_class(event.size.width)
+        self._apply_size_class(event.size.width, event.size.height)
+        if self.live:
+            self.refresh_status()  # compact or full status line
 
-    def _apply_size_class(self, width: int) -> None:
+    def _apply_size_class(self, width: int, height: int | None = None) -> None:
         self.set_class(width < 140, "narrow")
+        self.set_class((height if height is not None else self.size.height) < 40, "short")
 
     def on_unmount(self) -> None:
         self.live = False
@@ -258,6 +287,11 @@ class CuralogApp(BackgroundMixin, App[int]):
     def refresh_status(self) -> None:
         t = self.table
         arrow = "↓" if t.descending else "↑"
+        cid = t.current
+        selected = None
+        if cid is not None and cid in self.cur.state:
+            selected = (cid, self.cur.group(cid), self.cur.state.n_spikes_of(cid))
+        marked = sum(1 for c in self.model.marked if c in self.cur.state)
         self.status.show_state(
             status_text(
                 self.cur,
@@ -266,6 +300,9 @@ class CuralogApp(BackgroundMixin, App[int]):
                 filter_text=t.filter_text,
                 shown=len(t.order),
                 pending=len(self.feeder),
+                selected=selected,
+                marked=marked,
+                compact=self.size.width < 140,
             )
         )
 
@@ -331,6 +368,7 @@ class CuralogApp(BackgroundMixin, App[int]):
                 "presence_ratio",
                 "amplitude_cutoff",
                 "amplitude_median",
+                "amplitude_median_npy",
                 "shank",
                 "template",
                 "peak_to_trough_ms",
@@ -353,6 +391,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         if not self.live:
             return
         self.best = msg.cid
+        self.refresh_status()  # the status line names the selected cluster
         if msg.cid is None:
             self.sim_table.show(None, [])
             self.detail.clear_detail()
@@ -476,18 +515,31 @@ class CuralogApp(BackgroundMixin, App[int]):
             self.say(f"labelled {', '.join(map(str, targets))} {name}={value!r}")
 
     def _after_history_move(self, update: Update | None, verb: str) -> None:
+        """Say what was undone / redone (the action, not the new event) and put the cursor
+        back on the cluster it affected, as phy does."""
         if update is None:
             return
+        target = self._history_target()
         if update.added:
             self.table.select(int(update.added[0]))
-        self.say(f"{verb}: {update.kind} (seq {update.seq})")
+        elif update.labels_changed:
+            self.table.select(int(update.labels_changed[0]))
+        self.say(history_move_text(update, verb, target))
+
+    def _history_target(self) -> Any:
+        """The action event the last undo / redo event points at (None if not found)."""
+        events = self.cur.history
+        if not events or "target" not in events[-1].body:
+            return None
+        seq = events[-1].body["target"]
+        return next((e for e in reversed(events) if e.seq == seq), None)
 
     def undo(self) -> Update | None:
         if not self.cur.can_undo:
             self.say("nothing to undo", error=True)
             return None
         update = self.attempt(self.cur.undo)
-        self._after_history_move(update, "undone")
+        self._after_history_move(update, "undid")
         return update
 
     def redo(self) -> Update | None:
@@ -495,7 +547,7 @@ class CuralogApp(BackgroundMixin, App[int]):
             self.say("nothing to redo", error=True)
             return None
         update = self.attempt(self.cur.redo)
-        self._after_history_move(update, "redone")
+        self._after_history_move(update, "redid")
         return update
 
     def action_undo(self) -> None:
@@ -596,6 +648,27 @@ class CuralogApp(BackgroundMixin, App[int]):
         similar = self.similar if self.sim_table.reference == self.best else None
         self.push_screen(ViewsScreen(self, targets, similar if similar not in targets else None))
 
+    def correlogram_clusters(self) -> list[int]:
+        """The correlogram view's clusters: the cursor's, then the marked ones, else the
+        cursor's and its selected similar cluster (phy shows the selected clusters)."""
+        ids = [] if self.table.current is None else [int(self.table.current)]
+        marked = sorted(c for c in self.model.marked if c in self.cur.state)
+        if marked:
+            return ids + [c for c in marked if c not in ids]
+        similar = self.similar if self.sim_table.reference == self.best else None
+        if similar is not None and similar in self.cur.state and similar not in ids:
+            ids.append(int(similar))
+        return ids
+
+    def action_correlograms(self, mode: str = "ccg") -> None:
+        ids = self.correlogram_clusters()
+        if not ids:
+            self.say("correlograms: no cluster selected", error=True)
+            return
+        from .screens.correlograms import CorrelogramScreen
+
+        self.push_screen(CorrelogramScreen(self, ids, mode))
+
     def _raw_view_ids(self, what: str) -> tuple[list[int], int | None] | None:
         targets = self.selection()
         if not targets:
@@ -642,6 +715,12 @@ class CuralogApp(BackgroundMixin, App[int]):
         if self._review is None or self._review.cur is not self.cur:
             self._review = Review(self.cur, self.stats.engine)
         return self._review
+
+    def correlograms(self) -> CorrelogramMatrix:
+        """The correlogram-matrix cache (made with the curation, so it sees every merge)."""
+        if self._correlograms is None:
+            self._correlograms = matrix_for(self.cur)
+        return self._correlograms
 
     def feature_source(self) -> FeatureSource:
         """The spike-feature reader, sharing the statistics engine's best channels."""
@@ -775,6 +854,31 @@ class CuralogApp(BackgroundMixin, App[int]):
         super().exit(result, return_code, message)
 
 
+def history_move_text(update: Update, verb: str, target: Any = None) -> str:
+    """``undid merge 27, 72 -> 102 (seq 5)``, ``redid label 9 noise (seq 7)``: the action
+    undone or redone, with its own seq (not the new undo/redo event's)."""
+
+    def ids(xs: Any) -> str:
+        return ", ".join(str(int(c)) for c in xs)
+
+    kind = update.kind
+    where = f" (seq {target.seq})" if target is not None else ""
+    if update.added or update.deleted:
+        before, after = (
+            (update.added, update.deleted)
+            if update.history == "undo"
+            else (update.deleted, update.added)
+        )
+        return f"{verb} {kind} {ids(before)} -> {ids(after)}{where}"
+    body = target.body if target is not None else {}
+    clusters = body.get("clusters") or update.labels_changed
+    if kind == "label" and body:
+        field, value = body.get("field", "group"), body.get("value")
+        what = (value or "unsorted") if field == "group" else f"{field}={value!r}"
+        return f"{verb} label {ids(clusters)} {what}{where}"
+    return f"{verb} {kind} {ids(clusters)}{where}".replace("  ", " ")
+
+
 def run_app(
     dir: str | os.PathLike[str],
     log: str | os.PathLike[str] | None = None,
@@ -791,11 +895,15 @@ def run_app(
     if not Path(dir).is_dir():
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
-    app = CuralogApp(
-        opener=lambda: open_session(dir, log, author=author, raw=raw),
-        owns_curation=True,
-        mouse=mouse,
-    )
+
+    def opener() -> Session:
+        from .warmup import warm_up_first_run
+
+        warm_up_first_run(lambda text: app.call_from_thread(app.show_loading, text))
+        app.call_from_thread(app.show_loading, "opening the dataset and replaying its log…")
+        return open_session(dir, log, author=author, raw=raw)
+
+    app = CuralogApp(opener=opener, owns_curation=True, mouse=mouse)
     try:
         app.run(mouse=mouse)
     finally:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from curalog.analysis.autolabel import RuleError, parse_rule
+from curalog.analysis.autolabel import RuleError, parse_condition
 
 #: Bare group words usable as values (``group == good``): rows carry them as constants.
 GROUP_WORDS = ("good", "mua", "noise", "unsorted")
@@ -37,11 +37,10 @@ def compile_filter(text: str, names: Iterable[str]) -> Callable[[Row], bool]:
         return lambda row: True
     known = set(names) | set(GROUP_WORDS)
     try:
-        rule = parse_rule(f"({source}) -> good", known)
+        rule = parse_condition(source, known)
     except RuleError as exc:
-        msg = str(exc).replace(" -> good", "").replace("in rule", "in filter")
-        msg = msg.replace("rule", "filter")
-        raise FilterError(msg.splitlines()[0]) from None
+        msg = str(exc).splitlines()[0].replace("end of rule", "end of filter")
+        raise FilterError(f"filter: {msg}") from None
     words = {w: w for w in GROUP_WORDS}
 
     def predicate(row: Row) -> bool:

@@ -20,7 +20,7 @@ from rich.text import Text
 from curalog import Curation
 from curalog.analysis.stats import QUALITY_COLUMNS, QUALITY_NAMES, recording_timebase
 
-from .plots import correlogram_marks, sparkline
+from .plots import CCG_STYLE, correlogram_marks, sparkline
 
 GROUP_STYLES = {
     "good": "#86d16d",
@@ -56,7 +56,8 @@ BASE_COLUMNS: tuple[Column, ...] = (
     Column("n_spikes", "n_spikes", 8, "n_spikes", "d", True),
     Column("acg", "ACG 0-25ms", ACG_WIDTH, "acg", "acg"),
     Column("fr", "fr", 6, "firing_rate", ".2f", True),
-    Column("amp", "amp", 6, "template_amplitude", ".1f"),
+    Column("amp", "amp[t]", 6, "template_amplitude", ".1f"),
+    Column("spk_amp", "amp[au]", 7, "amplitude_median_npy", ".1f"),
     Column("depth", "depth", 5, "depth", ".0f"),
     Column("ch", "ch", 4, "ch", "s"),
     Column("isi", "isi", 5, "isi_violations_ratio", ".2f"),
@@ -77,6 +78,7 @@ _STAT_KEYS = (
     "depth",
     "ch",
     "template_amplitude",
+    "amplitude_median_npy",
     "amplitude_median",
     "isi_violations_ratio",
     "isi_violations_count",
@@ -156,7 +158,7 @@ def ccg_cell(
         return Text("…", style="dim")
     arr = np.asarray(ccg)
     marks = correlogram_marks(arr.shape[0], width, bin_ms, refractory_ms)
-    return sparkline(arr, width, marked=marks, style="yellow")
+    return sparkline(arr, width, marked=marks, style=CCG_STYLE)
 
 
 class ClusterModel:

@@ -19,8 +19,16 @@ from rich.text import Text
 
 #: Nine levels: blank for exactly zero, then eighths.
 BLOCKS = " ▁▂▃▄▅▆▇█"
-REFRACTORY_STYLE = "bold red"
-BAR_STYLE = "cyan"
+#: One-line sparklines stop at ▆ (6/8): a quarter of every cell stays empty, so the
+#: sparklines of consecutive table rows never touch. Terminals whose rows abut exactly (the
+#: browser's xterm.js, many GPU terminals) otherwise merge a column of them into one
+#: striped block (checked by ``bench/serve_screenshot.py``).
+SPARK_LEVELS = 6
+#: Explicit colours from the xterm-256 cube (exact in 256-colour and true-colour terminals,
+#: the same in the browser), never ANSI names that each terminal theme redefines.
+REFRACTORY_STYLE = "bold #ff005f"
+BAR_STYLE = "#5fd7ff"
+CCG_STYLE = "#ffaf00"
 
 
 def rebin(values: np.ndarray, width: int) -> np.ndarray:
@@ -64,7 +72,7 @@ def sparkline(
     v = np.asarray(values, dtype=np.float64)
     if width is not None:
         v = rebin(v, width)
-    lv = levels(v)
+    lv = levels(v, n_levels=SPARK_LEVELS)
     text = Text("".join(BLOCKS[i] for i in lv), style=style, no_wrap=True, overflow="crop")
     if marked is not None:
         for i in np.flatnonzero(marked[: len(lv)]):
@@ -245,9 +253,11 @@ def histogram_rows(
     width: int,
     marker: float | None = None,
     fmt: str = "{:>8.3g}",
+    high_first: bool = False,
 ) -> Text:
     """A horizontal histogram: one row per bin, ``edge │████ count``; the bin holding
-    ``marker`` is highlighted (used for the amplitude threshold)."""
+    ``marker`` is highlighted (used for the amplitude threshold). ``high_first`` puts the
+    highest bin on top, so a larger value is drawn higher (an up key moves the marker up)."""
     counts = np.asarray(counts, dtype=np.int64)
     top = max(1, int(counts.max()) if counts.size else 1)
     label_w = len(fmt.format(0.0))
@@ -269,4 +279,6 @@ def histogram_rows(
             Text(f" {int(c):>7,}", style="dim"),
         )
         rows.append(line)
+    if high_first:
+        rows.reverse()
     return Text("\n").join(rows)

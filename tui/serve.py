@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-INSTALL_HINT = "pip install 'curalog[serve]'  (or: pip install textual-serve)"
+INSTALL_HINT = "pip install textual-serve  (a dependency of curalog: reinstall curalog)"
 
 
 def serve_command(dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None) -> str:
@@ -76,12 +76,15 @@ def serve(
             "the only protection; anyone who sees it can curate",
             file=sys.stderr,
         )
+    from .web_assets import server_kwargs  # the page and its fonts served locally
+
     server = Server(
         serve_command(dir, log),
         guard=guard_for(host, token, allow_remote=allow_remote),
         host=host,
         port=port,
         title=f"curalog {Path(dir).name}",
+        **server_kwargs(),
     )
     try:
         server.serve()

@@ -21,6 +21,7 @@ from curalog.errors import LogCorruptError, LogLockedError
 
 if TYPE_CHECKING:
     from curalog.analysis.features import FeatureSource
+    from curalog.analysis.stats.ccg_matrix import CorrelogramMatrix
 
     from .model import ClusterModel
     from .review import Review
@@ -120,6 +121,10 @@ class CurationSession(Protocol):
 
     def feature_source(self) -> FeatureSource:
         """The spike-feature reader of this curation (made on first use, files load lazily)."""
+        ...
+
+    def correlograms(self) -> CorrelogramMatrix:
+        """The correlogram-matrix cache of this curation (made on first use, fed its updates)."""
         ...
 
 

@@ -107,9 +107,18 @@ def by_time(cid: int, spikes: np.ndarray, times_s: np.ndarray, t0: float, t1: fl
 
 
 def kmeans(
-    features: np.ndarray, k: int, seed: int = 0, *, n_iter: int = 50, max_fit: int = 50_000
+    features: np.ndarray,
+    k: int,
+    seed: int = 0,
+    *,
+    n_iter: int = 50,
+    max_fit: int = 50_000,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Seeded k-means (k-means++ init, Lloyd iterations) on standardised features.
+
+    ``weights`` multiply the standardised columns (a column of weight 0.25 counts 1/16 as
+    much in the squared distances), e.g. to keep time from dominating amplitude.
 
     Fits on at most ``max_fit`` spikes (a seeded subsample), then assigns every spike to the
     nearest centre. Pieces are numbered by decreasing size (ties: lower first centre).
@@ -125,6 +134,8 @@ def kmeans(
         return np.zeros(0, dtype=np.int64)
     sd = x.std(axis=0)
     x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    if weights is not None:
+        x = x * np.asarray(weights, dtype=np.float64)[None, :]
     rng = np.random.default_rng(seed)
     fit = x if n <= max_fit else x[np.sort(rng.choice(n, max_fit, replace=False))]
     centres = np.empty((k, x.shape[1]))
@@ -159,9 +170,15 @@ def kmeans(
 
 
 def by_kmeans(
-    cid: int, spikes: np.ndarray, features: np.ndarray, k: int, seed: int, feature_name: str
+    cid: int,
+    spikes: np.ndarray,
+    features: np.ndarray,
+    k: int,
+    seed: int,
+    feature_name: str,
+    weights: np.ndarray | None = None,
 ) -> SplitPlan:
-    raw = kmeans(features, k, seed)
+    raw = kmeans(features, k, seed, weights=weights)
     return SplitPlan(
         cid,
         spikes,

@@ -72,7 +72,7 @@ ALIASES = {
 }
 
 #: Default rules in the spirit of bombcell's noise / MUA / good classes (Fabre et al.,
-#: bombcell; thresholds from its published defaults, curation-ecosystem.md section 4.4),
+#: bombcell; thresholds from its published defaults, docs/CURATION_ECOSYSTEM.md section 4.4),
 #: restricted to what a Kilosort folder gives without raw data (no SNR, no raw amplitude,
 #: no PC-based isolation):
 #:
@@ -460,6 +460,27 @@ def parse_rule(text: str, columns: Iterable[str] | None = None) -> Rule:
         if unknown:
             raise RuleError(
                 f"unknown column {unknown[0]!r} in rule {text!r} (columns: {', '.join(sorted(known))})"
+            )
+    return rule
+
+
+def parse_condition(text: str, columns: Iterable[str] | None = None) -> Rule:
+    """Parse a bare ``CONDITION`` (a table filter): a :class:`Rule` whose group is ``""``.
+
+    Errors point into ``text`` exactly as typed (nothing is added around it).
+    """
+    p = _Parser(text)
+    if p.peek().kind == "end":
+        raise RuleError("empty condition")
+    cond = p.expr()
+    if p.peek().kind != "end":
+        raise p.error(f"unexpected {p.peek().text!r}")
+    rule = Rule(text.strip(), cond, "")
+    if columns is not None:
+        unknown = sorted(rule.columns - set(columns))
+        if unknown:
+            raise RuleError(
+                f"unknown column {unknown[0]!r} (columns: {', '.join(sorted(set(columns)))})"
             )
     return rule
 

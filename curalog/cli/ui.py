@@ -38,6 +38,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.dir, args.log, host=args.host, port=args.port, allow_remote=args.allow_remote)
 
 
+def ui_warmup_steps() -> tuple[Any, tuple[str, ...]] | None:
+    """The terminal UI's warm-up steps and kernel modules (``curalog warmup``), if installed."""
+    try:
+        from curalog_tui.warmup import TUI_MODULES, TUI_STEPS
+    except ImportError:
+        return None
+    return TUI_STEPS, TUI_MODULES
+
+
 def register(add: Callable[..., Any]) -> None:
     """Add the ``tui`` and ``serve`` subcommands to curalog's parser."""
     p = add("tui", cmd_tui, "curate in the terminal (works over SSH)", author=True)

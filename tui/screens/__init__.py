@@ -4,6 +4,7 @@ Each screen is handed a :class:`curalog_tui.session.CurationSession` (or the cur
 alone) and never imports the app module.
 """
 
+from .correlograms import CorrelogramHelp, CorrelogramScreen
 from .help import HelpScreen, KeyTableHelp
 from .history import HistoryScreen
 from .proposals import ProposalsScreen, ReviewHelp
@@ -13,6 +14,8 @@ from .views import ViewsHelp, ViewsScreen
 from .waveforms import WaveformHelp, WaveformScreen
 
 __all__ = [
+    "CorrelogramHelp",
+    "CorrelogramScreen",
     "HelpScreen",
     "HistoryScreen",
     "KeyTableHelp",

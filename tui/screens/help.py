@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -21,16 +22,22 @@ KEY_NAMES = {
     "shift+space": "shift+space",
 }
 
+#: Keys explained better together than binding by binding: ``(keys, what, actions)``;
+#: the bindings of ``actions`` are not listed again (no key appears twice in the help).
 EXTRA_KEYS = [
-    ("down / up", "next / previous best cluster (skips noise and mua, like phy)"),
-    ("home / end", "first / last cluster"),
-    ("tab", "switch between the cluster and the similarity tables"),
-    ("space / shift+space, n / p", "next / previous similar cluster (skips noise and mua)"),
-    ("x", "mark / unmark the cluster under the cursor"),
-    ("escape", "clear marks, then the filter; closes the prompt and screens"),
-    ("s", "sort prompt (':sort COLUMN [asc|desc]')"),
-    ("d", "toggle the detail panel"),
-    ("alt+g/m/n/u", "label good / mua / noise / unsorted (phy's keys)"),
+    ("down / up", "next / previous best cluster (skips noise and mua, like phy)", ()),
+    ("home / end", "first / last cluster", ()),
+    ("tab", "switch between the cluster and the similarity tables", ()),
+    (
+        "space / shift+space, n / p",
+        "next / previous similar cluster (skips noise and mua)",
+        ("next_similar", "prev_similar"),
+    ),
+    ("x", "mark / unmark the cluster under the cursor", ("toggle_mark",)),
+    ("escape", "clear marks, then the filter; closes the prompt and screens", ("clear",)),
+    ("s", "sort prompt (':sort COLUMN [asc|desc]')", ("prompt(':', 'sort ')",)),
+    ("d", "toggle the detail panel", ("toggle_detail",)),
+    ("?, h", "this help", ("help",)),
 ]
 
 COMMANDS = [
@@ -68,25 +75,28 @@ def _grid(key_width: int) -> Table:
 
 
 def help_text(bindings: Iterable[BindingType]) -> Group:
-    keys = _grid(16)
-    seen: set[str] = set()
+    """Every key once: bindings of one action on one line (``1, alt+g  label good``), the
+    keys of :data:`EXTRA_KEYS` with their longer explanation instead of their bindings."""
+    keys = _grid(max(len(k) for k, _, _ in EXTRA_KEYS))
+    covered = {a for _, _, actions in EXTRA_KEYS for a in actions}
+    rows: dict[str, list[Any]] = {}
     for b in bindings:
-        if not isinstance(b, Binding) or not b.description:
+        if not isinstance(b, Binding) or not b.description or b.action in covered:
             continue
-        key = _key(b)
-        if key in seen:
-            continue
-        seen.add(key)
-        keys.add_row(
-            key, f"label {b.description}" if b.action.startswith("label") else b.description
-        )
-    for key, label in EXTRA_KEYS:
-        keys.add_row(key, label)
+        row = rows.setdefault(b.action, [[], b.description])
+        for k in _key(b).split(", "):
+            if k not in row[0]:
+                row[0].append(k)
+    for action, (ks, what) in rows.items():
+        what = f"label {what}" if action.startswith("label") else what
+        keys.add_row(Text(", ".join(ks)), Text(what))
+    for key, label, _ in EXTRA_KEYS:
+        keys.add_row(Text(key), Text(label))
     commands = Table.grid(padding=(0, 2))
     commands.add_column(style="bold cyan", ratio=2)
     commands.add_column(ratio=3)
     for cmd, label in COMMANDS:
-        commands.add_row(cmd, label)
+        commands.add_row(Text(cmd), Text(label))
     filters = Text("\n".join(f"  {f}" for f in FILTERS), style="cyan")
     return Group(
         Text("Keys", style="bold underline"),

@@ -53,6 +53,7 @@ from ..widgets import (
     COLOR_B,
     EvidenceData,
     ScatterView,
+    amplitude_series,
     message_lines,
     render_evidence,
 )
@@ -290,6 +291,20 @@ class ProposalsScreen(Screen[None]):
                 for c in np.asarray(ev.channels).tolist()
             ]
             data = EvidenceData(ev, labels)
+            ds = self.cur.dataset
+            if ds.amplitudes is not None:
+                n_bins = int(np.asarray(ev.amplitude_a).shape[0]) or 128
+                data.spike_amplitude = tuple(  # type: ignore[assignment]
+                    amplitude_series(
+                        ds.spike_times,
+                        ds.amplitudes,
+                        np.asarray(self.cur.spikes(c)),
+                        float(ds.sample_rate),
+                        float(ds.duration),
+                        n_bins,
+                    )
+                    for c in (queue[0].a, queue[0].b)
+                )
             w, h = size
             if w and h:
                 data.rendered = (

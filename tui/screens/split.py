@@ -79,22 +79,39 @@ def _feature_source(cur: Curation):
     return FeatureSource(cur.dataset)
 
 
+#: The weight of (standardised) time in the ``amp_time`` features: time separates spikes
+#: of a stable unit into two halves of equal amplitude when it counts as much as amplitude,
+#: so it counts 1/16 as much in the distances (a drift still shows; a clean unit stays whole).
+TIME_WEIGHT = 0.25
+FEATURE_NAMES = {
+    "pc": "pc (3 PCs x 3 best channels)",
+    "amp": "amp (spike amplitude only)",
+    "amp_time": f"amp_time (amplitude + time x {TIME_WEIGHT:g})",
+}
+
+
 def feature_sources(cur: Curation) -> list[str]:
-    """Feature matrices available for k-means on this dataset."""
+    """Feature matrices available for k-means on this dataset (the default first)."""
     out = []
     src = _feature_source(cur)
     if src is not None and src.unavailable("pc") is None and src.n_pcs > 0:
         out.append("pc")
     if cur.dataset.amplitudes is not None:
-        out.append("amp_time")
+        out += ["amp", "amp_time"]
     return out
+
+
+def feature_weights(source: str) -> np.ndarray | None:
+    """Column weights for :func:`curalog_tui.split_rules.kmeans` (time counts less)."""
+    return np.array([1.0, TIME_WEIGHT]) if source == "amp_time" else None
 
 
 def features_for(cur: Curation, data: ClusterData, source: str) -> np.ndarray:
     """``(n_spikes, n_features)``; NaN (a spike without a feature row) becomes the column mean.
 
     ``pc``: the first 3 PCs on the cluster's 3 best channels (phy's channels, read with
-    :mod:`curalog.analysis.features`); ``amp_time``: amplitude and time.
+    :mod:`curalog.analysis.features`); ``amp``: the spike amplitude; ``amp_time``: amplitude
+    and time (weighted by :data:`TIME_WEIGHT` in the k-means distances).
     """
     if source == "pc":
         from curalog.analysis.features import Dim, cluster_channels
@@ -110,7 +127,7 @@ def features_for(cur: Curation, data: ClusterData, source: str) -> np.ndarray:
         )
     else:
         amps = data.amplitudes if data.amplitudes is not None else np.zeros(data.spikes.shape[0])
-        x = np.column_stack([amps, data.times_s])
+        x = amps[:, None] if source == "amp" else np.column_stack([amps, data.times_s])
     x = np.asarray(x, dtype=np.float64)
     if np.isnan(x).any():
         with warnings.catch_warnings():
@@ -121,6 +138,7 @@ def features_for(cur: Curation, data: ClusterData, source: str) -> np.ndarray:
 
 
 class SplitScreen(ModalScreen[SplitPlan | None]):
+    AUTO_FOCUS = None  # nothing focused: the keys are the screen's (the value box only on e)
     BINDINGS = [
         Binding("escape", "cancel", "cancel"),
         Binding("enter", "commit", "commit split"),
@@ -138,7 +156,7 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
     DEFAULT_CSS = """
     SplitScreen { align: center middle; }
     SplitScreen > Vertical { width: 95%; height: 95%; border: thick $accent; background: $surface; padding: 0 1; }
-    #split-rules, #split-params, #split-pieces { height: auto; }
+    #split-rules, #split-params, #split-pieces, #split-msg { height: auto; }
     #split-body { height: 1fr; }
     #split-input { height: 3; display: none; }
     """
@@ -155,7 +173,8 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         self.k = 2
         self.seed = 0
         self.sources = feature_sources(cur)
-        self.source = self.sources[0] if self.sources else "amp_time"
+        self.source = self.sources[0] if self.sources else "amp"
+        self.message: Text | None = None
         self.plan: SplitPlan | None = None
         self.hist: tuple[np.ndarray, np.ndarray] | None = None
         self.computing = False
@@ -165,17 +184,24 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             v.border_title = f"split cluster {self.cid}"
             yield Static(id="split-rules")
             yield Static(id="split-params")
-            with VerticalScroll(id="split-body"):
+            body = VerticalScroll(id="split-body")
+            body.can_focus = False  # the arrow keys move the threshold, never the scroll
+            with body:
                 yield Static(id="split-view")
-            yield Input(id="split-input")
+            box = Input(id="split-input")
+            box.can_focus = False  # focusable only while shown (e)
+            yield box
             yield Static(id="split-pieces")
+            yield Static(id="split-msg")
         yield Footer()
 
     def on_mount(self) -> None:
         self.data = load_cluster(self.cur, self.cid)
         d = self.data
         if d.amplitudes is not None and d.amplitudes.size:
-            self.hist = amplitude_histogram(d.amplitudes, 20)
+            # one bin per row that fits (the whole histogram stays in view at 80x24)
+            rows = int((self.app.size.height or 24) * 0.95) - 9
+            self.hist = amplitude_histogram(d.amplitudes, max(6, min(20, rows)))
             finite = d.amplitudes[np.isfinite(d.amplitudes)]
             self.threshold = float(np.median(finite)) if finite.size else 0.0
         self.t0, self.t1 = 0.0, round(d.duration / 2.0, 3)
@@ -211,9 +237,11 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         try:
             feats = features_for(self.cur, d, source)
         except CuralogError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.call_from_thread(self.say, str(exc))
             return
-        plan = by_kmeans(d.cid, d.spikes, feats, k, seed, source)
+        plan = by_kmeans(d.cid, d.spikes, feats, k, seed, source, feature_weights(source))
+        if source == "amp_time":
+            plan.params["time_weight"] = TIME_WEIGHT
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._kmeans_done, plan)
 
@@ -239,15 +267,21 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         self.query_one("#split-params", Static).update(self._params_text())
         self.query_one("#split-view", Static).update(self._view())
         self.query_one("#split-pieces", Static).update(self._pieces_text())
+        self.query_one("#split-msg", Static).update(self.message or Text(""))
+
+    def say(self, message: str, *, error: bool = True) -> None:
+        """A one-line answer under the pieces (why a key did nothing, a bad value)."""
+        self.message = Text(message, style="bold yellow" if error else "green")
+        self.redraw()
 
     def _params_text(self) -> Text:
         if self.rule == "amplitude":
             if self.data is None or self.data.amplitudes is None:
                 return Text("no amplitudes.npy in this folder", style="red")
             return Text.assemble(
-                ("threshold ", "bold"),
+                ("spike amplitude (a.u.) threshold ", "bold"),
                 (f"{self.threshold:.4g}", "bold yellow"),
-                ("  (below: one piece) up/down: ±1 bin, e: type", "dim"),
+                ("  ↑↓ ±1 bin · e type", "dim"),
             )
         if self.rule == "time":
             return Text.assemble(
@@ -259,7 +293,7 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             return Text("one piece per original template of the sorter", style="dim")
         return Text.assemble(
             ("k-means ", "bold"),
-            (f"k={self.k} seed={self.seed} features={self.source}", "bold yellow"),
+            (f"k={self.k} seed={self.seed} features={FEATURE_NAMES[self.source]}", "bold yellow"),
             ("  +/-: k, f: features, e: 'K SEED'", "dim"),
         )
 
@@ -270,7 +304,9 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         width = max(30, int((self.size.width or 80) * 0.95) - 6)
         if self.rule == "amplitude" and self.hist is not None:
             counts, edges = self.hist
-            return histogram_rows(counts, edges, width=min(width, 100), marker=self.threshold)
+            return histogram_rows(
+                counts, edges, width=min(width, 100), marker=self.threshold, high_first=True
+            )
         if self.rule == "time":
             n_bins = min(width, 120)
             counts, edges = np.histogram(d.times_s, bins=n_bins, range=(0.0, max(d.duration, 1e-9)))
@@ -287,7 +323,7 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         table.add_column("spikes", justify="right")
         table.add_column("share", justify="right")
         if d.amplitudes is not None:
-            table.add_column("mean amp", justify="right")
+            table.add_column("median amp (a.u.)", justify="right")
         table.add_column("what")
         total = max(1, d.spikes.shape[0])
         templates = self.plan.params.get("templates", [])
@@ -295,7 +331,7 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             row = [str(i), f"{size:,}", f"{size / total:.0%}"]
             if d.amplitudes is not None:
                 row.append(
-                    f"{np.nanmean(d.amplitudes[self.plan.labels == i]):.3g}" if size else "–"
+                    f"{np.nanmedian(d.amplitudes[self.plan.labels == i]):.3g}" if size else "–"
                 )
             row.append(
                 f"template {templates[i]}"
@@ -318,14 +354,20 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
 
     # ------------------------------------------------------------------ keys
     def action_rule(self, name: str) -> None:
+        self.message = None
         if name == "kmeans" and not self.sources:
-            self.notify("no features for k-means", severity="warning")
+            self.say("k-means: no pc_features.npy and no amplitudes.npy in this folder")
+        elif name == "amplitude" and (self.data is None or self.data.amplitudes is None):
+            self.say("amplitude threshold: no amplitudes.npy in this folder")
         self.rule = name
         self.recompute()
 
     def action_nudge(self, direction: int) -> None:
         if self.rule != "amplitude" or self.hist is None:
+            why = "no amplitudes.npy" if self.hist is None else f"the {self.rule} rule has none"
+            self.say(f"up/down move the amplitude threshold ({why}; a: amplitude rule)")
             return
+        self.message = None
         _, edges = self.hist
         step = float(edges[1] - edges[0])
         lo, hi = float(edges[0]), float(edges[-1]) + step
@@ -333,15 +375,29 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         self.recompute()
 
     def action_k(self, delta: int) -> None:
-        if self.rule == "kmeans":
-            self.k = int(np.clip(self.k + delta, 2, 12))
-            self.recompute()
+        if self.rule != "kmeans":
+            self.say("+/- change k of the k-means rule (m: k-means)")
+            return
+        new = int(np.clip(self.k + delta, 2, 12))
+        if new == self.k:
+            self.say(f"k stays between 2 and 12 (k={self.k})")
+            return
+        self.message = None
+        self.k = new
+        self.recompute()
 
     def action_cycle_features(self) -> None:
-        if self.rule == "kmeans" and self.sources:
-            i = self.sources.index(self.source) if self.source in self.sources else -1
-            self.source = self.sources[(i + 1) % len(self.sources)]
-            self.recompute()
+        if self.rule != "kmeans":
+            self.say("f cycles the k-means features (m: k-means)")
+            return
+        if len(self.sources) < 2:
+            self.say("f: nothing else to cycle to")
+            return
+        i = self.sources.index(self.source) if self.source in self.sources else -1
+        self.source = self.sources[(i + 1) % len(self.sources)]
+        note = "" if "pc" in self.sources else " (no pc_features.npy here: no PC features)"
+        self.say(f"features: {FEATURE_NAMES[self.source]}{note}", error=False)
+        self.recompute()
 
     def action_edit(self) -> None:
         box = self.query_one("#split-input", Input)
@@ -355,13 +411,17 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             box.value, box.border_title = f"{self.k} {self.seed}", "K SEED"
         else:
             box.display = False
+            self.say("e: the templates rule has no parameter to type")
             return
+        self.message = None
+        box.can_focus = True
         box.focus()
 
     @on(Input.Submitted, "#split-input")
     def _edited(self, event: Input.Submitted) -> None:
         box = event.input
         box.display = False
+        box.can_focus = False
         self.set_focus(None)
         try:
             parts = [float(x) for x in event.value.replace(",", " ").split()]
@@ -376,8 +436,9 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
             else:
                 raise ValueError
         except ValueError:
-            self.notify(f"cannot use {event.value!r} here", severity="error")
+            self.say(f"cannot use {event.value!r} here")
             return
+        self.message = None
         self.recompute()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -388,12 +449,13 @@ class SplitScreen(ModalScreen[SplitPlan | None]):
         box = self.query_one("#split-input", Input)
         if box.display:
             box.display = False
+            box.can_focus = False
             self.set_focus(None)
             return
         self.dismiss(None)
 
     def action_commit(self) -> None:
         if self.plan is None or self.plan.problem:
-            self.notify(self.plan.problem if self.plan else "nothing to commit", severity="error")
+            self.say(self.plan.problem if self.plan and self.plan.problem else "nothing to commit")
             return
         self.dismiss(self.plan)

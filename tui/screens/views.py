@@ -45,6 +45,7 @@ from textual.widgets import Footer, Static
 
 from curalog import Curation, Update
 from curalog.analysis.features import (
+    FeatureSource,
     MissingFeaturesError,
     PolygonError,
     SplitPreview,
@@ -111,7 +112,7 @@ SCATTER_KEYS = (
     "isi_violations_ratio",
     "rp_contamination",
     "presence_ratio",
-    "amplitude_median",
+    "amplitude_median_npy",
     "amplitude_cutoff",
     "peak_to_trough_ms",
     "best_channel",
@@ -119,7 +120,8 @@ SCATTER_KEYS = (
 )
 SCATTER_LABELS = {
     "firing_rate": "fr (Hz)",
-    "template_amplitude": "amp",
+    "template_amplitude": "amp[t]",
+    "amplitude_median_npy": "amp[au]",
     "isi_violations_ratio": "isi",
     "rp_contamination": "contam",
     "presence_ratio": "pres",
@@ -146,6 +148,69 @@ def _padded(v: np.ndarray) -> tuple[float, float]:
         return (lo - half, hi + half)
     pad = (hi - lo) * 0.03
     return (lo - pad, hi + pad)
+
+
+def axis_labels(spec: ViewSpec) -> tuple[str, str]:
+    """The spec's axis labels, with units for time and amplitude (docs/TUI.md)."""
+    labels = list(spec.labels())
+    for i, dim in enumerate((spec.x, spec.y)):
+        if dim.kind == "time":
+            labels[i] = "time (s)"
+        elif dim.kind == "amplitude":
+            labels[i] = "spike amplitude (a.u.)"
+    return labels[0], labels[1]
+
+
+def fit_axes(data: ViewData, duration: float) -> None:
+    """Time axes span the recording ``[0, duration]`` (never a margin before 0); amplitude
+    axes run from 0 to the clusters' largest amplitude, the scale of the detail panel and
+    the split screen (one scale per cluster everywhere)."""
+    spec = data.spec
+    for axis, dim in (("x", spec.x), ("y", spec.y)):
+        values = [getattr(ly, axis) for ly in data.layers if len(ly)]
+        if dim.kind == "time":
+            top = max([duration] + [float(v.max()) for v in values])
+            setattr(data, f"{axis}_range", (0.0, top if top > 0 else 1.0))
+        elif dim.kind == "amplitude" and values:
+            top = max(float(v.max()) for v in values)
+            lo = min(float(v.min()) for v in values)
+            if lo >= 0 and top > 0:
+                setattr(data, f"{axis}_range", (0.0, top))
+
+
+def view_warning(source: FeatureSource, data: ViewData) -> str | None:
+    """Why a template-feature view shows (almost) nothing: ``template_feature_ind`` rows that
+    do not list the pair's templates project every spike to 0 (phy-template's folder lists
+    templates 0-15 for all 64 templates)."""
+    spec = data.spec
+    if spec.kind != "template_feature":
+        return None
+    points = sum(len(ly) for ly in data.layers)
+    xs = np.concatenate([ly.x for ly in data.layers]) if points else np.zeros(0)
+    ys = np.concatenate([ly.y for ly in data.layers]) if points else np.zeros(0)
+    distinct = np.unique(np.round(np.column_stack([xs, ys]), 9), axis=0).shape[0] if points else 0
+    if points and distinct > max(2, points // 100):
+        return None
+    try:
+        ind = source._sparse("tf").ind
+    except Exception:  # pragma: no cover - the view was computed, so the file is there
+        return None
+    same = ind.shape[0] > 1 and bool(np.all(ind == ind[0]))
+    missing = []
+    for dim in (spec.x, spec.y):
+        listed = np.isin(np.asarray(dim.templates), ind[ind >= 0])
+        if not listed.all():
+            missing += [int(t) for t in np.asarray(dim.templates)[~listed]]
+    why = (
+        f"every row lists the same {int((ind[0] >= 0).sum())} templates"
+        if same
+        else "its rows do not list these clusters' templates"
+    )
+    what = f"; templates {', '.join(map(str, missing[:6]))} are never listed" if missing else ""
+    return (
+        f"{points:,} spikes at {distinct} point(s): template_feature_ind.npy is degenerate "
+        f"({why}{what}), so the projections carry no information"
+    )
 
 
 def _cell_marker(layer: ScatterLayer, frame: Frame) -> ScatterLayer:
@@ -271,6 +336,7 @@ class ViewsScreen(Screen[None]):
         self.cursor: tuple[float, float] | None = None
         self.frame: Frame | None = None
         self.message: Text | None = None
+        self.warning: str | None = None  # what makes the view uninformative (said, not hidden)
         # cluster scatter
         self.scatter_x, self.scatter_y = "firing_rate", "depth"
         self._scatter: tuple[Any, list[int], np.ndarray, np.ndarray, list[str | None]] | None = None
@@ -439,10 +505,13 @@ class ViewsScreen(Screen[None]):
         except CuralogError as exc:
             self.app.call_from_thread(self._computed, gen, None, None, None, str(exc), 0.0)
             return
+        duration = float(self.cur.dataset.duration)
+        fit_axes(data, duration)
+        warning = view_warning(spec.source, data)
         layers = self._make_layers(gen, 0, data, None)
         self._warm(data, layers, w, h)
         ms = (time.perf_counter() - t0) * 1e3
-        self.app.call_from_thread(self._computed, gen, spec, data, layers, None, ms)
+        self.app.call_from_thread(self._computed, gen, spec, data, layers, None, ms, warning)
 
     def _computed(
         self,
@@ -452,10 +521,12 @@ class ViewsScreen(Screen[None]):
         layers: list[ScatterLayer] | None,
         error: str | None,
         ms: float,
+        warning: str | None = None,
     ) -> None:
         if gen != self.gen or not self.is_mounted:
             return  # superseded
         self.computing = False
+        self.warning = warning
         if error is not None:
             self._show_error(error)
             return
@@ -513,7 +584,7 @@ class ViewsScreen(Screen[None]):
         frame = layout_frame(pw, h, data.x_range, data.y_range)
         self._ensure_cursor(frame)
         overlay = PolygonOverlay(list(self.poly), None if self.closed else self.cursor, self.closed)
-        x_label, y_label = spec.labels()
+        x_label, y_label = axis_labels(spec)
         plot = render_scatter(
             layers,
             pw,
@@ -710,6 +781,8 @@ class ViewsScreen(Screen[None]):
                 t.append("  (no spike inside)", style="bold red")
             t.append("  enter: split · esc: cancel", style="dim")
             return t
+        if self.warning and not self.poly:
+            return Text(self.warning, style="bold yellow")
         if self.poly:
             return Text(
                 f"polygon: {len(self.poly)} vertices · space: add · backspace: remove · "

@@ -2,8 +2,16 @@
 
 from .cluster_table import ClusterTable
 from .detail import Detail, DetailPanel
-from .evidence import COLOR_A, COLOR_B, EvidenceData, message_lines, render_evidence
+from .evidence import (
+    COLOR_A,
+    COLOR_B,
+    EvidenceData,
+    amplitude_series,
+    message_lines,
+    render_evidence,
+)
 from .fast_table import FastDataTable
+from .keybar import KeyBar
 from .rawplot import (
     SpikeMark,
     WaveformSet,
@@ -15,6 +23,7 @@ from .rawplot import (
     render_waveforms,
 )
 from .scatter import ScatterView
+from .scrollbar import LineScrollBarRender
 from .similarity_table import SimilarityTable
 from .status import StatusLine, status_text
 
@@ -26,6 +35,8 @@ __all__ = [
     "DetailPanel",
     "EvidenceData",
     "FastDataTable",
+    "KeyBar",
+    "LineScrollBarRender",
     "ScatterView",
     "SpikeMark",
     "WaveformSet",
@@ -37,6 +48,7 @@ __all__ = [
     "render_waveforms",
     "SimilarityTable",
     "StatusLine",
+    "amplitude_series",
     "message_lines",
     "render_evidence",
     "status_text",

@@ -70,6 +70,10 @@ class ClusterTable(FastDataTable):
         for cid in visible:
             self.add_row(*self.model.cells(cid, self.cols), key=str(cid))
         self.order = visible
+        # phy's reset_wizard: start on the first cluster that is not noise or mua
+        first = next((i for i, c in enumerate(visible) if self._navigable(c)), 0)
+        if first:
+            self.move_cursor(row=first)
         self._check_selection()
 
     def ensure_columns(self) -> None:
@@ -210,30 +214,34 @@ class ClusterTable(FastDataTable):
     def _navigable(self, cid: int) -> bool:
         return not (self.skip_masked and self.model.cur.group(cid) in MASKED_GROUPS)
 
-    def step(self, direction: int) -> int | None:
-        """phy's wizard: the next/previous row that is not noise or mua; None at the end."""
+    def step(self, direction: int, *, fallback: bool = False) -> int | None:
+        """phy's wizard: the next/previous row that is not noise or mua; None at the end.
+
+        With ``fallback`` (the arrow keys), when no such row is left in that direction the
+        cursor still moves one row (onto a noise/mua cluster) instead of doing nothing.
+        """
         if not self.order:
             return None
-        i = self.cursor_row
+        start = i = self.cursor_row
         while 0 <= i + direction < len(self.order):
             i += direction
             if self._navigable(self.order[i]):
                 self.move_cursor(row=i)
                 return self.order[i]
+        if fallback and 0 <= start + direction < len(self.order):
+            self.move_cursor(row=start + direction)
+            return self.order[start + direction]
         return None
 
     def action_next_best(self) -> None:
-        self.step(+1)
+        self.step(+1, fallback=True)
 
     def action_prev_best(self) -> None:
-        self.step(-1)
+        self.step(-1, fallback=True)
 
     def action_first(self) -> None:
+        """The very first row, whatever its group (the arrows then skip noise and mua)."""
         self.move_cursor(row=0)
-        if self.order and not self._navigable(self.order[0]):
-            self.step(+1)
 
     def action_last(self) -> None:
         self.move_cursor(row=max(0, len(self.order) - 1))
-        if self.order and not self._navigable(self.order[-1]):
-            self.step(-1)

@@ -43,6 +43,7 @@ class Detail:
     bin_ms: float
     window_ms: float
     refractory_ms: float
+    raw_uv: float | None = None  # raw amplitude in µV (a recording with a known gain)
 
 
 class Plot(Widget):
@@ -142,6 +143,13 @@ class DetailPanel(VerticalScroll):
         isi = r.get("isi_violations_ratio")
         if isi is not None and np.isfinite(isi):
             bits.append(f"isi {isi:.2f}")
+        t_amp, s_amp = r.get("template_amplitude"), r.get("amplitude_median_npy")
+        if t_amp is not None and np.isfinite(t_amp):
+            bits.append(f"amp[t] {t_amp:.3g}")
+        if s_amp is not None and np.isfinite(s_amp):
+            bits.append(f"amp[au] {s_amp:.3g}")
+        if d.raw_uv is not None and np.isfinite(d.raw_uv):
+            bits.append(f"amp[µV] {d.raw_uv:.0f}")
         self.header.set(
             Text.assemble(
                 (f"cluster {d.best}", "bold " + style),
@@ -184,14 +192,15 @@ class DetailPanel(VerticalScroll):
             top = float(finite.max()) if finite.size else 1.0
             self.amp_plot.set(
                 Text.assemble(
-                    ("amplitude over time", "bold"), (f"  0-{top:.3g}, {d.duration:.0f} s", "dim")
+                    ("spike amplitude (a.u.)", "bold"),
+                    (f" 0-{top:.3g}, 0-{d.duration:.0f} s", "dim"),
                 ),
                 lambda width: scatter_plot(
                     t, a, width, 3, x_range=(0.0, d.duration), y_range=(0.0, top)
                 ),
             )
         else:
-            self.amp_plot.set(Text("amplitude over time  (no amplitudes.npy)", style="dim"), None)
+            self.amp_plot.set(Text("spike amplitude  (no amplitudes.npy)", style="dim"), None)
         fr = np.nan_to_num(np.asarray(d.fr_series, dtype=np.float64))
         top_fr = float(fr.max()) if fr.size else 0.0
         self.fr_plot.set(

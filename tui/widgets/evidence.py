@@ -48,10 +48,32 @@ class EvidenceData:
     ms: float = 0.0  # time the worker took
     #: lines rendered in the worker for a ``(width, height)`` area, reused when it still fits
     rendered: tuple[int, int, list[Text]] | None = None
+    #: per-time-bin mean spike amplitude (``amplitudes.npy``, a.u.) of both clusters: the
+    #: scale of the table's ``amp[au]``, the split screen and the amplitude view
+    spike_amplitude: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def proposal(self) -> Proposal:
         return self.evidence.proposal
+
+
+def amplitude_series(
+    spike_times: np.ndarray,
+    amplitudes: np.ndarray,
+    spikes: np.ndarray,
+    sample_rate: float,
+    duration: float,
+    n_bins: int,
+) -> np.ndarray:
+    """Mean ``amplitudes.npy`` of ``spikes`` in ``n_bins`` equal time bins (NaN: no spike)."""
+    s = np.asarray(spikes)
+    t = np.asarray(spike_times[s], dtype=np.float64) / float(sample_rate)
+    a = np.asarray(amplitudes[s], dtype=np.float64)
+    k = np.clip((t / max(duration, 1e-12) * n_bins).astype(np.int64), 0, n_bins - 1)
+    n = np.bincount(k, minlength=n_bins).astype(np.float64)
+    tot = np.bincount(k, weights=a, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, tot / n, np.nan)
 
 
 # --------------------------------------------------------------------- small pieces
@@ -339,11 +361,16 @@ def render_evidence(data: EvidenceData, width: int, height: int, *, duration: fl
         **kw,
     )
     acgs = _side_by_side([acg_a, acg_b], [acg_w, right_w - 2 - acg_w])
+    amp_a, amp_b = (
+        data.spike_amplitude
+        if data.spike_amplitude is not None
+        else (ev.amplitude_a, ev.amplitude_b)
+    )
     amp = time_block(
-        "amplitude over time",
+        "spike amplitude (a.u.)" if data.spike_amplitude is not None else "template amplitude",
         "",
-        ev.amplitude_a,
-        ev.amplitude_b,
+        amp_a,
+        amp_b,
         left_w,
         h.time,
         duration,

@@ -18,7 +18,7 @@ from .fast_table import FastDataTable
 COLUMNS = (
     ("id", "id", 6),
     ("sim", "sim", 5),
-    ("group", "group", 5),
+    ("group", "group", 8),
     ("n_spikes", "n_spikes", 8),
     ("acg", "ACG 0-25ms", 13),
     ("ccg", "CCG ±25ms", CCG_WIDTH),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
 from curalog.analysis.proposals.kernels import _full_pass, _hist_pass, _local_pass, _template_hist
 from curalog.analysis.proposals.profiles import _compose_profiles, _Profile
 from curalog.analysis.stats.similarity import template_row
+from curalog.clustering import Update
 from curalog.errors import InvalidActionError
 
 
@@ -19,22 +19,19 @@ class _IncrementalUpdates:
     """The update half of :class:`curalog.analysis.proposals.ProposalEngine` (a mixin)."""
 
     # ------------------------------------------------------------------ updates
-    def on_update(self, update: Any) -> None:
-        """Take note of an action, undo or redo; the work happens at the next query."""
-        added = tuple(int(c) for c in getattr(update, "added", ()))
-        deleted = tuple(int(c) for c in getattr(update, "deleted", ()))
-        desc = tuple(getattr(update, "descendants", ()))
+    def on_update(self, update: Update) -> None:
+        """Take note of an action, undo or redo; the work happens at the next query. A
+        proposal decision recorded by anyone (another engine, the UI) applies at once."""
+        note = getattr(update, "note", None)
+        if note is not None:
+            self._take_note(note)  # type: ignore[attr-defined]
+            return
+        added = tuple(int(c) for c in update.added)
+        deleted = tuple(int(c) for c in update.deleted)
+        merged = update.merged
         with self._lock:
-            olds = {int(old) for old, _ in desc}
-            if (
-                len(added) == 1
-                and desc
-                and all(int(new) == added[0] for _, new in desc)
-                and olds == set(deleted)
-                and len(olds) >= 2
-                and added[0] not in self._parents
-            ):
-                self._parents[added[0]] = tuple(sorted(olds))
+            if merged is not None and merged[0] not in self._parents:
+                self._parents[merged[0]] = merged[1]
                 self._ancestors.clear()  # an older id may have gained parents (undo of a split)
             if added or deleted:
                 self._pending = True

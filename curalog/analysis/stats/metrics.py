@@ -4,7 +4,7 @@ Everything here is a pure function of a cluster's spikes (sorted spike indices) 
 dataset's files: spike times, spike templates, ``amplitudes.npy``, ``templates.npy`` (+
 ``whitening_mat_inv.npy``), the probe geometry. One numba pass over the cluster's spikes
 (:func:`cluster_pass`) gathers what every metric needs; the formulas then follow their
-published definitions, as SpikeInterface 0.105 implements them (curation-ecosystem.md
+published definitions, as SpikeInterface 0.105 implements them (docs/CURATION_ECOSYSTEM.md
 section 4.2), re-written here from those definitions.
 
 Notation: ``N`` spikes, ``fs`` sampling rate, ``T`` total duration in seconds (``T_s`` in
@@ -18,7 +18,7 @@ template
     Dominant template: the most frequent ``spike_templates`` value among the cluster's
     spikes; ties go to the smaller template id (phy's ``get_template_for_cluster``).
 best_channels, best_channel, ch, shank, depth, template_amplitude
-    phy's Template-GUI rules applied to the dominant template (phy-semantics.md 1.4 and
+    phy's Template-GUI rules applied to the dominant template (docs/PHY_SEMANTICS.md 1.4 and
     4.1): the template is unwhitened (``template @ whitening_mat_inv``; when the folder has
     no ``whitening_mat_inv.npy`` the inverse of ``whitening_mat.npy`` is used, and when it
     has neither the step is skipped, i.e. the identity: amplitudes are then in whitened units
@@ -87,7 +87,6 @@ import numpy as np
 
 from curalog.analysis.stats.correlograms import (
     CorrelogramBins,
-    _merge_ranks,
     acg_from_half,
     acg_half,
 )
@@ -285,23 +284,145 @@ def _select_median(a, lo, hi):
 
 
 @numba.njit(cache=True, nogil=True)
+def _min_max_nan(amps):
+    """``(min, max, has_nan)`` in one pass without an early exit (so it vectorises)."""
+    lo = np.inf
+    hi = -np.inf
+    bad = False
+    for k in range(amps.shape[0]):
+        v = amps[k]
+        bad |= v != v
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi, bad
+
+
+@numba.njit(cache=True, nogil=True)
+def _linspace_edges(lo, hi, n_bins):
+    """``np.linspace(lo, hi, n_bins + 1)``: ``i * step + lo``, the last edge exactly ``hi``."""
+    edges = np.empty(n_bins + 1, dtype=np.float64)
+    step = (hi - lo) / n_bins
+    for i in range(n_bins + 1):
+        if step == 0:
+            edges[i] = (i / n_bins) * (hi - lo) + lo
+        else:
+            edges[i] = i * step + lo
+    edges[n_bins] = hi
+    return edges
+
+
+@numba.njit(cache=True, nogil=True)
+def _numpy_bin(v, first, denom, n_bins, edges):
+    """The bin ``np.histogram`` gives ``v`` (``first <= v <= last``) for uniform ``edges``."""
+    idx = int(((v - first) / denom) * n_bins)
+    if idx == n_bins:
+        idx -= 1
+    if v < edges[idx]:
+        idx -= 1
+    if idx != n_bins - 1 and v >= edges[idx + 1]:
+        idx += 1
+    return idx
+
+
+@numba.njit(cache=True, nogil=True)
+def _cutoff_from_hist(h, n, half_w):
+    pdf = np.trunc(_smooth_kernel(h, half_w))
+    n_bins = h.shape[0]
+    g = 0
+    for i in range(n_bins):
+        if pdf[i] >= pdf[0]:
+            g = i
+    missed = 0.0
+    for i in range(g + 1, n_bins):
+        missed += pdf[i]
+    frac = missed / (n + missed)
+    return min(frac, 0.5)
+
+
+#: Fine bins per histogram bin in :func:`_amp_kernel_two_pass`.
+_FINE = 40
+
+
+@numba.njit(cache=True, nogil=True)
+def _amp_kernel_two_pass(amps, lo, hi, n_bins, half_w):
+    """(median, cutoff) of non-negative amplitudes in two passes after the min/max one.
+
+    Pass 1 counts ``n_bins * F`` fine bins over ``[lo, hi]``; they locate the middle order
+    statistics (as :func:`_select_median` does) and give the 100-bin histogram by groups of
+    F. A fine bin that touches a histogram edge may hold values numpy puts on the other side
+    of that edge, so in pass 2 (which also collects the median's candidates) exactly those
+    values are binned again with numpy's rule. Any other fine bin lies at least one fine bin
+    (1/F of a histogram bin) away from every edge, far beyond the rounding of either binning
+    (the caller guarantees ``hi - lo`` is not tiny relative to ``|hi|``).
+    """
+    n = amps.shape[0]
+    nf = n_bins * _FINE
+    scale = nf / (hi - lo)
+    fine = np.zeros(nf, dtype=np.int64)
+    for k in range(n):
+        fine[min(int((amps[k] - lo) * scale), nf - 1)] += 1
+    k1 = (n - 1) // 2
+    k2 = n // 2
+    acc = 0
+    b1 = -1
+    b2 = -1
+    before = 0
+    for b in range(nf):
+        if b1 < 0 and acc + fine[b] > k1:
+            b1 = b
+            before = acc
+        if acc + fine[b] > k2:
+            b2 = b
+            break
+        acc += fine[b]
+    h = np.zeros(n_bins, dtype=np.float64)
+    for b in range(nf):
+        h[b // _FINE] += fine[b]
+    edges = _linspace_edges(lo, hi, n_bins)
+    denom = hi - lo
+    # code[b]: 1 = holds a middle order statistic, 2 = touches a histogram edge
+    code = np.zeros(nf, dtype=np.uint8)
+    for b in range(b1, b2 + 1):
+        code[b] = 1
+    for c in range(n_bins):
+        code[c * _FINE] |= 2
+        code[c * _FINE + _FINE - 1] |= 2
+    buf = np.empty(max(acc + fine[b2] - before, 1), dtype=np.float64)
+    m = 0
+    for k in range(n):
+        v = amps[k]
+        b = min(int((v - lo) * scale), nf - 1)
+        flag = code[b]
+        if flag != 0:
+            if flag & 1:
+                buf[m] = v
+                m += 1
+            if flag & 2:
+                exact = _numpy_bin(v, lo, denom, n_bins, edges)
+                c = b // _FINE
+                if exact != c:
+                    h[c] -= 1
+                    h[exact] += 1
+    sel = np.sort(buf[:m])
+    med = sel[k1 - before] if k1 == k2 else (sel[k1 - before] + sel[k2 - before]) / 2
+    return med, _cutoff_from_hist(h, n, half_w)
+
+
+@numba.njit(cache=True, nogil=True)
 def _amp_kernel(amps, n_bins, half_w, min_ratio):
     """(median, amplitude cutoff) of one cluster's amplitudes (see the module docstring)."""
     n = amps.shape[0]
     if n == 0:
         return np.nan, np.nan
-    lo = np.inf
-    hi = -np.inf
-    for k in range(n):
-        v = amps[k]
-        if np.isnan(v):
-            return np.nan, np.nan
-        if v < lo:
-            lo = v
-        if v > hi:
-            hi = v
+    lo, hi, bad = _min_max_nan(amps)
+    if bad:
+        return np.nan, np.nan
+    want_cutoff = not (n / n_bins < min_ratio) and np.isfinite(lo) and np.isfinite(hi)
+    if want_cutoff and lo >= 0 and hi - lo > 1e-6 * hi:
+        # The usual case (Kilosort's amplitudes are positive scalings): two passes.
+        return _amp_kernel_two_pass(amps, lo, hi, n_bins, half_w)
     med = _select_median(amps, lo, hi)
-    if n / n_bins < min_ratio or not (np.isfinite(lo) and np.isfinite(hi)):
+    if not want_cutoff:
         return med, np.nan
     if med < 0:
         a = -amps
@@ -311,26 +432,9 @@ def _amp_kernel(amps, n_bins, half_w, min_ratio):
     if lo == hi:
         lo -= 0.5
         hi += 0.5
-    # np.linspace(lo, hi, n_bins + 1): i * step + lo, the last edge exactly hi
-    edges = np.empty(n_bins + 1, dtype=np.float64)
-    step = (hi - lo) / n_bins
-    for i in range(n_bins + 1):
-        if step == 0:
-            edges[i] = (i / n_bins) * (hi - lo) + lo
-        else:
-            edges[i] = i * step + lo
-    edges[n_bins] = hi
+    edges = _linspace_edges(lo, hi, n_bins)
     h = _uniform_histogram(a, edges).astype(np.float64)
-    pdf = np.trunc(_smooth_kernel(h, half_w))
-    g = 0
-    for i in range(n_bins):
-        if pdf[i] >= pdf[0]:
-            g = i
-    missed = 0.0
-    for i in range(g + 1, n_bins):
-        missed += pdf[i]
-    frac = missed / (n + missed)
-    return med, min(frac, 0.5)
+    return med, _cutoff_from_hist(h, n, half_w)
 
 
 def amplitude_cutoff(
@@ -374,76 +478,129 @@ def _gather_kernel(times, spikes, amplitudes, use_amp, spike_templates, n_templa
 
 @numba.njit(cache=True, nogil=True)
 def _core_kernel(t, amps, use_amp, fs, isi_thr_s, t_r, pr_bin, pr_nbins, n_series, total_samples):
-    """ISI and refractory-period counts, presence and sparkline bins of sorted times ``t``."""
+    """ISI and refractory-period counts, presence and sparkline bins of sorted times ``t``.
+
+    One pass in which nothing waits on memory: the per-bin counts are index differences
+    taken when a bin closes (times are sorted, so bins only move forward), the sparkline
+    amplitude sums accumulate in a register (same additions in the same order), the ISI
+    test is branch-free, and the refractory pairs of a spike are counted four at a time.
+    """
     n = t.shape[0]
     pr_counts = np.zeros(pr_nbins, dtype=np.int64)
     s_counts = np.zeros(n_series, dtype=np.int64)
     s_amp = np.zeros(n_series, dtype=np.float64)
-    # series bin b = floor(t * n_series / total) starts at ceil(b * total / n_series)
     s_edges = np.empty(n_series + 1, dtype=np.int64)
     for b in range(n_series + 1):
         s_edges[b] = (b * total_samples + n_series - 1) // n_series
+    big = np.iinfo(np.int64).max
     last_edge = pr_nbins * pr_bin
     pb = 0
-    pr_next = pr_bin
+    pr_next = pr_bin if pr_nbins > 0 else big
+    pr_start = 0  # index of the first spike of presence bin pb
     sb = 0
+    s_next = s_edges[1] if n_series > 1 else big
+    s_start = 0
+    amp_acc = 0.0
     isi_v = 0
-    prev = 0.0
-    for k in range(n):  # times are sorted: bins only move forward, no division per spike
-        tk = t[k]
-        cur = tk / fs  # seconds, as SpikeInterface compares np.diff(t / fs) < threshold
-        if k > 0 and (cur - prev) < isi_thr_s:
-            isi_v += 1
-        prev = cur
-        if tk < last_edge:
-            while tk >= pr_next:
-                pb += 1
-                pr_next += pr_bin
-            pr_counts[pb] += 1
-        elif tk == last_edge and pr_nbins > 0:
-            pr_counts[pr_nbins - 1] += 1
-        while sb < n_series - 1 and tk >= s_edges[sb + 1]:
-            sb += 1
-        s_counts[sb] += 1
-        if use_amp:
-            s_amp[sb] += amps[k]
     rp = 0
-    p = 0
-    for i in range(n):
-        if p < i + 1:
-            p = i + 1
-        while p < n and t[p] - t[i] <= t_r:
-            p += 1
-        rp += p - i - 1
+    prev = 0.0
+    for k in range(n):
+        tk = t[k]
+        cur = tk / fs
+        isi_v += (k > 0) & ((cur - prev) < isi_thr_s)
+        prev = cur
+        if tk >= pr_next:  # rare: close presence bins
+            if tk >= last_edge:
+                if pb < pr_nbins:
+                    pr_counts[pb] += k - pr_start
+                    pb = pr_nbins
+                pr_next = big
+            else:
+                pr_counts[pb] += k - pr_start
+                pr_start = k
+                while tk >= pr_next:
+                    pb += 1
+                    pr_next += pr_bin
+            if tk == last_edge and pr_nbins > 0:
+                pr_counts[pr_nbins - 1] += 1
+        elif pb == pr_nbins and tk == last_edge and pr_nbins > 0:
+            pr_counts[pr_nbins - 1] += 1
+        if tk >= s_next:  # rare: close sparkline bins
+            s_counts[sb] += k - s_start
+            s_amp[sb] += amp_acc
+            amp_acc = 0.0
+            s_start = k
+            while tk >= s_next:
+                sb += 1
+                s_next = s_edges[sb + 1] if sb < n_series - 1 else big
+        if use_amp:
+            amp_acc += amps[k]
+        # refractory pairs (k, j > k) with t_j - t_k <= t_r: four candidates without a branch
+        lim = tk + t_r
+        if k + 4 < n:
+            c = (t[k + 1] <= lim) + (t[k + 2] <= lim) + (t[k + 3] <= lim) + (t[k + 4] <= lim)
+            rp += c
+            if c == 4:
+                j = k + 5
+                while j < n and t[j] <= lim:
+                    j += 1
+                rp += j - k - 5
+        else:
+            j = k + 1
+            while j < n and t[j] <= lim:
+                j += 1
+            rp += j - k - 1
+    if pb < pr_nbins:
+        pr_counts[pb] += n - pr_start
+    s_counts[sb] += n - s_start
+    s_amp[sb] += amp_acc
     return pr_counts, s_counts, s_amp, isi_v, rp
 
 
 @numba.njit(cache=True, nogil=True)
-def _merge_gathered(ia, ta, aa, ib, tb, ab, use_amp):
+def _merge_gathered(ia, ta, aa, ib, tb, ab, use_amp, want_idx):
     """Merge two clusters' gathered (spike index, time, amplitude) arrays in index order.
 
-    Branch-free: the merged position of ``a[p]`` is ``p + #{b before it}``, found by a merge
-    that writes both candidates' ranks at every step (the loser's is overwritten later)."""
+    One branch-free merge walk: at every step both heads are compared and the smaller
+    one's values are selected (no rank arrays, no data-dependent branch). The merged
+    indices are only written when asked for (a chain of more than two parents)."""
     na = ia.shape[0]
     nb = ib.shape[0]
     n = na + nb
-    ra, rb = _merge_ranks(ia, ib)
-    idx = np.empty(n, dtype=np.int64)
+    idx = np.empty(n if want_idx else 0, dtype=np.int64)
     t = np.empty(n, dtype=np.int64)
     amps = np.empty(n if use_amp else 0, dtype=np.float64)
-    for p in range(na):
-        k = p + ra[p]
-        idx[k] = ia[p]
+    p = 0
+    q = 0
+    k = 0
+    while p < na and q < nb:
+        x = ia[p]
+        y = ib[q]
+        a_first = x < y
+        t[k] = ta[p] if a_first else tb[q]
+        if use_amp:
+            amps[k] = aa[p] if a_first else ab[q]
+        if want_idx:
+            idx[k] = x if a_first else y
+        p += np.int64(a_first)
+        q += 1 - np.int64(a_first)
+        k += 1
+    while p < na:
         t[k] = ta[p]
-    for q in range(nb):
-        k = q + rb[q]
-        idx[k] = ib[q]
+        if use_amp:
+            amps[k] = aa[p]
+        if want_idx:
+            idx[k] = ia[p]
+        p += 1
+        k += 1
+    while q < nb:
         t[k] = tb[q]
-    if use_amp:
-        for p in range(na):
-            amps[p + ra[p]] = aa[p]
-        for q in range(nb):
-            amps[q + rb[q]] = ab[q]
+        if use_amp:
+            amps[k] = ab[q]
+        if want_idx:
+            idx[k] = ib[q]
+        q += 1
+        k += 1
     return idx, t, amps
 
 
@@ -514,9 +671,17 @@ def merge_passes(
     use_amp = gathered[0][1] is not None
     idx = np.ascontiguousarray(spikes[0])
     t, a = gathered[0][0], gathered[0][1] if use_amp else _EMPTY_F8
-    for sp, (tb, ab) in zip(spikes[1:], gathered[1:], strict=True):
+    last = len(spikes) - 1
+    for k, (sp, (tb, ab)) in enumerate(zip(spikes[1:], gathered[1:], strict=True), 1):
         idx, t, a = _merge_gathered(
-            idx, t, a, np.ascontiguousarray(sp), tb, ab if use_amp else _EMPTY_F8, use_amp
+            idx,
+            t,
+            a,
+            np.ascontiguousarray(sp),
+            tb,
+            ab if use_amp else _EMPTY_F8,
+            use_amp,
+            k < last,
         )
     return t, (a if use_amp else None)
 

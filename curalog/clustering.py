@@ -24,7 +24,7 @@ The id rules (docs/PHY_SEMANTICS.md sections 2.3-2.5 and 8.1):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,6 +217,28 @@ def _subset_remainder(members: np.ndarray, subset: np.ndarray):
     return j == n_sub, out
 
 
+@numba.njit(cache=True, nogil=True)
+def _strictly_increasing(a: np.ndarray) -> bool:
+    """Sorted without duplicates."""
+    for i in range(1, a.shape[0]):  # noqa: SIM110 - numba compiles loops, not all()
+        if a[i] <= a[i - 1]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _all_equal(a: np.ndarray, value: int) -> bool:
+    for i in range(a.shape[0]):  # noqa: SIM110 - numba compiles loops, not all()
+        if a[i] != value:
+            return False
+    return True
+
+
+def is_sorted_unique(a: np.ndarray) -> bool:
+    """True when the 1-D integer array ``a`` is strictly increasing."""
+    return bool(_strictly_increasing(np.ascontiguousarray(a)))
+
+
 def _largest(sizes: dict[int, int]) -> int | None:
     """The id with the most spikes; ties go to the smaller id."""
     best = None
@@ -252,14 +274,23 @@ class ClusterState:
         The base assignment (copied into an int32 ``spike_clusters``).
     """
 
-    def __init__(self, spike_templates: np.ndarray):
-        self.reset(spike_templates)
+    def __init__(
+        self, spike_templates: np.ndarray, release: Callable[[np.ndarray], None] | None = None
+    ):
+        self.reset(spike_templates, release)
 
-    def reset(self, spike_templates: np.ndarray) -> None:
-        """Back to the sorter's assignment, in place (holders of this object stay valid)."""
-        base = np.ascontiguousarray(spike_templates, dtype=np.int32)
-        self.n_spikes = int(base.shape[0])
-        self._spike_clusters = base.copy()
+    def reset(
+        self, spike_templates: np.ndarray, release: Callable[[np.ndarray], None] | None = None
+    ) -> None:
+        """Back to the sorter's assignment, in place (holders of this object stay valid).
+
+        ``release(spike_templates)`` is called once it is copied, before the index is built
+        (to drop a memory map's pages while the index takes its own memory)."""
+        self.n_spikes = int(spike_templates.shape[0])
+        self._spike_clusters = np.array(spike_templates, dtype=np.int32, order="C")
+        if release is not None:
+            release(spike_templates)
+        base = self._spike_clusters  # unchanged until the first action
         self._pending: list[tuple[int, np.ndarray]] = []
         self._prune_at = 64
         self.index_dtype = np.int32 if self.n_spikes < 2**31 - 1 else np.int64
@@ -457,6 +488,10 @@ class ClusterState:
         spares reading ``spike_clusters``; a wrong claim raises :class:`InvalidActionError`.
         """
         sel = self._validate_selection(spike_ids, "split")
+        if labels is None and touched is None:
+            change = self._split_within_one(sel)
+            if change is not None:
+                return change
         if labels is None:
             rel = np.zeros(sel.shape[0], dtype=np.int64)
         else:
@@ -520,6 +555,30 @@ class ClusterState:
                 rests[c] = _remainder(members, subset)
         return self._split_from_parts(
             sel, new_ids, labels is None, deleted, rests, old_ids, touched
+        )
+
+    def _split_within_one(self, sel: np.ndarray) -> Change | None:
+        """The usual interactive split: a sorted selection inside one cluster, resolved with
+        one gather of its clusters and one linear pass over that cluster; None otherwise
+        (the general path then resolves it, and reports what is wrong with it)."""
+        if not _strictly_increasing(sel):
+            return None
+        old = self.clusters_of(sel)
+        c = int(old[0])
+        if old.shape[0] > 1 and not _all_equal(old, c):
+            return None
+        n0 = self.counter
+        if n0 + sel.shape[0] >= 2**31 - 1:
+            return None
+        members = self._spikes.get(c)
+        if members is None:
+            return None
+        ok, rest = _subset_remainder(members, sel.astype(members.dtype))
+        if not ok:
+            return None
+        one = np.array([c])
+        return self._split_from_parts(
+            sel, one, True, {c: members}, {c: rest} if rest.shape[0] else {}, one, one
         )
 
     def _split_from_parts(

@@ -43,7 +43,7 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update, cluster_id_list
+from curalog.clustering import Change, ClusterState, Update, cluster_id_list, is_sorted_unique
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -359,7 +359,9 @@ class Curation(RecordingMixin):
         """
         self._require_writer()
         change = self.state.resolve_split(spike_ids, labels)
-        spikes_sorted = np.sort(np.asarray(spike_ids, dtype=np.int64).reshape(-1))
+        spikes_sorted = np.asarray(spike_ids, dtype=np.int64).reshape(-1)
+        if not is_sorted_unique(spikes_sorted):
+            spikes_sorted = np.sort(spikes_sorted)
         packed_labels = None
         if labels is not None:
             order = np.argsort(np.asarray(spike_ids, dtype=np.int64).reshape(-1), kind="stable")
@@ -471,13 +473,13 @@ class Curation(RecordingMixin):
     def _reset_state(self) -> None:
         # Reset in place on a rebuild: statistics engines and views hold these objects.
         base_groups = {int(c): g for c, g in self.header.get("base_groups", [])}
+        # the state holds its own copy: the memory map's pages go before the index is built
         if getattr(self, "state", None) is None:
-            self.state = ClusterState(self.dataset.spike_templates)
+            self.state = ClusterState(self.dataset.spike_templates, release_pages)
             self.labels = LabelStore(base_groups)
         else:
-            self.state.reset(self.dataset.spike_templates)
+            self.state.reset(self.dataset.spike_templates, release_pages)
             self.labels.reset(base_groups)
-        release_pages(self.dataset.spike_templates)  # the state holds its own copy now
         self._undo: UndoStack[Action] = UndoStack()
         self._floor = 0  # structural actions below this stack index have evicted arrays
         self._hot_bytes = 0
@@ -486,6 +488,7 @@ class Curation(RecordingMixin):
         """Take the state from the log's snapshot when it matches the log, then replay the
         events logged after it; False (nothing changed) when there is no usable snapshot."""
         assert self._cache is not None
+        release_pages(self.dataset.spike_templates)  # read when the folder was checked
         snap = self._cache.load(events)
         if snap is None:
             return False

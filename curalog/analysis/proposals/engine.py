@@ -30,6 +30,9 @@ from curalog.dataset import Dataset
 from curalog.errors import InvalidActionError, LogCorruptError
 from curalog.events import Event, MergeBody, NoteBody
 
+#: per-spike positions used at most (every k-th spike beyond this many)
+POSITION_SPIKES = 8_000_000
+
 
 # ---------------------------------------------------------------------- the engine
 class ProposalEngine(WorkCounters, _IncrementalUpdates, _PairScoring):
@@ -114,6 +117,10 @@ class ProposalEngine(WorkCounters, _IncrementalUpdates, _PairScoring):
         amps = getattr(self.dataset, "amplitudes", None)
         self._amps = None if amps is None else np.asarray(amps).reshape(-1)
         self._pos = _spike_positions(self.dataset)
+        #: positions enter the profiles for every stride-th spike (by index): at most about
+        #: POSITION_SPIKES of them, plenty for per-bin means, and the pass stays fast
+        n_all = int(getattr(self.dataset, "n_spikes", 0) or 0)
+        self._pos_stride = max(1, -(-n_all // POSITION_SPIKES))
         if p.amplitude_mode not in AMPLITUDE_MODES:
             raise InvalidActionError(
                 f"amplitude_mode must be one of {', '.join(AMPLITUDE_MODES)} (got {p.amplitude_mode!r})"

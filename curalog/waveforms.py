@@ -1,6 +1,6 @@
 """Raw spike waveforms of a cluster: best channels, spike sample, windows, mean, amplitudes.
 
-The rules (phy's, phy-semantics.md 1.4, 4.1; docs/VIEWS.md "Waveforms"):
+The rules (phy's, docs/PHY_SEMANTICS.md 1.4, 4.1; docs/VIEWS.md "Waveforms"):
 
 * **Best channels** of a cluster: its dominant template (the most frequent
   ``spike_templates`` value among its spikes; a merged cluster's spikes' templates weighted
@@ -176,6 +176,29 @@ def _template_offset(dataset: Any, geometry: TemplateGeometry) -> int:
     return int(np.bincount(troughs).argmax())
 
 
+def _template_on(
+    geometry: TemplateGeometry, t: int, channels: np.ndarray, dataset: Any
+) -> np.ndarray | None:
+    """Template ``t`` unwhitened on ``channels`` only, ``(n_samples, len(channels))``
+    float64 (a dense template needs ``template @ wmi[:, channels]``, not the whole product)."""
+    tmpl = geometry.templates
+    if tmpl is None or not 0 <= t < tmpl.shape[0]:
+        return None
+    if geometry.template_channels is None:
+        w = np.asarray(tmpl[t], dtype=np.float64)
+        wmi = geometry.wmi
+        if wmi is not None and wmi.shape[0] == w.shape[1]:
+            return w @ wmi[:, channels]
+        return w[:, channels]
+    got = geometry.unwhitened(t)
+    if got is None:
+        return None
+    w, chans = got
+    full = np.zeros((w.shape[0], int(dataset.n_channels)))
+    full[:, chans] = w
+    return full[:, channels]
+
+
 class RecordingMixin:
     """The raw-recording side of :class:`curalog.curation.Curation` (best channels, waveforms).
 
@@ -232,11 +255,19 @@ class RecordingMixin:
         return spikes
 
     def template_counts(self, cluster_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(template ids, spike counts)`` of a cluster, ascending ids."""
+        """``(template ids, spike counts)`` of a cluster, ascending ids (cached by id: a
+        cluster id is never reused, so its spikes never change)."""
         spikes = self._cluster_spikes(cluster_id)
+        cache: dict = self.__dict__.setdefault("_template_counts_cache", {})
+        hit = cache.get(int(cluster_id))
+        if hit is not None and hit[0] is spikes:
+            return hit[1], hit[2]
         st = np.asarray(self.dataset.spike_templates)[spikes]
         counts = np.bincount(st, minlength=int(self.dataset.n_templates))
         ids = np.flatnonzero(counts)
+        if len(cache) >= 4 * _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[int(cluster_id)] = (spikes, ids, counts[ids])
         return ids, counts[ids]
 
     def best_channels(self, cluster_id: int, k: int | None = None) -> np.ndarray:
@@ -340,14 +371,10 @@ class RecordingMixin:
         ids, counts = ids[keep], counts[keep].astype(np.float64)
         acc = None
         for t, c in zip(ids.tolist(), counts.tolist(), strict=True):
-            got = self.template_geometry.unwhitened(int(t))
-            if got is None:
+            part = _template_on(self.template_geometry, int(t), channels, self.dataset)
+            if part is None:
                 continue
-            w, chans = got
-            full = np.zeros((w.shape[0], int(self.dataset.n_channels)))
-            full[:, chans] = w
-            part = full[:, channels] * c
-            acc = part if acc is None else acc + part
+            acc = part * c if acc is None else acc + part * c
         if acc is None:
             return None
         return (acc / counts.sum()).astype(np.float32)

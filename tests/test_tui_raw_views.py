@@ -153,7 +153,9 @@ async def test_trace_view_scrolls_zooms_and_names_spikes(ds):
         assert f"of cluster {best}" in screen_text(app)
         # its best channel is among the channels shown, and its spikes are coloured there
         assert int(cur.best_channels(best)[0]) in screen.shown.tolist()
-        assert any(m.rows.size for m in screen.marks)
+        mark = screen.marks[0]
+        assert mark.rows.size and mark.starts.size
+        assert times[0] - screen.start - 41 in mark.starts.tolist()  # 41 samples before it
         # n / p: next and previous spike of the cluster
         await pilot.press("n")
         await settle(pilot)
@@ -186,9 +188,8 @@ async def test_trace_view_scrolls_zooms_and_names_spikes(ds):
         # the traces on screen are the recording's filtered traces
         rec = cur.recording
         expected = rec.traces(screen.start, screen.start + screen.window, screen.shown)
-        np.testing.assert_allclose(
-            screen.traces, expected - np.median(expected, axis=0), rtol=0, atol=1e-3
-        )
+        base = np.median(expected[:: max(1, expected.shape[0] // 2000)], axis=0)
+        np.testing.assert_allclose(screen.traces, expected - base, rtol=0, atol=1e-3)
         await pilot.press("escape")
         assert not isinstance(app.screen, TraceScreen)
 
@@ -221,9 +222,15 @@ async def test_views_without_a_recording_say_so(ds):
 def test_channel_grid_places_channels_like_the_probe():
     pos = np.array([[0, 0], [32, 0], [0, 20], [32, 20], [16, 40]], dtype=float)
     cols, rows, n_cols, n_rows = channel_grid(pos)
-    assert (n_cols, n_rows) == (3, 3)
+    assert (n_cols, n_rows) == (2, 3)
     assert rows.tolist() == [2, 2, 1, 1, 0]  # the highest y on top
-    assert cols.tolist() == [0, 2, 0, 2, 1]
+    assert cols.tolist() == [0, 1, 0, 1, 0]  # left to right within a row
+    # a staggered probe (Neuropixels 1.0: x = 43, 11 then 59, 27) keeps its stagger
+    np1 = np.array([[43, 20], [11, 20], [59, 40], [27, 40]], dtype=float)
+    cols, rows, n_cols, _ = channel_grid(np1)
+    assert n_cols == 2 and rows.tolist() == [1, 1, 0, 0]
+    assert cols[1] < cols[0] and cols[3] < cols[2]  # 11 left of 43, 27 left of 59
+    assert cols[3] - cols[1] == pytest.approx(16 / 48 / 3)  # the rows are 16 µm apart in x
 
 
 def test_probe_panel_lights_best_channels():

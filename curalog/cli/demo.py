@@ -20,14 +20,14 @@ from rich.table import Table
 
 from curalog.analysis.stats.engine import StatsEngine
 from curalog.curation import default_log_path, open_curation, replay
+from curalog.io.phy import export_phy
+from curalog.synth.generator import synthesize
 
 MERGE_SIMILARITY = 0.9
 
 
 def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: Console) -> None:
     from rich.progress import Progress
-
-    from curalog.synth.generator import synthesize
 
     with Progress(console=con, transient=True) as progress:
         task = progress.add_task(f"writing {n_spikes:,} spikes", total=1)
@@ -37,7 +37,7 @@ def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: C
             n_templates=n_templates,
             seed=seed,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
-            recording=None,  # the raw file, when it is small enough (2 GiB)
+            recording=None,  # the raw file, when it is small enough (1 GiB)
             recording_progress=lambda done, total: progress.update(
                 task, description="writing the raw recording", completed=done, total=total
             ),
@@ -107,7 +107,7 @@ def _show_waveforms(folder: Path, con: Console, exe: str) -> None:
         )
 
 
-def run_demo(folder: Path, *, n_spikes: int = 100_000, n_templates: int = 80, seed: int = 0) -> int:
+def run_demo(folder: Path, *, n_spikes: int = 75_000, n_templates: int = 80, seed: int = 0) -> int:
     con = Console(highlight=False, soft_wrap=True)
     folder = Path(folder)
     if not (folder / "spike_times.npy").exists():
@@ -195,7 +195,7 @@ def run_demo(folder: Path, *, n_spikes: int = 100_000, n_templates: int = 80, se
         con.print(f"  redo  -> {pieces} again (same ids)")
         timed("undo", cur.undo)
         state = cur.spike_clusters.copy()
-        res = timed("export", cur.export)
+        res = timed("export", lambda: export_phy(cur))
         seq, n_clusters = cur.seq, cur.n_clusters
         final_groups = Counter(g or "unsorted" for g in cur.groups().values())
         history = cur.history

@@ -249,7 +249,7 @@ def synthesize(
     drift: bool = False,
     progress: Callable[[int, int], None] | None = None,
     recording: bool | None = False,
-    max_recording_bytes: int = 2 << 30,
+    max_recording_bytes: int = 1 << 30,
     recording_progress: Callable[[int, int], None] | None = None,
 ) -> SynthInfo:
     """Write a synthetic Kilosort-style output folder (see the module docstring for the model).

@@ -243,7 +243,8 @@ class TraceScreen(Screen[None]):
             rec = cur.recording
             assert rec is not None
             traces = rec.traces(start, start + window, rows)
-            traces -= np.median(traces, axis=0)  # each channel on its baseline (display only)
+            # each channel on its baseline (display only; the median of a sample of rows)
+            traces -= np.median(traces[:: max(1, traces.shape[0] // 2000)], axis=0)
             times = np.asarray(cur.dataset.spike_times)
             lo = int(np.searchsorted(times, start, side="left"))
             hi = int(np.searchsorted(times, start + window, side="left"))
@@ -262,9 +263,8 @@ class TraceScreen(Screen[None]):
                     [row_of[int(c)] for c in self._mark_rows(cid) if int(c) in row_of], dtype=int
                 )
                 color = CLUSTER_COLORS[i % len(CLUSTER_COLORS)]
-                for s in spikes[clusters == cid].tolist():
-                    t = int(times[s]) - start
-                    marks.append(SpikeMark(t - before, t + after, mrows, color))
+                starts = times[spikes[clusters == cid]].astype(np.int64) - start - before
+                marks.append(SpikeMark(starts, before + after, mrows, color))
         except CuralogError as exc:
             self.app.call_from_thread(self._failed, gen, str(exc))
             return

@@ -188,8 +188,12 @@ class WaveformScreen(Screen[None]):
             templates: dict[int, np.ndarray | None] = {}
             rec = cur.recording
             for cid in ids:
-                templates[cid] = cur.cluster_template(cid, chans)
-                data[cid] = cur.waveforms(cid, n=n, channels=chans) if rec is not None else None
+                if rec is not None:
+                    data[cid] = wf = cur.waveforms(cid, n=n, channels=chans)
+                    templates[cid] = wf.template
+                else:
+                    data[cid] = None
+                    templates[cid] = cur.cluster_template(cid, chans)
             error = None if rec is not None else short_reason(cur, str(cur.recording_error))
         except CuralogError as exc:
             self.app.call_from_thread(self._failed, gen, str(exc))

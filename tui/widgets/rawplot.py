@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from rich.text import Span, Text
 
@@ -60,16 +61,7 @@ class DotCanvas:
         if x.shape[1] == 1:
             _plot(grid, x.ravel(), y.ravel())
             return
-        x0, x1 = x[:, :-1].ravel(), x[:, 1:].ravel()
-        y0, y1 = y[:, :-1].ravel(), y[:, 1:].ravel()
-        ok = np.isfinite(x0) & np.isfinite(x1) & np.isfinite(y0) & np.isfinite(y1)
-        x0, x1, y0, y1 = x0[ok], x1[ok], y0[ok], y1[ok]
-        steps = np.maximum(np.abs(x1 - x0), np.abs(y1 - y0))
-        steps = np.minimum(np.ceil(steps).astype(np.int64), 4 * (self.width + self.height)) + 1
-        seg = np.repeat(np.arange(steps.shape[0]), steps)
-        start = np.repeat(np.cumsum(steps) - steps, steps)
-        frac = (np.arange(seg.shape[0]) - start) / np.maximum(steps[seg] - 1, 1)
-        _plot(grid, x0[seg] + (x1 - x0)[seg] * frac, y0[seg] + (y1 - y0)[seg] * frac)
+        _raster(grid, np.ascontiguousarray(x), np.ascontiguousarray(y))
 
     def label(self, col: int, row: int, text: str, style: str = LABEL_STYLE) -> None:
         """Text written over the dots from cell ``(col, row)`` (cut at the right edge)."""
@@ -100,6 +92,38 @@ class DotCanvas:
                 table.append(st)
             style[row, col] = extra[st]
         return [_row_text(chars[r], style[r], table) for r in range(h)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _raster(grid, x, y):  # pragma: no cover - numba
+    """Set the dots of the segments ``(x[i, j], y[i, j]) - (x[i, j + 1], y[i, j + 1])``:
+    for each dot column the segment crosses, the dot rows between its ends there (so a
+    steep segment is one vertical run; non-finite endpoints drop the segment)."""
+    n_r, n_c = grid.shape
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1] - 1):
+            x0 = x[i, j]
+            y0 = y[i, j]
+            x1 = x[i, j + 1]
+            y1 = y[i, j + 1]
+            if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
+                continue
+            if x1 < x0:
+                x0, x1 = x1, x0
+                y0, y1 = y1, y0
+            c0 = int(np.floor(x0))
+            c1 = int(np.floor(x1))
+            slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 0.0
+            for c in range(max(c0, 0), min(c1, n_c - 1) + 1):
+                # y where the segment enters and leaves dot column c
+                xa = max(x0, float(c))
+                xb = min(x1, float(c + 1))
+                ya = y0 + slope * (xa - x0)
+                yb = y0 + slope * (xb - x0) if x1 > x0 else y1
+                lo = int(np.floor(min(ya, yb)))
+                hi = int(np.floor(max(ya, yb)))
+                for r in range(max(lo, 0), min(hi, n_r - 1) + 1):
+                    grid[r, c] = True
 
 
 def _plot(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
@@ -152,13 +176,26 @@ class WaveformSet:
 
 def channel_grid(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Grid ``(cols, rows, n_cols, n_rows)`` of channels placed by their probe positions:
-    a column per distinct x, a row per distinct y (the largest y at the top, as phy)."""
+    a row per distinct depth (the largest y at the top, as phy) and, within a row, the
+    channels from left to right; ``cols`` are floats: the rank in the row plus a shift of up
+    to a sixth of a box that follows the row's mean x, so a staggered probe (Neuropixels)
+    stays visibly staggered without wasting half the columns."""
     pos = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
-    xs = np.unique(np.round(pos[:, 0], 3))
-    ys = np.unique(np.round(pos[:, 1], 3))[::-1]
-    cols = np.searchsorted(xs, np.round(pos[:, 0], 3))
-    rows = np.array([int(np.flatnonzero(ys == v)[0]) for v in np.round(pos[:, 1], 3)], dtype=int)
-    return cols, rows, int(xs.shape[0]), int(ys.shape[0])
+    n = pos.shape[0]
+    x, y = np.round(pos[:, 0], 3), np.round(pos[:, 1], 3)
+    ys = np.unique(y)[::-1]
+    rows = np.searchsorted(-ys, -y)
+    cols = np.zeros(n, dtype=np.float64)
+    n_cols = 1
+    span = float(x.max() - x.min()) if n else 0.0
+    for r in range(ys.shape[0]):
+        members = np.flatnonzero(rows == r)
+        order = members[np.lexsort((members, x[members]))]
+        cols[order] = np.arange(order.shape[0])
+        n_cols = max(n_cols, order.shape[0])
+        if span > 0:
+            cols[order] += (x[order].mean() - x.mean()) / span / 3.0
+    return cols, rows.astype(int), int(n_cols), int(ys.shape[0])
 
 
 def render_waveforms(
@@ -181,8 +218,11 @@ def render_waveforms(
     if k == 0:
         return canvas.lines(), 1.0
     cols, rows, n_cols, n_rows = channel_grid(positions)
-    bw = max(2, width // n_cols)  # box width in cells
-    bh = max(1, height // n_rows)
+    shift = cols - np.round(cols)  # the stagger, in boxes
+    room = float(np.abs(shift).max()) if shift.size else 0.0
+    bw = max(2, int(width / (n_cols + 2 * room)))  # box width in cells
+    left = np.round((cols + room) * bw).astype(int)  # cells
+    box_h = 4.0 * height / n_rows  # dots (rows share the height exactly)
     if scale is None:
         peaks = [np.abs(s.mean).max() for s in sets if s.mean is not None and s.mean.size]
         if not peaks:
@@ -192,7 +232,7 @@ def render_waveforms(
                 if s.waveforms is not None and s.waveforms.size
             ]
         scale = float(max(peaks)) if peaks and max(peaks) > 0 else 1.0
-    dot_w, dot_h = 2 * bw, 4 * bh
+    dot_w = 2 * bw
     for layer_kind in ("waveforms", "mean", "template"):
         for s in sets:
             data = getattr(s, layer_kind)
@@ -208,36 +248,81 @@ def render_waveforms(
             else:
                 color = shade(s.color, 2, 4)  # dimmed: the individual spikes
             for c in range(min(k, arr.shape[2])):
-                x0 = int(cols[c]) * dot_w
-                y_mid = int(rows[c]) * dot_h + dot_h / 2.0
-                y = y_mid - arr[:, :, c] / scale * (dot_h / 2.0 - 0.5)
+                x0 = 2 * int(left[c])
+                y_mid = (int(rows[c]) + 0.5) * box_h
+                y = y_mid - arr[:, :, c] / scale * (box_h / 2.0 - 0.5)
                 canvas.polylines(np.broadcast_to(x0 + xs, y.shape), y, color)
     for c in range(k):
-        canvas.label(int(cols[c]) * bw, int(rows[c]) * bh, labels[c][: max(1, bw - 1)])
+        canvas.label(int(left[c]), int(rows[c] * box_h // 4), labels[c][: max(1, bw - 1)])
     return canvas.lines(), float(scale)
 
 
 # ---------------------------------------------------------------------- traces
 @dataclass
 class SpikeMark:
-    """A spike drawn over the traces: samples ``[start, stop)`` of the window on the view's
-    rows ``rows``, in ``color``."""
+    """Spikes drawn over the traces in ``color``: windows ``[s, s + width)`` for every ``s``
+    in ``starts`` (samples of the window, may reach outside it), on the view's ``rows``."""
 
-    start: int
-    stop: int
+    starts: np.ndarray
+    width: int
     rows: np.ndarray
     color: str
 
+    def cover(self, n_t: int) -> np.ndarray:
+        """``(n_t,)`` bool: the window's samples these spikes cover (on ``rows``)."""
+        out = np.zeros(n_t, dtype=bool)
+        starts = np.asarray(self.starts, dtype=np.int64)
+        if starts.size == 0 or self.rows.size == 0:
+            return out
+        idx = (starts[:, None] + np.arange(self.width)[None, :]).ravel()
+        out[idx[(idx >= 0) & (idx < n_t)]] = True
+        return out
 
-def envelope(trace: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of ``trace`` (T, k) in ``n_cols`` equal time bins: ``(n_cols, k)`` each."""
-    t = trace.shape[0]
-    edges = np.linspace(0, t, n_cols + 1).astype(np.int64)
-    edges[1:] = np.maximum(edges[1:], edges[:-1] + 1)
-    edges = np.minimum(edges, t)
-    lo = np.minimum.reduceat(trace, np.minimum(edges[:-1], t - 1), axis=0)
-    hi = np.maximum.reduceat(trace, np.minimum(edges[:-1], t - 1), axis=0)
-    return lo, hi
+
+@numba.njit(cache=True, nogil=True)
+def _envelope(x, n_cols, cover, rows, lo, hi):  # pragma: no cover - numba
+    """Min / max of ``x[:, rows]`` per time bin over the samples where ``cover`` (all when
+    ``cover`` is empty) into ``lo`` / ``hi`` (n_cols, len(rows)), NaN where a bin has none."""
+    n_t = x.shape[0]
+    lo[:] = np.nan
+    hi[:] = np.nan
+    use_all = cover.shape[0] == 0
+    for t in range(n_t):
+        if not use_all and not cover[t]:
+            continue
+        b = (t * n_cols) // n_t
+        for j in range(rows.shape[0]):
+            v = x[t, rows[j]]
+            if v != v:
+                continue
+            if not (lo[b, j] <= v):
+                lo[b, j] = v
+            if not (hi[b, j] >= v):
+                hi[b, j] = v
+
+
+def envelope(
+    trace: np.ndarray,
+    n_cols: int,
+    cover: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of ``trace`` (T, k) in ``n_cols`` equal time bins: ``(n_cols, k)`` each,
+    only over the samples in ``cover`` and the channels ``rows`` when given (NaN elsewhere)."""
+    t, k = trace.shape
+    n_cols = max(1, min(n_cols, t))
+    rows_ = np.arange(k, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    cov = np.zeros(0, dtype=np.bool_) if cover is None else np.asarray(cover, dtype=np.bool_)
+    lo = np.empty((n_cols, rows_.shape[0]), dtype=np.float64)
+    hi = np.empty_like(lo)
+    _envelope(np.ascontiguousarray(trace), n_cols, cov, rows_, lo, hi)
+    if rows is None:
+        return lo, hi
+    full_lo = np.full((n_cols, k), np.nan)
+    full_hi = np.full((n_cols, k), np.nan)
+    full_lo[:, rows_] = lo
+    full_hi[:, rows_] = hi
+    return full_lo, full_hi
 
 
 def noise_scale(traces: np.ndarray, factor: float = 8.0) -> float:
@@ -263,7 +348,7 @@ def render_traces(
     cursor: int | None = None,
     label_width: int = 5,
 ) -> list[Text]:
-    """Channels stacked top to bottom (row ``i`` of ``traces`` (T, k) is channel ``i``),
+    """Channels stacked top to bottom (column ``i`` of ``traces`` (T, k) is channel ``i``),
     each a min/max envelope per dot column in grey, ``marks`` drawn over them in colour,
     ``cursor`` (a sample of the window) as a vertical line of dots."""
     canvas = DotCanvas(max(1, width), max(1, height))
@@ -274,37 +359,30 @@ def render_traces(
         return canvas.lines()
     row_h = 4.0 * height / k  # dots per channel strip
     half = row_h / 2.0
-    x0 = 2 * label_width
+    mid = (np.arange(k) + 0.5) * row_h
 
-    def draw(seg: np.ndarray, first: int, rows: np.ndarray, color: str) -> None:
-        n = seg.shape[0]
-        if n == 0:
-            return
-        # dot columns covered by samples [first, first + n)
-        c0 = int(np.floor(first / t * n_dots))
-        c1 = max(c0 + 1, int(np.ceil((first + n) / t * n_dots)))
-        cols = max(1, min(c1, n_dots) - c0)
-        lo, hi = envelope(seg, cols) if n >= cols else (seg, seg)
-        xs = x0 + (c0 + np.arange(lo.shape[0]) * cols / lo.shape[0]) + 0.5
-        for j, r in enumerate(rows.tolist()):
-            mid = (r + 0.5) * row_h
-            ylo = mid - np.clip(lo[:, j] / scale, -1.5, 1.5) * half
-            yhi = mid - np.clip(hi[:, j] / scale, -1.5, 1.5) * half
-            zx = np.repeat(xs, 2)
-            zy = np.column_stack([ylo, yhi]).ravel()
-            canvas.polylines(zx[None], zy[None], color)
+    def draw(color: str, cover: np.ndarray | None = None, rows: np.ndarray | None = None) -> None:
+        lo, hi = envelope(traces, n_dots, cover, rows)
+        n = lo.shape[0]
+        xs = 2 * label_width + (np.arange(n) + 0.5) * n_dots / n
+        ylo = mid[None, :] - np.clip(lo / scale, -1.5, 1.5) * half
+        yhi = mid[None, :] - np.clip(hi / scale, -1.5, 1.5) * half
+        zy = np.stack([ylo, yhi], axis=1).reshape(2 * n, k).T  # (k, 2n): lo, hi, lo, hi...
+        zx = np.broadcast_to(np.repeat(xs, 2), zy.shape)
+        canvas.polylines(zx, zy, color)
 
-    draw(traces, 0, np.arange(k), GREY)
+    draw(GREY)
     for m in marks:
-        a, b = max(0, m.start), min(t, m.stop)
-        if b > a and m.rows.size:
-            draw(traces[a:b][:, m.rows], a, m.rows, m.color)
+        cover = m.cover(t)
+        if cover.any() and m.rows.size:
+            draw(m.color, cover, m.rows)
     if cursor is not None and 0 <= cursor < t:
-        cx = x0 + cursor / t * n_dots
+        cx = 2 * label_width + cursor / t * n_dots
         canvas.polylines(np.array([[cx, cx]]), np.array([[0.0, 4.0 * height - 1]]), "#ffff5f")
-    for i, lab in enumerate(labels):
-        row = int((i + 0.5) * row_h / 4.0)
-        canvas.label(0, min(height - 1, row), lab[:label_width].rjust(label_width - 1))
+    step = max(1, int(np.ceil(k / max(1, height))))  # labels that fit, one per text row
+    for i in range(0, k, step):
+        row = int(mid[i] / 4.0)
+        canvas.label(0, min(height - 1, row), labels[i][:label_width].rjust(label_width - 1))
     return canvas.lines()
 
 

@@ -1,6 +1,6 @@
 """The incremental statistics engine: a thread-safe, lazily filled cache keyed by cluster id.
 
-Why a plain id-keyed cache is correct: cluster ids are never reused (DESIGN.md, "Cluster
+Why a plain id-keyed cache is correct: cluster ids are never reused (docs/DESIGN.md, "Cluster
 ids"), so the content of a cluster id never changes and an entry never goes stale. An
 action's :class:`~curalog.clustering.Update` only *adds* ids to ask about (they are
 computed lazily, visible rows first) and *deletes* ids that are simply no longer asked for
@@ -43,6 +43,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from curalog.analysis.counters import WorkCounters
 from curalog.analysis.stats.correlograms import (
     CorrelogramBins,
     acg_from_half,
@@ -68,6 +69,8 @@ from curalog.analysis.stats.similarity import (
     template_row,
     template_similarity,
 )
+from curalog.clustering import ClusterState, Update
+from curalog.dataset import Dataset
 
 __all__ = ["StatsEngine", "TABLE_COLUMNS"]
 
@@ -122,7 +125,7 @@ def _sum_template_sets(sets: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.nd
     return tids.astype(np.int32), counts
 
 
-class StatsEngine:
+class StatsEngine(WorkCounters):
     """Per-cluster statistics, cached by cluster id and refreshed from each action's Update.
 
     Parameters
@@ -151,10 +154,12 @@ class StatsEngine:
         dataset's arrays again (the random reads dominate a from-scratch refresh).
     """
 
+    _work_log_name = "compute_log"
+
     def __init__(
         self,
-        dataset: Any,
-        state: Any,
+        dataset: Dataset,
+        state: ClusterState,
         *,
         bin_ms: float = 1.0,
         window_ms: float = 50.0,
@@ -194,17 +199,6 @@ class StatsEngine:
         self._quality: dict[int, tuple[dict[str, Any], Any, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ counters
-    @property
-    def counters(self) -> dict[str, int]:
-        """A snapshot of the hit/compute counters (see the module docstring)."""
-        with self._lock:
-            return dict(self._counters)
-
-    def reset_counters(self) -> None:
-        with self._lock:
-            self._counters = dict.fromkeys(_COUNTER_NAMES, 0)
-            self.compute_log.clear()
-
     def _count(self, name: str, k: int = 1) -> None:
         with self._lock:
             self._counters[name] += k
@@ -488,30 +482,22 @@ class StatsEngine:
         return rank_similar(row, ids, sets, exclude=int(cid), limit=limit)
 
     # ------------------------------------------------------------------ updates
-    def on_update(self, update: Any) -> None:
+    def on_update(self, update: Update) -> None:
         """Take note of an action (or undo/redo): never computes anything by itself.
 
         Deleted ids leave the prefetch queue (their entries stay cached for undo); a merge
         records the parents of the new cluster so it can be composed; added ids are queued
         at the front when background workers run.
         """
-        added = tuple(int(c) for c in getattr(update, "added", ()))
-        deleted = tuple(int(c) for c in getattr(update, "deleted", ()))
-        desc = tuple(getattr(update, "descendants", ()))
+        added = tuple(int(c) for c in update.added)
+        deleted = tuple(int(c) for c in update.deleted)
+        merged = update.merged
         with self._lock:
             for c in deleted:
                 self._drop_queued(c)
-            olds = {int(old) for old, _ in desc}
-            if (
-                len(added) == 1
-                and desc
-                and all(int(new) == added[0] for _, new in desc)
-                and olds == set(deleted)
-                and len(olds) >= 2
-            ):
-                # A merge (or the undo of a one-cluster split): the new cluster is exactly
-                # the union of the deleted ones.
-                self._parents[added[0]] = tuple(sorted(olds))
+            if merged is not None:
+                new, parents = merged
+                self._parents[new] = parents
             if self._workers:
                 self._enqueue([c for c in added if c not in self._entries], front=True)
 

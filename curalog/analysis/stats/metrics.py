@@ -4,7 +4,7 @@ Everything here is a pure function of a cluster's spikes (sorted spike indices) 
 dataset's files: spike times, spike templates, ``amplitudes.npy``, ``templates.npy`` (+
 ``whitening_mat_inv.npy``), the probe geometry. One numba pass over the cluster's spikes
 (:func:`cluster_pass`) gathers what every metric needs; the formulas then follow their
-published definitions, as SpikeInterface 0.105 implements them (curation-ecosystem.md
+published definitions, as SpikeInterface 0.105 implements them (docs/CURATION_ECOSYSTEM.md
 section 4.2), re-written here from those definitions.
 
 Notation: ``N`` spikes, ``fs`` sampling rate, ``T`` total duration in seconds (``T_s`` in
@@ -18,7 +18,7 @@ template
     Dominant template: the most frequent ``spike_templates`` value among the cluster's
     spikes; ties go to the smaller template id (phy's ``get_template_for_cluster``).
 best_channels, best_channel, ch, shank, depth, template_amplitude
-    phy's Template-GUI rules applied to the dominant template (phy-semantics.md 1.4 and
+    phy's Template-GUI rules applied to the dominant template (docs/PHY_SEMANTICS.md 1.4 and
     4.1): the template is unwhitened (``template @ whitening_mat_inv``; when the folder has
     no ``whitening_mat_inv.npy`` the inverse of ``whitening_mat.npy`` is used, and when it
     has neither the step is skipped, i.e. the identity: amplitudes are then in whitened units

@@ -3,7 +3,7 @@ repolarisation slope.
 
 The waveform is the cluster's *mean template* on its best channel: the spike-count-weighted
 mean of its member templates (``spike_templates`` histogram), each unwhitened with
-``whitening_mat_inv.npy`` (curation-ecosystem.md 4.5: the folder-only approximation of the
+``whitening_mat_inv.npy`` (docs/CURATION_ECOSYSTEM.md 4.5: the folder-only approximation of the
 mean raw waveform; for a sorter's own cluster it is its template). The metrics follow
 SpikeInterface 0.105's ``compute_template_metrics`` single-channel definitions
 (``spikeinterface.metrics.template.metrics``) with its defaults, re-implemented:

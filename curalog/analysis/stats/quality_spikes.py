@@ -263,6 +263,15 @@ def _hist_uniform(a, n_bins):
     return counts, edges
 
 
+def histogram(a: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(a, bins=n_bins)`` (numba's fast path; numpy's own when the range is
+    so small that ``n_bins / (max - min)`` overflows)."""
+    lo, hi = float(a.min()), float(a.max())
+    if lo != hi and not np.isfinite(n_bins / (hi - lo)):
+        return np.histogram(a, bins=n_bins)
+    return _hist_uniform(a, n_bins)
+
+
 def noise_cutoff(
     amps: np.ndarray, p: SpikeMetricParams = SpikeMetricParams()
 ) -> tuple[float, float]:
@@ -284,7 +293,10 @@ def noise_cutoff(
         return math.nan, math.nan
     if median(a) < 0:
         a = -a
-    counts, edges = _hist_uniform(a, int(p.noise_n_bins))
+    try:
+        counts, edges = histogram(a, int(p.noise_n_bins))
+    except ValueError:  # a range too small for 100 finite bins (numpy refuses it too)
+        return math.nan, math.nan
     q_lo, q_hi = quantiles(a, (p.noise_low_quantile, 1 - p.noise_high_quantile))
     low = np.flatnonzero(edges[1:] <= q_lo)
     if low.shape[0] == 0:

@@ -8,7 +8,7 @@ For each dataset size (default 10 M and 50 M spikes, 1,000 templates) this scrip
   Curation API (which adds the log append + fsync), and the same calls on phy's
   ``Clustering`` (phy 2.1, when installed), reporting medians and the ratio;
 * times opening the folder and replaying a 10,000-event log to a ready state, and the
-  peak memory of that (a fresh subprocess, ``ru_maxrss``), against the DESIGN.md target
+  peak memory of that (a fresh subprocess, ``ru_maxrss``), against the docs/DESIGN.md target
   of 2 x the bytes of spike_times + spike_templates.
 
 Usage::
@@ -116,10 +116,12 @@ def bench_state(spike_templates: np.ndarray, rng: np.random.Generator) -> dict[s
     return out
 
 
-def bench_api(folder: Path, rng: np.random.Generator, log: Path) -> dict[str, float]:
-    """The same actions through Curation: validate, append + fsync, apply."""
+def bench_api(
+    folder: Path, rng: np.random.Generator, log: Path, sync: bool = True
+) -> dict[str, float]:
+    """The same actions through Curation: validate, append (+ fsync when ``sync``), apply."""
     times: dict[str, list[float]] = {"merge": [], "split": [], "undo": [], "redo": []}
-    with curalog.open(folder, log) as cur:
+    with curalog.open(folder, log, sync=sync) as cur:
         used: set[int] = set()
         for _ in range(REPS):
             sizes = {c: n for c, n in cur.state.sizes().items() if c not in used}
@@ -214,30 +216,87 @@ def write_long_log(folder: Path, log: Path, n_events: int, seed: int = 3) -> Non
 
 
 def replay_child(folder: str, log: str) -> None:
+    """One fresh process: open + replay (from the snapshot when there is a usable one),
+    then close (which writes the snapshot when it is due)."""
+    c0 = time.process_time()
     t = time.perf_counter()
-    with curalog.open(folder, log, readonly=True) as cur:
-        n = cur.seq
-        clusters = cur.n_clusters
+    cur = curalog.open(folder, log, readonly=True)
+    n = cur.seq
+    clusters = cur.n_clusters
     elapsed = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": elapsed, "peak_bytes": peak, "events": n, "clusters": clusters}))
-
-
-def bench_replay(folder: Path, log: Path) -> dict[str, float]:
-    runs = []
-    for _ in range(3):
-        out = subprocess.run(
-            [sys.executable, __file__, "--replay-child", str(folder), str(log)],
-            capture_output=True,
-            text=True,
-            check=True,
+    cpu = time.process_time() - c0
+    status = cur._cache.status if cur._cache is not None else "off"  # noqa: SLF001
+    peak = peak_rss()
+    t = time.perf_counter()
+    cur.close()
+    close_s = time.perf_counter() - t
+    print(
+        json.dumps(
+            {
+                "seconds": elapsed,
+                "cpu": cpu,
+                "peak_bytes": peak,
+                "events": n,
+                "clusters": clusters,
+                "snapshot": status,
+                "close_s": close_s,
+            }
         )
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda r: r["seconds"])
+    )
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory (bytes): ``VmHWM``, which a fresh ``exec`` starts
+    from zero. (``ru_maxrss`` is not used: Linux carries it across ``exec``, so a child
+    started by a big parent reports at least the parent's size at ``fork``.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _child(folder: Path, log: Path, env: dict[str, str]) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--replay-child", str(folder), str(log)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _summary(runs: list[dict]) -> dict[str, float]:
+    secs = [r["seconds"] for r in runs]
     return {
-        "open_replay_s": statistics.median(r["seconds"] for r in runs),
-        "peak_bytes": best["peak_bytes"],
-        "events": best["events"],
+        "median_s": statistics.median(secs),
+        "min_s": min(secs),
+        "max_s": max(secs),
+        "cpu_s": statistics.median(r["cpu"] for r in runs),
+        "peak_bytes": statistics.median(r["peak_bytes"] for r in runs),
+        "max_peak_bytes": max(r["peak_bytes"] for r in runs),
+        "runs": len(runs),
+        "events": runs[0]["events"],
+        "status": runs[0]["snapshot"],
+    }
+
+
+def bench_replay(folder: Path, log: Path, repeats: int = 5) -> dict[str, dict]:
+    """Fresh processes: ``repeats`` cold replays (snapshots off), one that builds the
+    snapshot (a cold replay, then the write on close), ``repeats`` opens from it."""
+    snap = Path(str(log) + ".snapshot")
+    snap.unlink(missing_ok=True)
+    cold = [_child(folder, log, {"CURALOG_SNAPSHOT": "0"}) for _ in range(repeats)]
+    build = _child(folder, log, {})
+    warm = [_child(folder, log, {}) for _ in range(repeats)]
+    return {
+        "cold": _summary(cold),
+        "warm": _summary(warm),
+        "build_close_s": build["close_s"],
+        "snapshot_bytes": snap.stat().st_size if snap.exists() else 0,
     }
 
 
@@ -249,6 +308,7 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=10_000, help="events in the replay log")
     ap.add_argument("--no-phy", action="store_true")
     ap.add_argument("--data", type=Path, default=HERE / "data")
+    ap.add_argument("--repeats", type=int, default=5, help="fresh processes per replay figure")
     ap.add_argument("--replay-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.replay_child:
@@ -266,16 +326,27 @@ def main() -> int:
         st = bench_state(ds.spike_templates, rng)
         with tempfile.TemporaryDirectory() as tmp:
             api = bench_api(folder, np.random.default_rng(0), Path(tmp) / "api.log")
+            api_nosync = bench_api(
+                folder, np.random.default_rng(0), Path(tmp) / "api-nosync.log", sync=False
+            )
             log = Path(tmp) / "long.log"
             t = time.perf_counter()
             write_long_log(folder, log, args.events)
             print(
                 f"  wrote a {args.events}-event log in {time.perf_counter() - t:.1f} s", flush=True
             )
-            rp = bench_replay(folder, log)
+            rp = bench_replay(folder, log, args.repeats)
         phy = None if args.no_phy else bench_phy(ds.spike_templates, np.random.default_rng(0))
         rows.append(
-            {"n": n, "state": st, "api": api, "phy": phy, "replay": rp, "base_bytes": base_bytes}
+            {
+                "n": n,
+                "state": st,
+                "api": api,
+                "api_nosync": api_nosync,
+                "phy": phy,
+                "replay": rp,
+                "base_bytes": base_bytes,
+            }
         )
         print(json.dumps(rows[-1], indent=None), flush=True)
     print()
@@ -285,33 +356,41 @@ def main() -> int:
 
 def render(rows: list[dict]) -> str:
     lines = [
-        "| spikes | operation | curalog state (ms) | curalog API incl. fsync (ms) | phy Clustering (ms) | phy / curalog state |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| spikes | operation | curalog state (ms) | curalog API, no fsync (ms) | curalog API incl. fsync (ms) | phy Clustering (ms) | phy / state | phy / API incl. fsync |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         for op in ("merge", "split", "undo", "redo"):
             phy = r["phy"][op] if r["phy"] else None
-            ratio = f"{phy / r['state'][op]:.0f}x" if phy else "n/a"
-            lines.append(
-                f"| {r['n'] / 1e6:.0f} M | {op} | {r['state'][op]:.2f} | {r['api'][op]:.2f} | "
-                f"{phy:.1f} | {ratio} |"
-                if phy
-                else f"| {r['n'] / 1e6:.0f} M | {op} | {r['state'][op]:.2f} | {r['api'][op]:.2f} | n/a | n/a |"
-            )
+            st, ns, api = r["state"][op], r["api_nosync"][op], r["api"][op]
+            cells = [f"{r['n'] / 1e6:.0f} M", op, f"{st:.2f}", f"{ns:.2f}", f"{api:.2f}"]
+            cells += [f"{phy:.1f}", f"{phy / st:.0f}x", f"{phy / api:.0f}x"] if phy else ["n/a"] * 3
+            lines.append("| " + " | ".join(cells) + " |")
         phy_build = f"{r['phy']['build'] / 1000:.2f} s" if r["phy"] else "n/a"
         lines.append(
-            f"| {r['n'] / 1e6:.0f} M | build index / phy start | {r['state']['build']:.0f} | | {phy_build} | |"
+            f"| {r['n'] / 1e6:.0f} M | build index / phy start | {r['state']['build']:.0f} | | | {phy_build} | | |"
         )
     lines.append("")
     lines.append(
-        "| spikes | open + replay of a log | events | peak memory | 2 x (spike_times + spike_templates) |"
+        "| spikes | open + replay of a log | events | median (min-max) of fresh processes | CPU | peak memory (max) | 2 x (spike_times + spike_templates) |"
     )
-    lines.append("|---:|---:|---:|---:|---:|")
+    lines.append("|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
         rp = r["replay"]
+        for name, label in (
+            ("cold", "replay from the sorter's output (no snapshot)"),
+            ("warm", "from the snapshot"),
+        ):
+            x = rp[name]
+            lines.append(
+                f"| {r['n'] / 1e6:.0f} M | {label} | {x['events']} | {x['median_s']:.2f} s "
+                f"({x['min_s']:.2f}-{x['max_s']:.2f}, n={x['runs']}) | {x['cpu_s']:.2f} s | "
+                f"{x['peak_bytes'] / 2**20:.0f} MiB ({x['max_peak_bytes'] / 2**20:.0f}) | "
+                f"{2 * r['base_bytes'] / 2**20:.0f} MiB |"
+            )
         lines.append(
-            f"| {r['n'] / 1e6:.0f} M | {rp['open_replay_s']:.2f} s | {rp['events']} | "
-            f"{rp['peak_bytes'] / 2**20:.0f} MiB | {2 * r['base_bytes'] / 2**20:.0f} MiB |"
+            f"| {r['n'] / 1e6:.0f} M | writing the snapshot (on close) | | {rp['build_close_s']:.2f} s | | "
+            f"{rp['snapshot_bytes'] / 2**20:.0f} MiB file | |"
         )
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ frames as a terminal would; it only skips writing the bytes to a tty.
 
 Measures merge (``g``), label (``1``/``2``) and a cursor move (``down``/``up``: the similar
 table, detail panel and status line follow). Prints one line per measurement and a summary
-(median, p90, max); DESIGN.md's target is <= 100 ms key press to repainted screen with
+(median, p90, max); docs/DESIGN.md's target is <= 100 ms key press to repainted screen with
 1,000 clusters.
 """
 
@@ -43,9 +43,16 @@ async def settle(pilot, timeout: float = 600.0) -> None:
 
 
 async def measure(folder: Path, log: Path, args: argparse.Namespace) -> dict[str, list[float]]:
-    app = CuralogApp(
-        opener=lambda: open_session(folder, log), owns_curation=True, cursor_blink=False
-    )
+    def opener():
+        if args.warmup:  # as `curalog tui` does at a first launch
+            from curalog_tui.warmup import warm_up_first_run
+
+            t0 = time.perf_counter()
+            warm_up_first_run(lambda text: None)
+            print(f"first-launch warm-up: {time.perf_counter() - t0:.1f} s", flush=True)
+        return open_session(folder, log)
+
+    app = CuralogApp(opener=opener, owns_curation=True, cursor_blink=False)
     displays: list[float] = []
     cpu_at: dict[float, float] = {}  # wall time of a screen update -> main-thread CPU time
     original = app._display
@@ -132,7 +139,7 @@ async def measure(folder: Path, log: Path, args: argparse.Namespace) -> dict[str
             return shown - t0, cpu_at[shown] - c0
 
         for i in range(args.repeats):
-            dt, cpu = await press_move("down" if i % 4 < 2 else "up")
+            dt, cpu = await press_move("down")
             results["move"].append(dt)
             results["move cpu"].append(cpu)
             print(f"move  {i + 1:2d}: {dt * 1e3:6.1f} ms wall, {cpu * 1e3:5.1f} ms UI-thread CPU")
@@ -149,6 +156,24 @@ async def measure(folder: Path, log: Path, args: argparse.Namespace) -> dict[str
     return results
 
 
+def first_launch(argv: list[str]) -> int:
+    import os
+    import subprocess
+
+    rest = [a for a in argv if a != "--first-launch"]
+    for warm in (False, True):
+        with tempfile.TemporaryDirectory(prefix="curalog-first-launch-") as caches:
+            env = dict(
+                os.environ,
+                NUMBA_CACHE_DIR=str(Path(caches) / "numba"),
+                CURALOG_CACHE_DIR=str(Path(caches) / "curalog"),
+            )
+            cmd = [sys.executable, __file__, *rest, *(["--warmup"] if warm else [])]
+            print(f"== first launch {'with' if warm else 'without'} the warm-up", flush=True)
+            subprocess.run(cmd, env=env, check=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,7 +188,20 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse this dataset folder (read only: the bench log goes to a temp dir)",
     )
     p.add_argument("--first-paint-only", action="store_true")
+    p.add_argument(
+        "--warmup",
+        action="store_true",
+        help="compile the kernels first if this installation never did (as `curalog tui`)",
+    )
+    p.add_argument(
+        "--first-launch",
+        action="store_true",
+        help="run twice in fresh processes with empty numba and curalog caches, as a first "
+        "launch after install: without and with the warm-up; compare the first merges",
+    )
     args = p.parse_args(argv)
+    if args.first_launch:
+        return first_launch(sys.argv[1:] if argv is None else argv)
     tmp = Path(tempfile.mkdtemp(prefix="curalog-bench-tui-"))
     if args.folder is not None and (args.folder / "spike_times.npy").exists():
         folder = args.folder
@@ -186,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name}: median {statistics.median(xs_ms):.1f} ms, p90 {p90:.1f} ms, max {xs_ms[-1]:.1f} ms "
                 f"(n={len(xs_ms)})"
             )
-    print("target (DESIGN.md): key press to repainted screen <= 100 ms with 1,000 clusters")
+    print("target (docs/DESIGN.md): key press to repainted screen <= 100 ms with 1,000 clusters")
     return 0
 
 

@@ -4,8 +4,7 @@ The core (this package) needs numpy, numba, msgpack and scipy (the raw recording
 ``curalog_tui`` and is never imported from here.
 """
 
-__version__ = "0.1.0"
-
+from curalog._version import __version__
 from curalog.clustering import ClusterState, Update  # noqa: E402
 from curalog.curation import Curation, default_log_path, open_curation, replay  # noqa: E402
 from curalog.dataset import Dataset, load_dataset  # noqa: E402

@@ -147,7 +147,30 @@ def private_tempfile(final: Path) -> tuple[int, Path]:
     return fd, Path(name)
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> Path:
+def create_exclusive(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Create ``path`` holding ``data``, only if it does not exist yet, durably.
+
+    The bytes go to a temp file beside it (written, fsynced), which is hard-linked into
+    place: the link fails if ``path`` exists, so two creators cannot both win and nobody
+    sees a half-written file. The temp file is always removed, then the folder is fsynced.
+    Raises ``FileExistsError`` when ``path`` exists, ``OSError`` on any other failure.
+    """
+    final = Path(path)
+    fd, tmp = private_tempfile(final)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, final)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    fsync_dir(final.parent)
+    return final
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Call ``write(fileobj)`` on a temp file, then atomically move it to ``path``."""
     final = Path(path)
     fd, tmp = private_tempfile(final)

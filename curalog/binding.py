@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curalog import __version__
+from curalog._version import __version__
 from curalog.dataset import Dataset, Fingerprint
 from curalog.errors import FingerprintMismatchError, LogCorruptError
 

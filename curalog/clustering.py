@@ -12,7 +12,7 @@ index (a counting sort of ``spike_templates`` built once, then one sorted array 
 cluster), so a merge concatenates and sorts the merged clusters' spike arrays and writes
 those entries of ``spike_clusters``, nothing else.
 
-The id rules (phy-semantics.md sections 2.3-2.5 and 8.1):
+The id rules (docs/PHY_SEMANTICS.md sections 2.3-2.5 and 8.1):
 
 * ``merge(C1..Ck)``: all their spikes get ``N = counter``; counter = N + 1.
 * ``split(S)``: S gets N; each touched cluster's remainder gets N+1, N+2, ... in ascending
@@ -24,6 +24,7 @@ The id rules (phy-semantics.md sections 2.3-2.5 and 8.1):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ import numba
 import numpy as np
 
 from curalog.errors import InvalidActionError
+from curalog.events import NoteBody
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class Update:
         None for a new action, ``"undo"`` or ``"redo"``.
     seq : int
         Log sequence number of the event that caused it (0 for none).
+    note : NoteBody or None
+        For ``kind == "note"``: the decision recorded (e.g. a rejected merge proposal); such
+        an update changes nothing else.
     """
 
     kind: str
@@ -66,6 +71,24 @@ class Update:
     labels_changed: tuple[int, ...] = ()
     history: str | None = None
     seq: int = 0
+    note: NoteBody | None = None
+
+    @property
+    def merged(self) -> tuple[int, tuple[int, ...]] | None:
+        """``(new id, parents)`` when this update made one cluster out of two or more whole
+        ones (a merge, or the undo of a split into one piece): the new cluster is exactly
+        the union of the deleted ones, so what composes can be combined from them."""
+        added = tuple(int(c) for c in self.added)
+        olds = {int(old) for old, _ in self.descendants}
+        if (
+            len(added) == 1
+            and self.descendants
+            and all(int(new) == added[0] for _, new in self.descendants)
+            and olds == {int(c) for c in self.deleted}
+            and len(olds) >= 2
+        ):
+            return added[0], tuple(sorted(olds))
+        return None
 
 
 @dataclass
@@ -78,7 +101,7 @@ class Change:
     counter_after: int
     descendants: tuple[tuple[int, int], ...]
     largest_old: int | None
-    inherited: dict[str, dict[int, object]] = field(default_factory=dict)  # filled by labels
+    inherited: Mapping[str, Mapping[int, object]] = field(default_factory=dict)  # filled by labels
     n_spikes: int = -1  # spikes whose cluster changed (computed on creation)
     evicted: bool = False  # arrays dropped to bound memory; undo must rebuild by replay
 
@@ -194,6 +217,28 @@ def _subset_remainder(members: np.ndarray, subset: np.ndarray):
     return j == n_sub, out
 
 
+@numba.njit(cache=True, nogil=True)
+def _strictly_increasing(a: np.ndarray) -> bool:
+    """Sorted without duplicates."""
+    for i in range(1, a.shape[0]):  # noqa: SIM110 - numba compiles loops, not all()
+        if a[i] <= a[i - 1]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _all_equal(a: np.ndarray, value: int) -> bool:
+    for i in range(a.shape[0]):  # noqa: SIM110 - numba compiles loops, not all()
+        if a[i] != value:
+            return False
+    return True
+
+
+def is_sorted_unique(a: np.ndarray) -> bool:
+    """True when the 1-D integer array ``a`` is strictly increasing."""
+    return bool(_strictly_increasing(np.ascontiguousarray(a)))
+
+
 def _largest(sizes: dict[int, int]) -> int | None:
     """The id with the most spikes; ties go to the smaller id."""
     best = None
@@ -229,14 +274,23 @@ class ClusterState:
         The base assignment (copied into an int32 ``spike_clusters``).
     """
 
-    def __init__(self, spike_templates: np.ndarray):
-        self.reset(spike_templates)
+    def __init__(
+        self, spike_templates: np.ndarray, release: Callable[[np.ndarray], None] | None = None
+    ):
+        self.reset(spike_templates, release)
 
-    def reset(self, spike_templates: np.ndarray) -> None:
-        """Back to the sorter's assignment, in place (holders of this object stay valid)."""
-        base = np.ascontiguousarray(spike_templates, dtype=np.int32)
-        self.n_spikes = int(base.shape[0])
-        self._spike_clusters = base.copy()
+    def reset(
+        self, spike_templates: np.ndarray, release: Callable[[np.ndarray], None] | None = None
+    ) -> None:
+        """Back to the sorter's assignment, in place (holders of this object stay valid).
+
+        ``release(spike_templates)`` is called once it is copied, before the index is built
+        (to drop a memory map's pages while the index takes its own memory)."""
+        self.n_spikes = int(spike_templates.shape[0])
+        self._spike_clusters = np.array(spike_templates, dtype=np.int32, order="C")
+        if release is not None:
+            release(spike_templates)
+        base = self._spike_clusters  # unchanged until the first action
         self._pending: list[tuple[int, np.ndarray]] = []
         self._prune_at = 64
         self.index_dtype = np.int32 if self.n_spikes < 2**31 - 1 else np.int64
@@ -434,6 +488,10 @@ class ClusterState:
         spares reading ``spike_clusters``; a wrong claim raises :class:`InvalidActionError`.
         """
         sel = self._validate_selection(spike_ids, "split")
+        if labels is None and touched is None:
+            change = self._split_within_one(sel)
+            if change is not None:
+                return change
         if labels is None:
             rel = np.zeros(sel.shape[0], dtype=np.int64)
         else:
@@ -497,6 +555,30 @@ class ClusterState:
                 rests[c] = _remainder(members, subset)
         return self._split_from_parts(
             sel, new_ids, labels is None, deleted, rests, old_ids, touched
+        )
+
+    def _split_within_one(self, sel: np.ndarray) -> Change | None:
+        """The usual interactive split: a sorted selection inside one cluster, resolved with
+        one gather of its clusters and one linear pass over that cluster; None otherwise
+        (the general path then resolves it, and reports what is wrong with it)."""
+        if not _strictly_increasing(sel):
+            return None
+        old = self.clusters_of(sel)
+        c = int(old[0])
+        if old.shape[0] > 1 and not _all_equal(old, c):
+            return None
+        n0 = self.counter
+        if n0 + sel.shape[0] >= 2**31 - 1:
+            return None
+        members = self._spikes.get(c)
+        if members is None:
+            return None
+        ok, rest = _subset_remainder(members, sel.astype(members.dtype))
+        if not ok:
+            return None
+        one = np.array([c])
+        return self._split_from_parts(
+            sel, one, True, {c: members}, {c: rest} if rest.shape[0] else {}, one, one
         )
 
     def _split_from_parts(

@@ -3,16 +3,24 @@
 This is the API a notebook user, the command line and the terminal UI all use::
 
     import curalog
+    from curalog.io.phy import export_phy
+
     with curalog.open("path/to/kilosort") as cur:
         new = cur.merge([3, 7])
         cur.split(spike_ids)
         cur.label([new], group="good")
         cur.undo()
-        cur.export()
+        export_phy(cur)  # phy's files: exports live in curalog.io, not in the session
 
 Every action is validated and resolved first (nothing is written for bad input), appended
 to the log durably (write + fsync), and only then applied to the in-memory state; the log
 is the only source of truth and everything else is rebuilt by replay.
+
+One idea, the session, in one module (longer than the ~600-line guideline): the action
+API, the undo stack it moves and the in-memory eviction of old actions are one state
+machine. What stands on its own lives beside it: the log's binding to its dataset
+(:mod:`curalog.binding`), the replay rules (:mod:`curalog.replaying`), the replay snapshot
+cache (:mod:`curalog.snapshot`), exports (:mod:`curalog.io`).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+from numpy.typing import ArrayLike
 
 from curalog.binding import (
     DEFAULT_BRANCH,
@@ -34,7 +43,7 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update, cluster_id_list
+from curalog.clustering import Change, ClusterState, Update, cluster_id_list, is_sorted_unique
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -46,6 +55,7 @@ from curalog.events import (
     ASSIGN,
     LABEL,
     MERGE,
+    NOTE,
     REDO,
     SPLIT,
     UNDO,
@@ -331,7 +341,13 @@ class Curation(RecordingMixin):
         event = self._append(body)
         return self._do_change(event, change).added[0]
 
-    def split(self, spike_ids, labels=None, *, meta: dict[str, Any] | None = None) -> list[int]:
+    def split(
+        self,
+        spike_ids: ArrayLike,
+        labels: ArrayLike | None = None,
+        *,
+        meta: dict[str, Any] | None = None,
+    ) -> list[int]:
         """Split spikes off their clusters (phy's split/assign); returns the new ids.
 
         Parameters
@@ -343,7 +359,9 @@ class Curation(RecordingMixin):
         """
         self._require_writer()
         change = self.state.resolve_split(spike_ids, labels)
-        spikes_sorted = np.sort(np.asarray(spike_ids, dtype=np.int64).reshape(-1))
+        spikes_sorted = np.asarray(spike_ids, dtype=np.int64).reshape(-1)
+        if not is_sorted_unique(spikes_sorted):
+            spikes_sorted = np.sort(spikes_sorted)
         packed_labels = None
         if labels is not None:
             order = np.argsort(np.asarray(spike_ids, dtype=np.int64).reshape(-1), kind="stable")
@@ -360,7 +378,9 @@ class Curation(RecordingMixin):
         event = self._append(body)
         return list(self._do_change(event, change).added)
 
-    def assign(self, spike_ids, cluster_ids, *, meta: dict[str, Any] | None = None) -> list[int]:
+    def assign(
+        self, spike_ids: ArrayLike, cluster_ids: ArrayLike, *, meta: dict[str, Any] | None = None
+    ) -> list[int]:
         """Give spikes explicit absolute cluster ids (used by imports); returns the new ids."""
         self._require_writer()
         change = self.state.resolve_assign(spike_ids, cluster_ids)
@@ -444,19 +464,22 @@ class Curation(RecordingMixin):
 
     def note(self, kind: str, text: str = "", data: dict[str, Any] | None = None) -> Event:
         """Record a decision that changes nothing (e.g. a rejected merge proposal)."""
-        return self._append(NoteBody(kind=str(kind), text=str(text), data=self._check_meta(data)))
+        body = NoteBody(kind=str(kind), text=str(text), data=self._check_meta(data))
+        event = self._append(body)
+        self._emit(Update(kind=NOTE, seq=event.seq, note=body))
+        return event
 
     # ------------------------------------------------------------------ internals
     def _reset_state(self) -> None:
         # Reset in place on a rebuild: statistics engines and views hold these objects.
         base_groups = {int(c): g for c, g in self.header.get("base_groups", [])}
+        # the state holds its own copy: the memory map's pages go before the index is built
         if getattr(self, "state", None) is None:
-            self.state = ClusterState(self.dataset.spike_templates)
+            self.state = ClusterState(self.dataset.spike_templates, release_pages)
             self.labels = LabelStore(base_groups)
         else:
-            self.state.reset(self.dataset.spike_templates)
+            self.state.reset(self.dataset.spike_templates, release_pages)
             self.labels.reset(base_groups)
-        release_pages(self.dataset.spike_templates)  # the state holds its own copy now
         self._undo: UndoStack[Action] = UndoStack()
         self._floor = 0  # structural actions below this stack index have evicted arrays
         self._hot_bytes = 0
@@ -465,6 +488,7 @@ class Curation(RecordingMixin):
         """Take the state from the log's snapshot when it matches the log, then replay the
         events logged after it; False (nothing changed) when there is no usable snapshot."""
         assert self._cache is not None
+        release_pages(self.dataset.spike_templates)  # read when the folder was checked
         snap = self._cache.load(events)
         if snap is None:
             return False
@@ -480,7 +504,7 @@ class Curation(RecordingMixin):
                 self._replay_sequential(event)
         except LogCorruptError:  # let a replay from the sorter's output say it
             self._cache.discard("the events after it do not replay on it")
-            self.state = None  # type: ignore[assignment]
+            self.state = None
             return False
         return True
 
@@ -639,13 +663,6 @@ class Curation(RecordingMixin):
                 self._revert(action, event.seq)
             else:
                 self._apply(action, event.seq, REDO)
-
-    # ------------------------------------------------------------------ export
-    def export(self, out: str | os.PathLike[str] | None = None, *, info: bool = True):
-        """Write spike_clusters.npy and phy's TSV files (see :func:`curalog.io.phy.export_phy`)."""
-        from curalog.io.phy import export_phy
-
-        return export_phy(self, out, info=info)
 
 
 def open_curation(

@@ -3,7 +3,7 @@
 A :class:`Dataset` is the read-only base of a curation: spike times and the sorter's
 template assignment (``spike_templates.npy``, the base state of every replay), plus the
 files the statistics need (amplitudes, templates, probe geometry, template similarity,
-sorter columns from ``cluster_*.tsv``). Real folders are messy (see DESIGN.md "Real folders
+sorter columns from ``cluster_*.tsv``). Real folders are messy (see docs/DESIGN.md "Real folders
 are messy"); this module accepts what sorters actually write and turns everything else into
 one clear :class:`~curalog.errors.DatasetError` naming the file.
 
@@ -356,8 +356,13 @@ class Fingerprint:
 
 def release_pages(arr: np.ndarray) -> None:
     """Tell the kernel we are done reading a memory-mapped array for now (its pages drop
-    out of our resident memory; reading it again just maps them back in)."""
-    mm = getattr(arr, "_mmap", None)
+    out of our resident memory; reading it again just maps them back in). Views of a
+    memory map (``ascontiguousarray``, ``reshape``) release the map they come from."""
+    mm = None
+    base: Any = arr
+    while base is not None and mm is None:
+        mm = getattr(base, "_mmap", None)
+        base = getattr(base, "base", None)
     if mm is not None and hasattr(mm, "madvise") and hasattr(mmap_module, "MADV_DONTNEED"):
         with contextlib.suppress(OSError, ValueError):
             mm.madvise(mmap_module.MADV_DONTNEED)

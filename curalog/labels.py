@@ -14,7 +14,7 @@ recorded with the change that caused them and removed with it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from curalog.clustering import Change
@@ -177,7 +177,7 @@ class LabelStore:
         for name, values in filled.items():
             self.fields.setdefault(name, {}).update(values)
 
-    def remove_inherited(self, filled: dict[str, dict[int, LabelValue]]) -> None:
+    def remove_inherited(self, filled: Mapping[str, Mapping[int, object]]) -> None:
         for name, values in filled.items():
             store = self.fields.get(name, {})
             for c in values:

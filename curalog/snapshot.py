@@ -47,7 +47,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from curalog import __version__
+from curalog._version import __version__
 from curalog.clustering import Change, ClusterState
 from curalog.events import ACTION_TYPES, LABEL, Event
 from curalog.labels import LabelValue

@@ -2,7 +2,7 @@
 
 Moved here from :mod:`curalog.analysis.stats.metrics` (which re-exports it) so that the core
 (:class:`curalog.curation.Curation`'s best channels and waveforms) can use it without
-importing the analysis layer. The rules are phy's Template-GUI rules (phy-semantics.md 1.4
+importing the analysis layer. The rules are phy's Template-GUI rules (docs/PHY_SEMANTICS.md 1.4
 and 4.1); :mod:`curalog.analysis.stats.metrics`' docstring states them column by column:
 
 * the **dominant template** of a cluster is its most frequent ``spike_templates`` value (a

@@ -98,7 +98,7 @@ def _module_files(names: Sequence[str]) -> list[str]:
 def _key(group: str, modules: Sequence[str]) -> str:
     import numba
 
-    from curalog import __version__
+    from curalog._version import __version__
 
     parts = [
         group,
@@ -180,6 +180,7 @@ def write_tiny_folder(
 # ---------------------------------------------------------------------- the steps
 def _clustering(folder: Path) -> None:
     import curalog
+    from curalog.io.phy import export_phy
 
     log = folder / "warmup.log"
     with curalog.open(folder, log, sync=False) as cur:
@@ -197,7 +198,7 @@ def _clustering(folder: Path) -> None:
         _ = cur.spike_clusters
     with curalog.open(folder, log, readonly=True) as cur:  # replay of a log
         _ = cur.spike_clusters
-        cur.export(folder / "export", info=False)
+        export_phy(cur, folder / "export", info=False)
 
 
 def _stats(folder: Path) -> None:

@@ -1,6 +1,6 @@
 """Raw spike waveforms of a cluster: best channels, spike sample, windows, mean, amplitudes.
 
-The rules (phy's, phy-semantics.md 1.4, 4.1; docs/VIEWS.md "Waveforms"):
+The rules (phy's, docs/PHY_SEMANTICS.md 1.4, 4.1; docs/VIEWS.md "Waveforms"):
 
 * **Best channels** of a cluster: its dominant template (the most frequent
   ``spike_templates`` value among its spikes; a merged cluster's spikes' templates weighted

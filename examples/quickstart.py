@@ -2,7 +2,7 @@
 """Quick start on a machine with only python3: a virtual environment, then demo or tests.
 
     python3 examples/quickstart.py demo      # generate a demo sorting and curate it
-    python3 examples/quickstart.py test      # the whole test suite (what CI runs)
+    python3 examples/quickstart.py test      # ruff, ruff format, mypy, then the whole suite (what CI runs)
 
 Both create ``.venv/`` beside pyproject.toml on first use and install curalog into it in
 editable mode (``test`` adds the test tools and the phy/SpikeInterface reference
@@ -68,12 +68,17 @@ def main(argv: list[str]) -> int:
             ensure_env("test")
     else:
         ensure_env("test")
-    code = _run(
-        [PY, "-m", "ruff", "check", "curalog", "tui", "tests", "bench", "examples"], cwd=ROOT
-    )
-    if code != 0:
-        print("quickstart: ruff found problems", flush=True)
-        return code
+    trees = ["curalog", "tui", "tests", "bench", "examples"]
+    checks = [
+        ("ruff found problems", [PY, "-m", "ruff", "check", *trees]),
+        ("ruff format would change files", [PY, "-m", "ruff", "format", "--check", *trees]),
+        ("mypy found problems", [PY, "-m", "mypy"]),  # the modules [tool.mypy] names
+    ]
+    for what, cmd in checks:
+        code = _run(cmd, cwd=ROOT)
+        if code != 0:
+            print(f"quickstart: {what}", flush=True)
+            return code
     return _run([PY, "-m", "pytest", *rest], cwd=ROOT)
 
 

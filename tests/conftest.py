@@ -63,7 +63,7 @@ def phy_template(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
-    """Ten spikes in clusters 3, 4 and 8 (phy-semantics.md's examples)."""
+    """Ten spikes in clusters 3, 4 and 8 (docs/PHY_SEMANTICS.md's examples)."""
     return write_folder(tmp_path / "tiny", [3, 3, 3, 4, 4, 4, 4, 8, 8], n_templates=9)
 
 

@@ -43,6 +43,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from curalog.io.phy import export_phy
+
 ROOT = Path(__file__).resolve().parents[1]
 PHY_TEMPLATE = Path(
     os.environ.get("CURALOG_PHY_TEMPLATE", ROOT.parent / "shared" / "data" / "phy-template")
@@ -417,7 +419,7 @@ def _exporter_loop(req: dict[str, Any], out_fd: int) -> None:
     while True:
         s = seqs[i % len(seqs)]
         with curalog.open(req["folder"], req["log"], readonly=True, upto=s) as cur:
-            cur.export(req["out"])
+            export_phy(cur, req["out"])
         _emit(out_fd, f"ACK {s}")
         i += 1
 
@@ -779,7 +781,7 @@ def expected_exports(
     for s in seqs:
         d = scratch / f"s{s}"
         with curalog.open(folder, log, readonly=True, upto=s) as cur:
-            res = cur.export(d)
+            res = export_phy(cur, d)
         for p in res.files:
             out.setdefault(p.name, set()).add(_sha(p.read_bytes()))
     return out
@@ -834,7 +836,7 @@ def kill_export_campaign(
 
     for out in outs:  # the previous export, complete
         with curalog.open(folder, log, readonly=True, upto=seqs[0]) as cur:
-            cur.export(out)
+            export_phy(cur, out)
     own = zygote is None
     zyg = zygote or Zygote()
     try:
@@ -1204,7 +1206,7 @@ def fuzz_replay(folder: Path, log: Path, data: bytes) -> str:
     def run() -> None:
         with curalog.open(folder, log, readonly=True) as cur:
             state_digest(cur)
-            cur.export(out)
+            export_phy(cur, out)
             for p in out.glob("*.tsv"):
                 text = p.read_bytes().decode("utf-8", errors="replace")
                 rows = text.split("\r\n")
@@ -1776,7 +1778,7 @@ def touch_dataset(folder: Path, scratch: Path) -> None:
             StatsEngine = None  # noqa: N806
         if StatsEngine is not None and cur.n_clusters:
             StatsEngine(cur.dataset, cur.state).get(int(cur.cluster_ids[0]))
-        cur.export(scratch / "export")
+        export_phy(cur, scratch / "export")
 
 
 def fuzz_dataset(spec: dict[str, Any], work: Path | None = None) -> str:

@@ -1,4 +1,4 @@
-"""DESIGN.md "Errors": every bad input gets one line, exit status 2, and nothing written."""
+"""docs/DESIGN.md "Errors": every bad input gets one line, exit status 2, and nothing written."""
 
 import shutil
 import subprocess

@@ -1,4 +1,4 @@
-"""phy's id rules, bit-for-bit, on the examples of phy-semantics.md section 2 (verified in phy)."""
+"""phy's id rules, bit-for-bit, on the examples of docs/PHY_SEMANTICS.md section 2 (verified in phy)."""
 
 import numpy as np
 import pytest

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import curalog
-from curalog.io.phy import export_status, format_cell
+from curalog.io.phy import export_phy, export_status, format_cell
 
 from conftest import write_folder
 
@@ -26,7 +26,7 @@ def curated(tmp_path):
 def test_files_and_formats(curated, tmp_path):
     out = tmp_path / "out"
     with curalog.open(curated) as cur:
-        res = cur.export(out)
+        res = export_phy(cur, out)
         assert export_status(cur) == "up to date"
     assert {p.name for p in res.files} >= {
         "spike_clusters.npy",
@@ -54,11 +54,11 @@ def test_export_in_place_backs_up_unexplained_spike_clusters(curated):
     foreign = np.array([1, 1, 1, 1, 2, 2, 2, 2, 2], dtype=np.int32)
     np.save(curated / "spike_clusters.npy", foreign)  # e.g. an older phy session
     with curalog.open(curated) as cur:
-        res = cur.export()
+        res = export_phy(cur)
         assert len(res.backups) >= 1
         backup = [b for b in res.backups if b.name.startswith("spike_clusters")][0]
         assert np.array_equal(np.load(backup), foreign)
-        res2 = cur.export()  # our own export is explained: no new backup
+        res2 = export_phy(cur)  # our own export is explained: no new backup
         assert not [b for b in res2.backups if b.name.startswith("spike_clusters")]
         cur.label([8], group="mua")
         assert export_status(cur).startswith("stale")
@@ -67,7 +67,7 @@ def test_export_in_place_backs_up_unexplained_spike_clusters(curated):
 def test_export_failure_leaves_previous_files(curated, tmp_path, monkeypatch):
     out = tmp_path / "out"
     with curalog.open(curated) as cur:
-        cur.export(out)
+        export_phy(cur, out)
         before = {p.name: p.read_bytes() for p in out.iterdir()}
         cur.merge([8, 9])
 
@@ -76,7 +76,7 @@ def test_export_failure_leaves_previous_files(curated, tmp_path, monkeypatch):
 
         monkeypatch.setattr(os, "fsync", boom)
         with pytest.raises(curalog.CuralogError, match="export failed"):
-            cur.export(out)
+            export_phy(cur, out)
         monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -89,7 +89,7 @@ def test_phylib_reads_the_export(phy_template):
         new = cur.merge([1, 2])
         cur.split(cur.spikes(new)[:4])
         cur.label(cur.cluster_ids[:3].tolist(), group="good")
-        cur.export()
+        export_phy(cur)
         expected = cur.spike_clusters.copy()
         groups = {c: g for c, g in cur.groups().items() if g}
     model = load_model(phy_template / "params.py")
@@ -127,7 +127,7 @@ def test_created_files_are_readable_by_others(curated, tmp_path):
     from curalog.atomic import FILE_MODE
 
     with curalog.open(curated) as cur:
-        res = cur.export(tmp_path / "out")
+        res = export_phy(cur, tmp_path / "out")
         log_mode = cur.log_path.stat().st_mode & 0o777
     assert log_mode == FILE_MODE
     for p in res.files:

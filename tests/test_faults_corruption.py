@@ -13,6 +13,7 @@ import pytest
 
 import curalog
 from curalog.errors import LogCorruptError, LogError
+from curalog.io.phy import export_phy
 from curalog.store.log import scan_bytes
 
 import faultlib
@@ -146,7 +147,7 @@ def _damaged_after_export(tmp_path):
     with curalog.open(folder) as cur:
         for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]:
             cur.merge([a, b])
-        cur.export()
+        export_phy(cur)
     log = curalog.default_log_path(folder)
     exported = (folder / "spike_clusters.npy").read_bytes()
     offsets = curalog.store.log.read_log(log).offsets
@@ -163,7 +164,7 @@ def test_export_and_replay_refuse_a_damaged_log(tmp_path):
     with curalog.open(folder, readonly=True) as cur:
         assert cur.corruption
         with pytest.raises(LogCorruptError):
-            cur.export()
+            export_phy(cur)
     assert (folder / "spike_clusters.npy").read_bytes() == exported
 
 

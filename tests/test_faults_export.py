@@ -11,6 +11,7 @@ import pytest
 
 import curalog
 import curalog.io.phy as phy_io
+from curalog.io.phy import export_phy
 
 import faultlib
 
@@ -32,7 +33,7 @@ def test_unexplained_spike_clusters_is_backed_up_before_export(tmp_path):
     digest = _sha(folder / "spike_clusters.npy")
     with curalog.open(folder) as cur:
         cur.merge([1, 2])
-        res = cur.export()
+        res = export_phy(cur)
     assert [_sha(p) for p in res.backups if p.suffix == ".npy"] == [digest]
 
 
@@ -47,11 +48,11 @@ def test_backups_in_the_same_second_never_overwrite_each_other(tmp_path, monkeyp
     )  # one and the same second
     with curalog.open(folder) as cur:
         cur.merge([1, 2])
-        cur.export()
+        export_phy(cur)
         # killed after spike_clusters.npy was replaced, before exports.json was written:
         (cur.log_path.parent / phy_io.EXPORT_RECORD).unlink()
         cur.merge([3, 4])
-        cur.export()
+        export_phy(cur)
     kept = {_sha(p) for p in (folder / ".curalog" / "backup").iterdir()}
     assert phy_edit in kept, "the phy-edited spike_clusters.npy was lost"
 
@@ -61,10 +62,10 @@ def test_export_own_label_files_do_not_become_sorter_columns(tmp_path):
     folder = faultlib.make_dataset(tmp_path / "ds", 600, 6, 1)
     with curalog.open(folder) as cur:
         cur.label([3], field="quality", value=1)
-        cur.export()
+        export_phy(cur)
     with curalog.open(folder) as cur:
         cur.label([3], field="quality", value=2)
-        cur.export()
+        export_phy(cur)
     info = (folder / "cluster_info.tsv").read_bytes().decode().split("\r\n")
     header = info[0].split("\t")
     row3 = next(r.split("\t") for r in info[1:] if r.startswith("3\t"))
@@ -76,7 +77,7 @@ def test_export_record_is_valid_json_after_every_export(tmp_path):
     with curalog.open(folder) as cur:
         for k in range(3):
             cur.merge(cur.cluster_ids[:2].tolist())
-            cur.export(tmp_path / f"out{k}")
+            export_phy(cur, tmp_path / f"out{k}")
             rec = json.loads((cur.log_path.parent / phy_io.EXPORT_RECORD).read_text())
             assert rec["last"]["seq"] == cur.seq
 

@@ -17,6 +17,7 @@ import pytest
 from curalog.cli.program import main
 from curalog.curation import default_log_path, open_curation
 from curalog.errors import DatasetError, LogLockedError
+from curalog.io.phy import export_phy
 from curalog.io.phy_import import import_phy, reproduce_assignment
 from curalog.store.log import read_log
 
@@ -123,7 +124,7 @@ def test_import_reproduces_a_phy_session(synth: Path, tmp_path: Path) -> None:
     assert_matches_folder(synth)
     # export -> the same files phy wrote
     with open_curation(synth, readonly=True) as cur:
-        out = cur.export(tmp_path / "out")
+        out = export_phy(cur, tmp_path / "out")
     assert (tmp_path / "out" / "spike_clusters.npy").read_bytes() == (
         synth / "spike_clusters.npy"
     ).read_bytes()
@@ -148,7 +149,7 @@ def test_phy_changes_after_curalog_append_only_the_difference(synth: Path) -> No
         cur.merge([1, 2])  # 20
         cur.split(np.flatnonzero(cur.spike_clusters == 8)[:10])  # 21, 22
         cur.label([20], group="good")
-        cur.export()  # curalog writes spike_clusters.npy for phy
+        export_phy(cur)  # curalog writes spike_clusters.npy for phy
         counter = cur.state.counter
     n_before = len(read_log(default_log_path(synth)).events)
     prefix = default_log_path(synth).read_bytes()
@@ -181,7 +182,7 @@ def test_phy_template_real_folder(phy_template: Path, tmp_path: Path) -> None:
     assert res.n_structural == 2
     assert_matches_folder(phy_template)
     with open_curation(phy_template, readonly=True) as cur:
-        cur.export(tmp_path / "out")
+        export_phy(cur, tmp_path / "out")
     assert np.array_equal(
         np.load(tmp_path / "out" / "spike_clusters.npy"),
         np.load(phy_template / "spike_clusters.npy"),

@@ -17,6 +17,7 @@ import pytest
 from curalog.curation import default_log_path, open_curation
 from curalog.dataset import load_dataset
 from curalog.history import create_branch, diff_histories
+from curalog.io.phy import export_phy
 from curalog.io.phy_import import import_phy
 from curalog.io.spikeinterface import export_curation, import_spikeinterface
 
@@ -66,7 +67,7 @@ def test_export_to_phy_folder_opens_curates_and_exports(folder: Path) -> None:
         parts = cur.split(cur.spikes(2)[::2])
         cur.label([new], group="good")
         cur.label([parts[0]], group="noise")
-        cur.export()
+        export_phy(cur)
         sc = cur.spike_clusters.copy()
         groups = {c: g for c, g in cur.groups().items() if g is not None}
     model_mod = pytest.importorskip("phylib.io.model")

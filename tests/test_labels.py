@@ -5,6 +5,7 @@ import pytest
 
 import curalog
 from curalog.errors import InvalidActionError
+from curalog.io.phy import export_phy
 
 from conftest import write_folder
 
@@ -111,7 +112,7 @@ def test_base_groups_come_from_the_log_header_not_the_current_file(folder):
     (folder / "cluster_group.tsv").write_text("cluster_id\tgroup\n0\tgood\n")
     with curalog.open(folder) as cur:
         cur.label([2], group="mua")
-        cur.export()  # rewrites cluster_group.tsv
+        export_phy(cur)  # rewrites cluster_group.tsv
     (folder / "cluster_group.tsv").write_text(
         "cluster_id\tgroup\n3\tnoise\n"
     )  # edited behind our back
@@ -124,7 +125,7 @@ def test_free_fields_stay_labels_after_export(phy_template):
     """An exported cluster_comment.tsv must not turn 'comment' into a read-only sorter column."""
     with curalog.open(phy_template) as cur:
         cur.label([1], field="comment", value="noisy")
-        cur.export()
+        export_phy(cur)
     assert (phy_template / "cluster_comment.tsv").exists()
     (phy_template / "cluster_KSLabel.tsv").write_text(
         "cluster_id\tKSLabel\n1\tgood\n"

@@ -438,3 +438,25 @@ def test_held_out_synthetic_seeds_make_no_impure_merge(tmp_path: Path, seed: int
     at = evaluate(out, thresholds=(DEFAULT_MIN_SCORE,)).outcomes[-1]
     assert at.impure_merges == 0 and at.impure_clusters == 0
     assert at.excess <= 0.15 and at.pair_recall > 0.85
+
+
+def test_positions_of_every_kth_spike_compose(
+    drift_ds: Path, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large folders sum the positions of every k-th spike only (by index): merges, splits
+    and undos still give what a fresh engine computes."""
+    import curalog.analysis.proposals.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "POSITION_SPIKES", 20_000)  # 300,000 spikes: stride 15
+    with open_curation(drift_ds, log, sync=False) as cur:
+        eng = ProposalEngine(cur)
+        assert eng._pos_stride == 15
+        first = eng.proposals()
+        assert all(math.isfinite(p.evidence["position_step"]) for p in first[:20])
+        eng.accept(first[0])
+        big = max(cur.cluster_ids, key=cur.state.n_spikes_of)
+        spikes = cur.state.spikes(big)
+        cur.split(np.sort(spikes[::3]))
+        assert _same(eng.proposals(), _fresh(drift_ds, log), rtol=1e-9)
+        cur.undo()
+        assert _same(eng.proposals(), _fresh(drift_ds, log), rtol=1e-9)

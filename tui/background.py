@@ -15,6 +15,7 @@ from textual import work
 from textual.worker import get_current_worker
 
 from curalog.errors import CuralogError
+from curalog.io.phy import export_phy
 
 from .messages import CcgReady, DetailReady, ExportDone, SimilarReady, StatsReady
 from .widgets import Detail
@@ -131,7 +132,7 @@ class BackgroundMixin:
     @work(thread=True, exclusive=True, group="export", exit_on_error=False, description="export")
     def _export_worker(self, out: str | None) -> None:
         try:
-            result = self.stats.cur.export(out or None)
+            result = export_phy(self.stats.cur, out or None)
         except CuralogError as exc:
             self.post_message(ExportDone(str(exc), error=True))
             return

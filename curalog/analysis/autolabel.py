@@ -72,7 +72,7 @@ ALIASES = {
 }
 
 #: Default rules in the spirit of bombcell's noise / MUA / good classes (Fabre et al.,
-#: bombcell; thresholds from its published defaults, curation-ecosystem.md section 4.4),
+#: bombcell; thresholds from its published defaults, docs/CURATION_ECOSYSTEM.md section 4.4),
 #: restricted to what a Kilosort folder gives without raw data (no SNR, no raw amplitude,
 #: no PC-based isolation):
 #:

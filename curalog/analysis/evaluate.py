@@ -73,6 +73,8 @@ from typing import Any
 
 import numpy as np
 
+from curalog.analysis.proposals import ProposalEngine
+from curalog.curation import open_curation
 from curalog.errors import CuralogError
 
 __all__ = [
@@ -381,8 +383,6 @@ def evaluate(
     -------
     Evaluation
     """
-    from curalog.analysis.proposals import ProposalEngine
-    from curalog.curation import open_curation
 
     folder = Path(folder)
     if not isinstance(truth, Truth):

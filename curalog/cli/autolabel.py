@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from curalog.analysis.autolabel import DEFAULT_RULES, RuleError, autolabel_decisions
+from curalog.analysis.stats.engine import StatsEngine
 from curalog.curation import open_curation
 from curalog.errors import CuralogError
 
@@ -23,8 +24,6 @@ class RuleArgumentError(CuralogError):
 def cmd_autolabel(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
-
-    from curalog.analysis.stats.engine import StatsEngine
 
     rules = args.rule or list(DEFAULT_RULES)
     con = Console(highlight=False, soft_wrap=True)

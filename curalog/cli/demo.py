@@ -20,14 +20,14 @@ from rich.table import Table
 
 from curalog.analysis.stats.engine import StatsEngine
 from curalog.curation import default_log_path, open_curation, replay
+from curalog.io.phy import export_phy
+from curalog.synth.generator import synthesize
 
 MERGE_SIMILARITY = 0.9
 
 
 def _synthesize(folder: Path, n_spikes: int, n_templates: int, seed: int, con: Console) -> None:
     from rich.progress import Progress
-
-    from curalog.synth.generator import synthesize
 
     with Progress(console=con, transient=True) as progress:
         task = progress.add_task(f"writing {n_spikes:,} spikes", total=1)
@@ -195,7 +195,7 @@ def run_demo(folder: Path, *, n_spikes: int = 75_000, n_templates: int = 80, see
         con.print(f"  redo  -> {pieces} again (same ids)")
         timed("undo", cur.undo)
         state = cur.spike_clusters.copy()
-        res = timed("export", cur.export)
+        res = timed("export", lambda: export_phy(cur))
         seq, n_clusters = cur.seq, cur.n_clusters
         final_groups = Counter(g or "unsorted" for g in cur.groups().values())
         history = cur.history

@@ -26,6 +26,8 @@ from curalog.history import (
     iso_time,
     list_branches,
 )
+from curalog.io.phy_import import import_phy
+from curalog.io.spikeinterface import import_spikeinterface
 
 
 class HistoryCliError(CuralogError):
@@ -240,13 +242,9 @@ def cmd_combine(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- import
 def cmd_import(args: argparse.Namespace) -> int:
     if args.from_phy:
-        from curalog.io.phy_import import import_phy
-
         result = import_phy(args.dir, args.log, author=args.author)
         source = "phy"
     else:
-        from curalog.io.spikeinterface import import_spikeinterface
-
         result = import_spikeinterface(
             args.dir, args.from_spikeinterface, args.log, author=args.author
         )

@@ -19,11 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from curalog import __version__
+from curalog._version import __version__
+from curalog.atomic import save_npy_atomic
+from curalog.binding import make_header
+from curalog.cli import autolabel as autolabel_cli
+from curalog.cli import clusters as clusters_cli
+from curalog.cli import history as history_cli
+from curalog.cli import proposals as proposals_cli
+from curalog.cli import ui as ui_cli
+from curalog.cli import warmup as warmup_cli
+from curalog.cli import waveforms as waveforms_cli
+from curalog.cli.demo import run_demo
 from curalog.cli.safe_text import printable
 from curalog.curation import Curation, default_log_path, open_curation
+from curalog.dataset import load_dataset, parse_value
 from curalog.errors import CuralogError
 from curalog.events import RedoBody, UndoBody
+from curalog.io.phy import export_phy, export_status
+from curalog.io.spikeinterface import export_curation
+from curalog.store.log import RECOVERY_HANDLERS, default_author, read_state
+from curalog.store.repair import inspect_log, repair_log
+from curalog.synth.generator import synthesize
 
 EXIT_USAGE = 2
 
@@ -123,8 +139,6 @@ def _open(args: argparse.Namespace, *, readonly: bool = False, upto: int | None 
 def cmd_info(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from curalog.io.phy import export_status
-
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
     with open_curation(args.dir, args.log, readonly=True) as cur:
         ds = cur.dataset
@@ -213,7 +227,6 @@ def cmd_label(args: argparse.Namespace) -> int:
         else:
             if args.value is None:
                 raise CliError("--field needs --value (use --value '' to clear)")
-            from curalog.dataset import parse_value
 
             value = None if args.value == "" else parse_value(args.value)
             cur.label(ids, field=args.field, value=value, reason=args.reason)
@@ -282,7 +295,6 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from curalog.atomic import save_npy_atomic
 
     with _open(args, readonly=True, upto=args.upto) as cur:
         cur.require_intact(args.upto)
@@ -297,8 +309,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format
     with _open(args, readonly=True) as cur:
         if fmt == "phy":
-            from curalog.io.phy import export_phy
-
             res = export_phy(cur, args.out)
             for b in res.backups:
                 print(f"kept the previous {b.name.split('-')[0]} in {b}")
@@ -307,12 +317,6 @@ def cmd_export(args: argparse.Namespace) -> int:
                 + ", ".join(p.name for p in res.files)
             )
         else:
-            try:
-                from curalog.io.spikeinterface import export_curation
-            except ImportError:
-                raise CliError(
-                    "the spikeinterface curation format is not available in this build"
-                ) from None
             if not args.out:
                 raise CliError("--format spikeinterface needs --out FILE.json")
             path = export_curation(cur, args.out)
@@ -322,8 +326,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_fsck(args: argparse.Namespace) -> int:
     """Exit status: 0 intact (or repaired), 1 damage found, 2 the log cannot be checked."""
-    from curalog.store.log import read_state
-    from curalog.store.repair import inspect_log, repair_log
 
     log_path = Path(args.log) if args.log else default_log_path(args.dir)
     ins = inspect_log(log_path)
@@ -334,14 +336,15 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         print(f"DAMAGED header: {printable(ins.header_error)}")
         if ins.intact_after:
             print(f"{len(ins.intact_after)} intact records follow (events {ins.intact_seqs})")
-        print(
-            "--repair: "
-            + (
-                ins.header_fix
-                or "rebuilds the header from DIR's dataset and re-chains the intact records "
-                "(the head hash changes)"
+        if ins.header_fix:
+            print(f"--repair: {ins.header_fix}")
+        elif ins.intact_after or ins.curalog_magic:
+            print(
+                "--repair: rebuilds the header from DIR's dataset and re-chains the intact "
+                "records (the head hash changes)"
             )
-        )
+        else:
+            print("--repair: nothing to recover (no curalog header, no intact record)")
     else:
         scan = ins.scan
         torn = scan.torn
@@ -376,10 +379,6 @@ def cmd_fsck(args: argparse.Namespace) -> int:
             print(f"replay FAILED: {printable(exc)}")
             damaged = True
     if args.repair and (damaged or torn):
-        from curalog.binding import make_header
-        from curalog.dataset import load_dataset
-        from curalog.store.log import default_author
-
         res = repair_log(
             log_path,
             rebuild_header=lambda: make_header(load_dataset(args.dir), default_author()),
@@ -390,7 +389,6 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from curalog.synth.generator import synthesize
 
     out = Path(args.out)
     if (out / "spike_times.npy").exists():
@@ -445,7 +443,6 @@ def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from curalog.cli.demo import run_demo
 
     return run_demo(
         Path(args.dir), n_spikes=args.spikes, n_templates=args.templates, seed=args.seed
@@ -625,14 +622,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", type=int, default=80)
     p.add_argument("--seed", type=int, default=0)
 
-    from curalog.cli import autolabel as autolabel_cli
-    from curalog.cli import clusters as clusters_cli
-    from curalog.cli import history as history_cli
-    from curalog.cli import proposals as proposals_cli
-    from curalog.cli import ui as ui_cli
-    from curalog.cli import warmup as warmup_cli
-    from curalog.cli import waveforms as waveforms_cli
-
     ui_cli.register(add)  # tui, serve: the one module that imports curalog_tui
     for module in (
         history_cli,
@@ -656,7 +645,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from curalog.store.log import RECOVERY_HANDLERS
 
     handle = args.command not in ("tui", "serve")  # the UI shows recoveries itself
     if handle:

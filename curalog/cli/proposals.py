@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from curalog.analysis.evaluate import DEFAULT_THRESHOLDS, evaluate, format_table
 from curalog.analysis.proposals import DEFAULT_MIN_SCORE, ProposalEngine
 from curalog.curation import open_curation
 from curalog.errors import CuralogError
@@ -152,7 +153,6 @@ def _accept_all(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from curalog.analysis.evaluate import DEFAULT_THRESHOLDS, evaluate, format_table
 
     _check_score(args.min_score)
     thresholds = set(DEFAULT_THRESHOLDS)

@@ -18,12 +18,22 @@ from curalog.errors import LogCorruptError
 _MAX_DECODED = 1 << 34  # bytes; guards against hostile declared sizes
 
 
+#: Selections at least this long whose 16-bit deltas are not run-like are stored, not deflated.
+STORE_MIN = 1024
+
+
 def pack_indices(indices: np.ndarray) -> dict[str, Any]:
     """Sorted unique non-negative integers -> ``{"enc": "delta-zlib", "dtype", "n", "start", "data"}``.
 
     ``start`` is the first value; the data are the deltas that follow it. Deltas of a sorted
     spike selection are small, so they fit in uint16 or uint32 and compress well (a
     contiguous run of a million spikes packs to a few kilobytes).
+
+    The zlib stream is deflated when that pays: short selections, runs of consecutive
+    spikes and the zero high bytes of 32/64-bit deltas. The 16-bit deltas of a long
+    selection spread over the recording (the usual split of a cluster) shrink by only 10-20 %
+    for a deflate that costs more than resolving the split; they are stored (zlib level 0:
+    the same format, read by any zlib decoder, and faster to inflate on replay).
     """
     arr = np.asarray(indices, dtype=np.int64)
     start = int(arr[0]) if arr.size else 0
@@ -31,12 +41,17 @@ def pack_indices(indices: np.ndarray) -> dict[str, Any]:
     top = int(deltas.max()) if deltas.size else 0
     dtype = "<u2" if top < 2**16 else "<u4" if top < 2**32 else "<u8"  # smaller = faster to inflate
     raw = deltas.astype(dtype).tobytes()
+    stored = (
+        dtype == "<u2"
+        and arr.size >= STORE_MIN
+        and 4 * int(np.count_nonzero(deltas <= 1)) < deltas.size
+    )
     return {
         "enc": "delta-zlib",
         "dtype": dtype,
         "n": int(arr.size),
         "start": start,
-        "data": zlib.compress(raw, 1),
+        "data": zlib.compress(raw, 0 if stored else 1),
     }
 
 

@@ -40,6 +40,8 @@ from curalog.history.contingencies import (
     adjusted_rand_index,
     adjusted_rand_index_from_table,
     contingency,
+    linked_groups,
+    member_mask,
 )
 from curalog.history.diff import DIFF_SCHEMA, DiffResult, diff_histories
 from curalog.history.outcome import (
@@ -50,6 +52,8 @@ from curalog.history.outcome import (
 )
 
 __all__ = [
+    "linked_groups",
+    "member_mask",
     "BRANCH_NOTE",
     "COMBINE_NOTE",
     "DIFF_SCHEMA",

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 
+from curalog.atomic import create_exclusive
 from curalog.binding import (
     DEFAULT_BRANCH,
     LOG_DIRNAME,
@@ -219,27 +220,13 @@ def _note_frame(scan: ScanResult, seq: int, body: dict[str, Any], author: str) -
 
 def _write_new_file(dest: Path, data: bytes) -> None:
     """Create ``dest`` with ``data`` atomically; refuse to replace an existing file."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, dest)
+        create_exclusive(dest, data)
     except FileExistsError:
         raise HistoryError(f"{dest}: already exists") from None
     except OSError as exc:
         raise LogError(f"{dest}: cannot create ({exc.strerror})") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    with contextlib.suppress(OSError):
-        fd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _fork_bytes(

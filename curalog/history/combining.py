@@ -333,11 +333,11 @@ def _rebase(
         if step.change is not None:
             change = step.change
             problems = []
-            mapped = []
+            mapped: list[int] = []
             for c in change.deleted_ids:
                 m, why = locate(c)
-                if why:
-                    problems.append(why)
+                if why or m is None:
+                    problems.append(why or f"cluster {c} is unknown")
                 else:
                     mapped.append(m)
             b_new.update(change.added)

@@ -1,9 +1,12 @@
-"""The contingency table of two labelings of the same spikes (dense, LUT or sparse) and the
-adjusted Rand index from it."""
+"""Two labelings of the same spikes: their contingency table (dense, LUT or sparse), the
+adjusted Rand index from it, the groups of clusters linked by shared spikes, and a fast
+membership mask."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numba
 import numpy as np
@@ -34,7 +37,7 @@ def _dense_table(
 @numba.njit(cache=True, nogil=True)
 def _sparse_table(
     a: np.ndarray, b: np.ndarray, lut_a: np.ndarray, lut_b: np.ndarray, ka: int, kb: int
-):
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = a.shape[0]
     starts = np.zeros(ka + 1, dtype=np.int64)
     for i in range(n):
@@ -192,3 +195,51 @@ def adjusted_rand_index_from_table(table: Contingency) -> float:
 def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
     """Adjusted Rand index of two cluster assignments of the same spikes."""
     return adjusted_rand_index_from_table(contingency(a, b))
+
+
+def member_mask(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``np.isin(x, ids)`` for non-negative ids, through a lookup table when they are small."""
+    top = int(x.max()) if x.size else 0
+    if top < LUT_LIMIT:
+        lut = np.zeros(top + 1, dtype=bool)
+        lut[ids[ids <= top]] = True
+        return lut[x]
+    return np.isin(x, ids)
+
+
+A = TypeVar("A", bound=Hashable)
+B = TypeVar("B", bound=Hashable)
+
+
+def linked_groups(pairs: Iterable[tuple[A, B]]) -> list[tuple[list[A], list[B]]]:
+    """The connected components of the bipartite graph whose edges are ``pairs``.
+
+    ``pairs`` are (cluster of labeling A, cluster of labeling B) sharing spikes, e.g. the
+    non-zero cells of a :func:`contingency` table. Each component comes as (its A ids, its B
+    ids), every id once, in order of first appearance; components in the order of their first
+    pair. Union-find with path halving.
+    """
+    pairs = list(pairs)
+    parent: dict[tuple[int, Hashable], tuple[int, Hashable]] = {}
+
+    def find(x: tuple[int, Hashable]) -> tuple[int, Hashable]:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = find((0, a)), find((1, b))
+        if ra != rb:
+            parent[rb] = ra
+    groups: dict[tuple[int, Hashable], tuple[list[A], list[B], set[A], set[B]]] = {}
+    for a, b in pairs:
+        ids_a, ids_b, seen_a, seen_b = groups.setdefault(find((0, a)), ([], [], set(), set()))
+        if a not in seen_a:
+            seen_a.add(a)
+            ids_a.append(a)
+        if b not in seen_b:
+            seen_b.add(b)
+            ids_b.append(b)
+    return [(ids_a, ids_b) for ids_a, ids_b, _, _ in groups.values()]

@@ -10,11 +10,12 @@ import numpy as np
 
 from curalog.dataset import GROUP_FIELD
 from curalog.history.contingencies import (
-    LUT_LIMIT,
     _as_ids,
     _factorize,
     adjusted_rand_index_from_table,
     contingency,
+    linked_groups,
+    member_mask,
 )
 
 
@@ -126,26 +127,6 @@ class OutcomeDiff:
         }
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[Any, Any] = {}
-
-    def find(self, x: Any) -> Any:
-        parent = self.parent
-        parent.setdefault(x, x)
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, x: Any, y: Any) -> None:
-        rx, ry = self.find(x), self.find(y)
-        if rx != ry:
-            self.parent[ry] = rx
-
-
 def _base_shape(
     side: np.ndarray, base: np.ndarray, base_ids: np.ndarray, base_sizes: np.ndarray
 ) -> dict[int, tuple[bool, int]]:
@@ -161,16 +142,6 @@ def _base_shape(
         if chunk_rows.size:
             out[int(t.ids_a[chunk_rows[0]])] = (bool(chunk_full.all()), int(chunk_rows.size))
     return out
-
-
-def _member_mask(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """``np.isin(x, ids)`` through a lookup table when the ids are small."""
-    top = int(x.max()) if x.size else 0
-    if top < LUT_LIMIT:
-        lut = np.zeros(top + 1, dtype=bool)
-        lut[ids[ids <= top]] = True
-        return lut[x]
-    return np.isin(x, ids)
 
 
 def _label_disagreements(
@@ -230,16 +201,8 @@ def outcome_diff(
             ra[same].tolist(), cb[same].tolist(), table.counts[same].tolist(), strict=True
         )
     ]
-    uf = _UnionFind()
     rest = ~same
-    for r, c in zip(ra[rest].tolist(), cb[rest].tolist(), strict=True):
-        uf.union(("a", r), ("b", c))
-    comps: dict[Any, tuple[list[int], list[int]]] = {}
-    for node in list(uf.parent):
-        root = uf.find(node)
-        side, idx = node
-        entry = comps.setdefault(root, ([], []))
-        entry[0 if side == "a" else 1].append(idx)
+    comps = linked_groups(zip(ra[rest].tolist(), cb[rest].tolist(), strict=True))
     shape_a: dict[int, tuple[bool, int]] = {}
     shape_b: dict[int, tuple[bool, int]] = {}
     if comps and base is not None:
@@ -247,14 +210,14 @@ def outcome_diff(
         if base_arr.shape[0] != table.n:
             raise ValueError(f"base has {base_arr.shape[0]} spikes, expected {table.n}")
         a_arr, b_arr = _as_ids(a, "A"), _as_ids(b, "B")
-        involved_ids = np.unique(np.concatenate([table.ids_a[r] for r, _ in comps.values()]))
-        sel = np.flatnonzero(_member_mask(a_arr, involved_ids))
+        involved_ids = np.unique(np.concatenate([table.ids_a[r] for r, _ in comps]))
+        sel = np.flatnonzero(member_mask(a_arr, involved_ids))
         _, _, base_ids, base_sizes = _factorize(base_arr)
         sub_base = base_arr[sel]
         shape_a = _base_shape(a_arr[sel], sub_base, base_ids, base_sizes)
         shape_b = _base_shape(b_arr[sel], sub_base, base_ids, base_sizes)
     differences: list[Difference] = []
-    for rows_idx, cols_idx in comps.values():
+    for rows_idx, cols_idx in comps:
         ids_a = sorted(int(table.ids_a[r]) for r in rows_idx)
         ids_b = sorted(int(table.ids_b[c]) for c in cols_idx)
         n = int(table.sizes_a[rows_idx].sum())

@@ -1,6 +1,6 @@
 """phy's output files: ``spike_clusters.npy``, ``cluster_<field>.tsv``, ``cluster_info.tsv``.
 
-Formats follow what phy writes on save (phy-semantics.md section 3): int32
+Formats follow what phy writes on save (docs/PHY_SEMANTICS.md section 3): int32
 ``spike_clusters.npy``; one ``cluster_<field>.tsv`` per label field with a
 ``cluster_id<TAB><field>`` header, rows sorted by id, clusters without a value omitted and
 ``\\r\\n`` line ends; ``cluster_info.tsv`` with ``cluster_id`` first, the other columns
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from curalog.analysis.stats.metrics import TemplateGeometry
+from curalog.analysis.stats.table import info_columns
 from curalog.atomic import (
     clean_stale_tempfiles,
     save_npy_atomic,
@@ -111,7 +113,6 @@ def phy_template_columns(cur: Curation) -> dict[int, dict[str, Any]]:
     ``channel_shanks[best]`` and ``amp`` = peak-to-peak amplitude on the best channel.
     Empty when the folder has no templates.npy.
     """
-    from curalog.analysis.stats.metrics import TemplateGeometry
 
     ds = cur.dataset
     geom = TemplateGeometry(ds)
@@ -235,8 +236,6 @@ def export_phy(
             if extra_columns is None:
                 extra_columns = phy_template_columns(cur)
                 if metrics:  # every metric column of `curalog clusters`
-                    from curalog.analysis.stats.table import info_columns
-
                     for c, cols in info_columns(cur).items():
                         extra_columns.setdefault(c, {}).update(cols)
             columns, rows = cluster_info_rows(cur, extra_columns)

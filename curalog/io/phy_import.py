@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from curalog.curation import Curation, open_curation
 from curalog.dataset import GROUP_FIELD, load_dataset, read_metadata_tsv
 from curalog.errors import CuralogError, DatasetError, InvalidActionError
 from curalog.events.envelope import Event
-from curalog.history import contingency
+from curalog.history import contingency, linked_groups
 from curalog.labels import normalize_group
 
 T = TypeVar("T")
@@ -134,25 +134,10 @@ def _components(
     )
     table = contingency(state_sc[spikes], target[spikes])  # one numba pass, no sort
     pairs = np.stack([table.ids_a[table.rows], table.ids_b[table.cols]], axis=1)
-    parent: dict[tuple[str, int], tuple[str, int]] = {}
-
-    def find(x: tuple[str, int]) -> tuple[str, int]:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for s, t in pairs.tolist():
-        ra, rb = find(("s", s)), find(("t", t))
-        if ra != rb:
-            parent[rb] = ra
-    groups: dict[tuple[str, int], _Component] = {}
-    for s, t in pairs.tolist():
-        comp = groups.setdefault(find(("s", s)), _Component(set(), set(), np.zeros(0, np.int64)))
-        comp.sources.add(s)
-        comp.targets.add(t)
-    out = list(groups.values())
+    out = [
+        _Component(set(sources), set(targets), np.zeros(0, np.int64))
+        for sources, targets in linked_groups(pairs.tolist())
+    ]
     for comp in out:
         comp.spikes = np.sort(
             np.concatenate([spikes_of(c) for c in sorted(comp.sources)]).astype(np.int64),
@@ -166,7 +151,7 @@ def reproduce_assignment(
     cur: Curation,
     target: np.ndarray,
     *,
-    meta: dict | None = None,
+    meta: dict[str, Any] | None = None,
     result: ImportResult | None = None,
 ) -> ImportResult:
     """Append ``assign`` events so that ``cur``'s spike_clusters becomes ``target`` exactly.

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from curalog import __version__
+from curalog._version import __version__
 from curalog.atomic import write_bytes_atomic
+from curalog.curation import open_curation
 from curalog.dataset import GROUP_FIELD
 from curalog.errors import CuralogError, InvalidActionError
 from curalog.events import STRUCTURAL_TYPES, AssignBody, MergeBody, SplitBody
-from curalog.history.contingencies import contingency
-from curalog.history.outcome import _member_mask
+from curalog.history.contingencies import contingency, linked_groups, member_mask
 from curalog.io.phy_import import CurationImportError, ImportResult, rehearse
 from curalog.labels import normalize_group
 
@@ -71,28 +71,8 @@ def _components(base: np.ndarray, now: np.ndarray) -> tuple[list[int], list[_Com
         u, k = int(t.ids_a[r]), int(t.ids_b[c])
         if u != k:
             comps.append(_Component([u], [k]))
-    parent: dict[tuple[str, int], tuple[str, int]] = {}
-
-    def find(x: tuple[str, int]) -> tuple[str, int]:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
     rest = list(zip(t.ids_a[rows[~same]].tolist(), t.ids_b[cols[~same]].tolist(), strict=True))
-    for u, k in rest:
-        ru, rk = find(("u", u)), find(("k", k))
-        if ru != rk:
-            parent[rk] = ru
-    groups: dict[tuple[str, int], _Component] = {}
-    for u, k in rest:
-        comp = groups.setdefault(find(("u", u)), _Component([], []))
-        if u not in comp.units:
-            comp.units.append(u)
-        if k not in comp.clusters:
-            comp.clusters.append(k)
-    comps.extend(groups.values())
+    comps.extend(_Component(units, clusters) for units, clusters in linked_groups(rest))
     for comp in comps:
         comp.units.sort()
         comp.clusters.sort()
@@ -179,7 +159,7 @@ def build_curation(cur: Curation) -> dict[str, Any] | list[dict[str, Any]]:
     involved = np.array(sorted({u for c in comps for u in c.units}), dtype=np.int64)
     spikes_of: dict[int, np.ndarray] = {}
     if involved.size:
-        sel = np.flatnonzero(_member_mask(base, involved))
+        sel = np.flatnonzero(member_mask(base, involved))
         sub = base[sel]
         order = np.argsort(sub, kind="stable")
         grouped, keys = sel[order], sub[order]
@@ -336,10 +316,10 @@ def _upgrade(step: Any, where: str) -> dict[str, Any]:
     for m in out.get("manual_labels") or []:
         if not isinstance(m, dict) or "unit_id" not in m:
             raise CurationImportError(f"{where}: each manual label needs a unit_id")
-        labels = m.get("labels")
-        if labels is None:
-            labels = {k: v for k, v in m.items() if k != "unit_id"}
-        manual.append({"unit_id": m["unit_id"], "labels": dict(labels)})
+        given = m.get("labels")
+        if given is None:
+            given = {k: v for k, v in m.items() if k != "unit_id"}
+        manual.append({"unit_id": m["unit_id"], "labels": dict(given)})
     out["manual_labels"] = manual
     if "unit_ids" not in out or not isinstance(out["unit_ids"], list):
         raise CurationImportError(f"{where}: unit_ids (the list of units) is required")
@@ -347,7 +327,7 @@ def _upgrade(step: Any, where: str) -> dict[str, Any]:
 
 
 def _validate(step: dict[str, Any], where: str) -> None:
-    """The format's validation rules (curation-ecosystem.md 1.3), with one-line errors."""
+    """The format's validation rules (docs/CURATION_ECOSYSTEM.md 1.3), with one-line errors."""
     units = {_key(u, where) for u in step["unit_ids"]}
     defs = step["label_definitions"]
     for m in step["manual_labels"]:
@@ -674,7 +654,6 @@ def import_spikeinterface(
     author: str | None = None,
 ) -> ImportResult:
     """Import a SpikeInterface curation file into the folder's log (default ``main``)."""
-    from curalog.curation import open_curation
 
     read_curation(path)  # a bad file fails before the log is even created
     with open_curation(folder, log, author=author) as cur:

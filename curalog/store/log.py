@@ -10,7 +10,7 @@ the base labels and, for a branch, its parent's identity. Each record's envelope
 SHA-256 of the previous record's payload (the header's payload for the first record), so
 the head hash identifies the whole history, as a git commit id does.
 
-Rules (DESIGN.md "The log"):
+Rules (docs/DESIGN.md "The log"):
 
 * append = one ``os.write`` of the whole frame + ``fsync`` before the action counts as done;
   a failed write is rolled back by truncating to the previous size;
@@ -39,7 +39,11 @@ from typing import Any
 
 import msgpack
 
-from curalog.atomic import clean_stale_tempfiles, fsync_dir, private_tempfile, write_side_file
+from curalog.atomic import (
+    clean_stale_tempfiles,
+    create_exclusive,
+    write_side_file,
+)
 from curalog.errors import LogCorruptError, LogError, UnsupportedVersionError
 from curalog.events.envelope import Event, decode_envelope, envelope
 from curalog.store.lock import (  # noqa: F401  (TailState, default_author, state_path: re-exported)
@@ -257,23 +261,11 @@ def create_log(path: str | os.PathLike[str], header: dict[str, Any]) -> None:
     payload = _pack(full)
     data = _FILE_HEAD.pack(MAGIC, FORMAT_VERSION, len(payload), _crc(payload)) + payload
     try:
-        fd, tmp = private_tempfile(p)
-    except OSError as exc:
-        raise LogError(f"{p}: cannot create ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, p)  # fails if someone created the log meanwhile
+        create_exclusive(p, data)  # fails if someone created the log meanwhile
     except FileExistsError:
         raise LogError(f"{p}: already exists") from None
     except OSError as exc:
         raise LogError(f"{p}: cannot create ({exc.strerror})") from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    fsync_dir(p.parent)
 
 
 class LogWriter:
@@ -427,5 +419,5 @@ class LogWriter:
                     self.lock.record(len(self.events), self.head_hash, self.scan.header_hash)
             with contextlib.suppress(OSError):
                 os.close(self.fd)
-            self.fd = None
+            self.fd = None  # type: ignore[assignment]  # closed: the getattr checks see None
         self.lock.release()

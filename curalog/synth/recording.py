@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from curalog.atomic import write_bytes_atomic
+from curalog.dataset import read_params
 
 __all__ = [
     "LFP_HZ",
@@ -151,6 +152,5 @@ def write_recording(
 
 
 def _sample_rate(folder: Path) -> float:
-    from curalog.dataset import read_params
 
     return float(read_params(folder / "params.py")["sample_rate"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from curalog.analysis.counters import WorkCounters
 from curalog.analysis.proposals.model import (
     _COUNTER_NAMES,
     AMPLITUDE_MODES,
@@ -21,13 +22,20 @@ from curalog.analysis.proposals.profiles import _Derived, _Profile
 from curalog.analysis.proposals.scoring import _PairScoring
 from curalog.analysis.proposals.templates import _Templates
 from curalog.analysis.proposals.updates import _IncrementalUpdates
+from curalog.analysis.stats.engine import StatsEngine
 from curalog.analysis.stats.similarity import template_row
+from curalog.clustering import ClusterState
+from curalog.curation import Curation
+from curalog.dataset import Dataset
 from curalog.errors import InvalidActionError, LogCorruptError
 from curalog.events import Event, MergeBody, NoteBody
 
+#: per-spike positions used at most (every k-th spike beyond this many)
+POSITION_SPIKES = 8_000_000
+
 
 # ---------------------------------------------------------------------- the engine
-class ProposalEngine(_IncrementalUpdates, _PairScoring):
+class ProposalEngine(WorkCounters, _IncrementalUpdates, _PairScoring):
     """Merge proposals over a curation's live state, kept up to date incrementally.
 
     Parameters
@@ -52,18 +60,19 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
     recorded, and processed on the next query.
     """
 
+    _work_log_name = "score_log"
+
     def __init__(
         self,
-        source: Any,
-        stats: Any = None,
+        source: Curation | tuple[Dataset, ClusterState],
+        stats: StatsEngine | None = None,
         params: ProposalParams | None = None,
         *,
         subscribe: bool = True,
         n_threads: int | None = None,
     ):
-        from curalog.analysis.stats.engine import StatsEngine
 
-        self.curation: Any
+        self.curation: Curation | None
         if isinstance(source, tuple):
             self.curation = None
             self.dataset, self._state = source
@@ -108,6 +117,10 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
         amps = getattr(self.dataset, "amplitudes", None)
         self._amps = None if amps is None else np.asarray(amps).reshape(-1)
         self._pos = _spike_positions(self.dataset)
+        #: positions enter the profiles for every stride-th spike (by index): at most about
+        #: POSITION_SPIKES of them, plenty for per-bin means, and the pass stays fast
+        n_all = int(getattr(self.dataset, "n_spikes", 0) or 0)
+        self._pos_stride = max(1, -(-n_all // POSITION_SPIKES))
         if p.amplitude_mode not in AMPLITUDE_MODES:
             raise InvalidActionError(
                 f"amplitude_mode must be one of {', '.join(AMPLITUDE_MODES)} (got {p.amplitude_mode!r})"
@@ -155,24 +168,10 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
                 self.curation.subscribe(self.on_update)
 
     @property
-    def state(self) -> Any:
+    def state(self) -> ClusterState:
         """The live cluster state (the curation's current one: an undo that replays the log
         replaces it)."""
         return self.curation.state if self.curation is not None else self._state
-
-    # ------------------------------------------------------------------ counters
-    @property
-    def counters(self) -> dict[str, int]:
-        """A snapshot of the work counters (module docstring)."""
-        with self._lock:
-            return dict(self._counters)
-
-    def reset_counters(self) -> None:
-        """Zero the counters and clear :attr:`score_log`."""
-        with self._lock:
-            for k in self._counters:
-                self._counters[k] = 0
-            self.score_log.clear()
 
     # ------------------------------------------------------------------ history
     def _read_history(self, events: Iterable[Event]) -> None:
@@ -184,17 +183,24 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
                 continue
             if isinstance(data, MergeBody):
                 self._parents[data.new] = tuple(sorted(data.clusters))
-            elif isinstance(data, NoteBody) and data.kind == PROPOSAL_NOTE_KIND:
-                decision = data.data or {}
-                try:
-                    a, b = sorted(int(c) for c in decision["clusters"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                if decision.get("decision") == "reject":
-                    self._rejected.add((a, b))
-                elif decision.get("decision") == "unreject":
-                    self._rejected.discard((a, b))
-                self._partners = None
+            elif isinstance(data, NoteBody):
+                self._take_note(data)
+
+    def _take_note(self, note: NoteBody) -> None:
+        """A proposal decision (reject / unreject) read from the log or just recorded."""
+        if note.kind != PROPOSAL_NOTE_KIND:
+            return
+        decision = note.data or {}
+        try:
+            a, b = sorted(int(c) for c in decision["clusters"])
+        except (KeyError, TypeError, ValueError):
+            return
+        with self._lock:
+            if decision.get("decision") == "reject":
+                self._rejected.add((a, b))
+            elif decision.get("decision") == "unreject":
+                self._rejected.discard((a, b))
+            self._partners = None
 
     def _ancestry(self, cid: int) -> frozenset[int]:
         """The cluster and every cluster merged into it (recursively)."""
@@ -349,7 +355,7 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
         return None
 
     # ------------------------------------------------------------------ decisions
-    def _require_curation(self) -> Any:
+    def _require_curation(self) -> Curation:
         if self.curation is None:
             raise InvalidActionError("this proposal engine has no curation to write to")
         return self.curation
@@ -360,7 +366,7 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
         cur = self._require_curation()
         return int(cur.merge([proposal.a, proposal.b], meta={"proposal": proposal.provenance()}))
 
-    def reject(self, proposal: Proposal | tuple[int, int], text: str = "") -> Any:
+    def reject(self, proposal: Proposal | tuple[int, int], text: str = "") -> Event:
         """Record that the pair is not one neuron (a note in the log); it is not proposed
         again, nor any pair of clusters merged from both sides. Returns the note event."""
         cur = self._require_curation()
@@ -374,7 +380,7 @@ class ProposalEngine(_IncrementalUpdates, _PairScoring):
             self._partners = None
         return event
 
-    def unreject(self, proposal: Proposal | tuple[int, int], text: str = "") -> Any:
+    def unreject(self, proposal: Proposal | tuple[int, int], text: str = "") -> Event:
         """Take a rejection back (another note); the pair can be proposed again."""
         cur = self._require_curation()
         a, b = _pair_of(proposal)

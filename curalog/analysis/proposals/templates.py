@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from curalog.analysis.proposals.model import ProposalParams
+from curalog.templates import TemplateGeometry
 
 
 # ---------------------------------------------------------------------- per-template data
@@ -28,7 +28,7 @@ class _Templates:
 
     def __init__(
         self,
-        geometry: Any,
+        geometry: TemplateGeometry,
         channel_positions: np.ndarray,
         params: ProposalParams,
         n_templates: int,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
 from curalog.analysis.proposals.kernels import _full_pass, _hist_pass, _local_pass, _template_hist
 from curalog.analysis.proposals.profiles import _compose_profiles, _Profile
 from curalog.analysis.stats.similarity import template_row
+from curalog.clustering import Update
 from curalog.errors import InvalidActionError
 
 
@@ -19,22 +19,19 @@ class _IncrementalUpdates:
     """The update half of :class:`curalog.analysis.proposals.ProposalEngine` (a mixin)."""
 
     # ------------------------------------------------------------------ updates
-    def on_update(self, update: Any) -> None:
-        """Take note of an action, undo or redo; the work happens at the next query."""
-        added = tuple(int(c) for c in getattr(update, "added", ()))
-        deleted = tuple(int(c) for c in getattr(update, "deleted", ()))
-        desc = tuple(getattr(update, "descendants", ()))
+    def on_update(self, update: Update) -> None:
+        """Take note of an action, undo or redo; the work happens at the next query. A
+        proposal decision recorded by anyone (another engine, the UI) applies at once."""
+        note = getattr(update, "note", None)
+        if note is not None:
+            self._take_note(note)  # type: ignore[attr-defined]
+            return
+        added = tuple(int(c) for c in update.added)
+        deleted = tuple(int(c) for c in update.deleted)
+        merged = update.merged
         with self._lock:
-            olds = {int(old) for old, _ in desc}
-            if (
-                len(added) == 1
-                and desc
-                and all(int(new) == added[0] for _, new in desc)
-                and olds == set(deleted)
-                and len(olds) >= 2
-                and added[0] not in self._parents
-            ):
-                self._parents[added[0]] = tuple(sorted(olds))
+            if merged is not None and merged[0] not in self._parents:
+                self._parents[merged[0]] = merged[1]
                 self._ancestors.clear()  # an older id may have gained parents (undo of a split)
             if added or deleted:
                 self._pending = True
@@ -246,6 +243,7 @@ class _IncrementalUpdates:
         use_pos = self._pos is not None
         possum = np.zeros((tids.shape[0], self.nb, 2) if use_pos else (1, 1, 2))
         pos2sum = np.zeros((tids.shape[0], self.nb) if use_pos else (1, 1))
+        poscount = np.zeros((tids.shape[0], self.nb) if use_pos else (1, 1))
         row = np.zeros(self._coinc.shape[0], dtype=np.int64)
         duprow = np.zeros(self._coinc.shape[0], dtype=np.int64)
         use_amp = self._amps is not None
@@ -261,6 +259,7 @@ class _IncrementalUpdates:
             use_amp,
             pos,
             use_pos,
+            self._pos_stride,
             slot_of,
             own,
             lut,
@@ -272,6 +271,7 @@ class _IncrementalUpdates:
             ampsum,
             possum,
             pos2sum,
+            poscount,
             row,
             duprow,
         )
@@ -292,6 +292,7 @@ class _IncrementalUpdates:
                 int(spikes.shape[0]),
                 possum if use_pos else None,
                 pos2sum if use_pos else None,
+                poscount if use_pos else None,
             )
             self._counters["profiles_computed"] += 1
         self._shadow.setdefault(c, frozenset())
@@ -338,13 +339,14 @@ class _IncrementalUpdates:
                 np.zeros((n_live, n_live), dtype=np.int32),
                 np.zeros((n_rows, self.nb, 2) if use_pos else (1, 1, 2)),
                 np.zeros((n_rows, self.nb) if use_pos else (1, 1)),
+                np.zeros((n_rows, self.nb) if use_pos else (1, 1)),
             )
             for _ in range(n_chunks)
         ]
         bounds = [n_spikes * i // n_chunks for i in range(n_chunks + 1)]
 
         def run(i: int) -> None:
-            c_, a_, u_, d_, p_, q_ = parts[i]
+            c_, a_, u_, d_, p_, q_, r_ = parts[i]
             _full_pass(
                 self.dataset.spike_times,
                 clusters,
@@ -353,6 +355,7 @@ class _IncrementalUpdates:
                 use_amp,
                 pos,
                 use_pos,
+                self._pos_stride,
                 slot_of,
                 lut,
                 self.nb,
@@ -363,6 +366,7 @@ class _IncrementalUpdates:
                 a_,
                 p_,
                 q_,
+                r_,
                 u_,
                 d_,
                 bounds[i],
@@ -375,8 +379,8 @@ class _IncrementalUpdates:
             else:  # the kernel releases the GIL: time ranges in parallel threads
                 with ThreadPoolExecutor(max_workers=n_chunks) as pool:
                     list(pool.map(run, range(n_chunks)))
-        counts, ampsum, upper, dupper, possum, pos2sum = parts[0]
-        for c_, a_, u_, d_, p_, q_ in parts[1:]:
+        counts, ampsum, upper, dupper, possum, pos2sum, poscount = parts[0]
+        for c_, a_, u_, d_, p_, q_, r_ in parts[1:]:
             counts += c_
             ampsum += a_
             upper += u_
@@ -384,6 +388,7 @@ class _IncrementalUpdates:
             if use_pos:
                 possum += p_
                 pos2sum += q_
+                poscount += r_
         if n_live:
             for target, tri in ((self._coinc, upper), (self._dup, dupper)):
                 full = tri.astype(np.int64)
@@ -403,6 +408,7 @@ class _IncrementalUpdates:
                 int(hist[k].sum()),
                 possum[lo:hi] if use_pos else None,
                 pos2sum[lo:hi] if use_pos else None,
+                poscount[lo:hi] if use_pos else None,
             )
             self._counters["profiles_computed"] += 1
             self._shadow.setdefault(c, frozenset())

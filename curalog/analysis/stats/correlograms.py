@@ -1,6 +1,6 @@
 """Auto- and cross-correlograms with phy's conventions, exact and composable on merge.
 
-Conventions (phy-semantics.md section 5.1, written here from that published description)
+Conventions (docs/PHY_SEMANTICS.md section 5.1, written here from that published description)
 --------------------------------------------------------------------------------------
 * Times are integer samples. ``B = int(sample_rate * bin_ms / 1000)`` samples per bin (at
   least 1) and ``h = int(0.5 * window_ms / bin_ms)`` bins per side, so a correlogram has

@@ -1,6 +1,6 @@
 """The incremental statistics engine: a thread-safe, lazily filled cache keyed by cluster id.
 
-Why a plain id-keyed cache is correct: cluster ids are never reused (DESIGN.md, "Cluster
+Why a plain id-keyed cache is correct: cluster ids are never reused (docs/DESIGN.md, "Cluster
 ids"), so the content of a cluster id never changes and an entry never goes stale. An
 action's :class:`~curalog.clustering.Update` only *adds* ids to ask about (they are
 computed lazily, visible rows first) and *deletes* ids that are simply no longer asked for
@@ -43,6 +43,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from curalog.analysis.counters import WorkCounters
 from curalog.analysis.stats.correlograms import (
     CorrelogramBins,
     acg_from_half,
@@ -61,12 +62,15 @@ from curalog.analysis.stats.metrics import (
     merge_passes,
     pass_from_arrays,
 )
+from curalog.analysis.stats.quality import compute_quality
 from curalog.analysis.stats.similarity import (
     merge_rows,
     rank_similar,
     template_row,
     template_similarity,
 )
+from curalog.clustering import ClusterState, Update
+from curalog.dataset import Dataset
 
 __all__ = ["StatsEngine", "TABLE_COLUMNS"]
 
@@ -98,6 +102,8 @@ _COUNTER_NAMES = (
     "stale",
     "errors",
     "silhouettes_computed",
+    "quality_computed",
+    "quality_composed",
 )
 
 
@@ -119,7 +125,7 @@ def _sum_template_sets(sets: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.nd
     return tids.astype(np.int32), counts
 
 
-class StatsEngine:
+class StatsEngine(WorkCounters):
     """Per-cluster statistics, cached by cluster id and refreshed from each action's Update.
 
     Parameters
@@ -148,10 +154,12 @@ class StatsEngine:
         dataset's arrays again (the random reads dominate a from-scratch refresh).
     """
 
+    _work_log_name = "compute_log"
+
     def __init__(
         self,
-        dataset: Any,
-        state: Any,
+        dataset: Dataset,
+        state: ClusterState,
         *,
         bin_ms: float = 1.0,
         window_ms: float = 50.0,
@@ -188,19 +196,9 @@ class StatsEngine:
         self._gathered_bytes = 0
         self._gather_budget = int(gather_cache_mb * 2**20)
         self._silhouettes: dict[tuple[int, bytes], float] = {}
+        self._quality: dict[int, tuple[dict[str, Any], Any, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ counters
-    @property
-    def counters(self) -> dict[str, int]:
-        """A snapshot of the hit/compute counters (see the module docstring)."""
-        with self._lock:
-            return dict(self._counters)
-
-    def reset_counters(self) -> None:
-        with self._lock:
-            self._counters = dict.fromkeys(_COUNTER_NAMES, 0)
-            self.compute_log.clear()
-
     def _count(self, name: str, k: int = 1) -> None:
         with self._lock:
             self._counters[name] += k
@@ -287,9 +285,7 @@ class StatsEngine:
             h = self._composed_acg_half(parents, gathered)
         if res is None:
             res = cluster_pass(self.ctx, spikes)
-        entry = compute_cluster_stats(
-            self.ctx, cid, spikes, acg_half_override=h, pass_result=res, parents=parents
-        )
+        entry = compute_cluster_stats(self.ctx, cid, spikes, acg_half_override=h, pass_result=res)
         self._gathered_put(cid, res.times, res.amplitudes)
         self._count("composed" if h is not None else "computed")
         return entry
@@ -486,30 +482,22 @@ class StatsEngine:
         return rank_similar(row, ids, sets, exclude=int(cid), limit=limit)
 
     # ------------------------------------------------------------------ updates
-    def on_update(self, update: Any) -> None:
+    def on_update(self, update: Update) -> None:
         """Take note of an action (or undo/redo): never computes anything by itself.
 
         Deleted ids leave the prefetch queue (their entries stay cached for undo); a merge
         records the parents of the new cluster so it can be composed; added ids are queued
         at the front when background workers run.
         """
-        added = tuple(int(c) for c in getattr(update, "added", ()))
-        deleted = tuple(int(c) for c in getattr(update, "deleted", ()))
-        desc = tuple(getattr(update, "descendants", ()))
+        added = tuple(int(c) for c in update.added)
+        deleted = tuple(int(c) for c in update.deleted)
+        merged = update.merged
         with self._lock:
             for c in deleted:
                 self._drop_queued(c)
-            olds = {int(old) for old, _ in desc}
-            if (
-                len(added) == 1
-                and desc
-                and all(int(new) == added[0] for _, new in desc)
-                and olds == set(deleted)
-                and len(olds) >= 2
-            ):
-                # A merge (or the undo of a one-cluster split): the new cluster is exactly
-                # the union of the deleted ones.
-                self._parents[added[0]] = tuple(sorted(olds))
+            if merged is not None:
+                new, parents = merged
+                self._parents[new] = parents
             if self._workers:
                 self._enqueue([c for c in added if c not in self._entries], front=True)
 
@@ -638,16 +626,64 @@ class StatsEngine:
         return [self.row(e) for e in self.compute_all(ids, n_threads)]
 
     def row(self, entry: ClusterStats | int) -> dict[str, Any]:
-        """``entry.row()`` plus the label-dependent ``silhouette`` (see quality_pc)."""
+        """``entry.row()`` plus SpikeInterface's quality metrics (:meth:`quality`) and the
+        label-dependent ``silhouette``; a computed column always wins over a sorter's."""
         e = self.get(entry) if isinstance(entry, (int, np.integer)) else entry
         out = e.row()
-        out["silhouette"] = self.silhouette(e)
+        values, pc = self.quality(e)
+        out.update(values)
+        out["silhouette"] = self.silhouette(e, pc)
         return out
 
-    def silhouette(self, entry: ClusterStats) -> float:
+    def quality(self, entry: ClusterStats | int) -> tuple[dict[str, Any], Any]:
+        """``(columns, PC sample)`` of SpikeInterface's quality metrics, cached by id.
+
+        Separate from :meth:`get` (which a merge refresh needs first): computed on first
+        request, from the cluster's gathered spikes; a merge whose parents' PC samples are
+        cached composes its own from theirs (see :mod:`curalog.analysis.stats.quality_pc`).
+        """
+        e = self.get(entry) if isinstance(entry, (int, np.integer)) else entry
+        cid = e.cluster_id
+        with self._lock:
+            got = self._quality.get(cid)
+            parents = self._parents.get(cid)
+            pq = [self._quality.get(p) for p in parents] if parents else None
+        if got is not None and got[2] is e.spikes:
+            return got[0], got[1]
+        ppc = None
+        if (
+            pq
+            and all(q is not None and q[1] is not None for q in pq)
+            and sum(int(q[2].shape[0]) for q in pq) == e.n_spikes  # type: ignore[index]
+        ):
+            ppc = [q[1] for q in pq]  # type: ignore[index]
+        g = self._gathered_get(cid)
+        if g is None:
+            g = (gather_times(self.ctx.spike_times, e.spikes), None)
+            amps = self.ctx.amplitudes
+            if amps is not None:
+                g = (g[0], np.asarray(amps[e.spikes], dtype=np.float64))
+        values, pc = compute_quality(
+            self.ctx.quality,
+            e.spikes,
+            g[0],
+            g[1],
+            e.template,
+            e.template_ids,
+            e.template_counts,
+            e.best_channel,
+            ppc,
+        )
+        with self._lock:
+            self._quality[cid] = (values, pc, e.spikes)
+            self._counters["quality_composed" if ppc else "quality_computed"] += 1
+        return values, pc
+
+    def silhouette(self, entry: ClusterStats, pc: Any = None) -> float:
         """Simplified silhouette against the current labels of the cluster's PC "others",
         cached by the set of those labels (ids are never reused, so the set fixes them)."""
-        pc = entry.pc
+        if pc is None:
+            pc = self.quality(entry)[1]
         if pc is None:
             return float("nan")
         labels = (

@@ -4,7 +4,7 @@ Everything here is a pure function of a cluster's spikes (sorted spike indices) 
 dataset's files: spike times, spike templates, ``amplitudes.npy``, ``templates.npy`` (+
 ``whitening_mat_inv.npy``), the probe geometry. One numba pass over the cluster's spikes
 (:func:`cluster_pass`) gathers what every metric needs; the formulas then follow their
-published definitions, as SpikeInterface 0.105 implements them (curation-ecosystem.md
+published definitions, as SpikeInterface 0.105 implements them (docs/CURATION_ECOSYSTEM.md
 section 4.2), re-written here from those definitions.
 
 Notation: ``N`` spikes, ``fs`` sampling rate, ``T`` total duration in seconds (``T_s`` in
@@ -18,7 +18,7 @@ template
     Dominant template: the most frequent ``spike_templates`` value among the cluster's
     spikes; ties go to the smaller template id (phy's ``get_template_for_cluster``).
 best_channels, best_channel, ch, shank, depth, template_amplitude
-    phy's Template-GUI rules applied to the dominant template (phy-semantics.md 1.4 and
+    phy's Template-GUI rules applied to the dominant template (docs/PHY_SEMANTICS.md 1.4 and
     4.1): the template is unwhitened (``template @ whitening_mat_inv``; when the folder has
     no ``whitening_mat_inv.npy`` the inverse of ``whitening_mat.npy`` is used, and when it
     has neither the step is skipped, i.e. the identity: amplitudes are then in whitened units
@@ -90,7 +90,7 @@ from curalog.analysis.stats.correlograms import (
     acg_from_half,
     acg_half,
 )
-from curalog.analysis.stats.quality import QualityContext, compute_quality
+from curalog.analysis.stats.quality import QualityContext
 from curalog.analysis.stats.timebase import recording_timebase
 from curalog.templates import (  # noqa: F401  (moved; re-exported)
     TemplateChannels,
@@ -787,8 +787,6 @@ class ClusterStats:
     amp_series: np.ndarray = field(repr=False)
     sorter: dict[str, Any] = field(default_factory=dict)
     how: str = "computed"  # or "composed"
-    quality: dict[str, Any] = field(default_factory=dict)  # SpikeInterface's columns
-    pc: Any = field(default=None, repr=False)  # quality_pc.PCSample (composition on merge)
 
     @property
     def acg(self) -> np.ndarray:
@@ -816,7 +814,6 @@ class ClusterStats:
             "amplitude_cutoff": self.amplitude_cutoff,
             "peak_to_trough_ms": self.peak_to_trough_ms,
         }
-        out.update(self.quality)
         out.update(sorter_row(self.sorter, out))
         return out
 
@@ -855,7 +852,7 @@ def compute_cluster_stats(
     *,
     acg_half_override: np.ndarray | None = None,
     pass_result: PassResult | None = None,
-    parents: list[ClusterStats] | None = None,
+    parents: list[ClusterStats] | None = None,  # noqa: ARG001 (kept for callers)
 ) -> ClusterStats:
     """All statistics of cluster ``cid`` from its spikes.
 
@@ -913,20 +910,6 @@ def compute_cluster_stats(
             res.presence_counts, n, ctx.duration, p.presence_bin_s, p.presence_mean_fr_ratio_thresh
         )
     fr_s, amp_s = _series(ctx, res.series_counts, res.series_amp_sum, res.amplitudes is not None)
-    parents_pc = [q.pc for q in parents] if parents else None
-    if parents_pc is not None and any(q is None for q in parents_pc):
-        parents_pc = None
-    quality, pc = compute_quality(
-        ctx.quality,
-        spikes,
-        res.times,
-        res.amplitudes,
-        tmpl,
-        res.template_ids,
-        res.template_counts,
-        best,
-        parents_pc,
-    )
     sorter = {}
     if 0 <= cid < ctx.n_templates:  # sorter columns stay with the sorter's own clusters
         for name, values in ctx.sorter_columns.items():
@@ -965,6 +948,4 @@ def compute_cluster_stats(
         amp_series=amp_s,
         sorter=sorter,
         how="computed" if acg_half_override is None else "composed",
-        quality=quality,
-        pc=pc,
     )

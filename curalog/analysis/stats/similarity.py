@@ -1,6 +1,6 @@
 """Cluster similarity with phy's rule, ranked lists and the element-wise-max merge update.
 
-phy's rule (phy-semantics.md section 4.2, Template GUI): with ``T(c)`` the set of templates
+phy's rule (docs/PHY_SEMANTICS.md section 4.2, Template GUI): with ``T(c)`` the set of templates
 that occur in cluster ``c`` (count > 0) and ``S`` the template similarity matrix,
 
     sim(c, d) = max_{i in T(c), j in T(d)} S[i, j].

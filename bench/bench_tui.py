@@ -139,7 +139,7 @@ async def measure(folder: Path, log: Path, args: argparse.Namespace) -> dict[str
             return shown - t0, cpu_at[shown] - c0
 
         for i in range(args.repeats):
-            dt, cpu = await press_move("down" if i % 4 < 2 else "up")
+            dt, cpu = await press_move("down")
             results["move"].append(dt)
             results["move cpu"].append(cpu)
             print(f"move  {i + 1:2d}: {dt * 1e3:6.1f} ms wall, {cpu * 1e3:5.1f} ms UI-thread CPU")

@@ -16,10 +16,11 @@ Every action is validated and resolved first (nothing is written for bad input),
 to the log durably (write + fsync), and only then applied to the in-memory state; the log
 is the only source of truth and everything else is rebuilt by replay.
 
-One idea, the session, in one module (about 700 lines): the action API, the undo stack it
-moves and the in-memory eviction of old actions are one state machine. What stands on its
-own lives beside it: the log's binding to its dataset (:mod:`curalog.binding`), the replay
-rules (:mod:`curalog.replaying`), exports (:mod:`curalog.io`).
+One idea, the session, in one module (longer than the ~600-line guideline): the action
+API, the undo stack it moves and the in-memory eviction of old actions are one state
+machine. What stands on its own lives beside it: the log's binding to its dataset
+(:mod:`curalog.binding`), the replay rules (:mod:`curalog.replaying`), the replay snapshot
+cache (:mod:`curalog.snapshot`), exports (:mod:`curalog.io`).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ type of a module that imports it). The terminal UI's own rules are in
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,14 +154,35 @@ def test_curation_never_imports_io() -> None:
 
 
 def test_curalog_never_imports_the_ui_except_its_entry() -> None:
+    """Only the UI entry imports ``curalog_tui``, inside its command functions, never Textual
+    itself; only the CLI imports the entry; so the CLI's path (``curalog.cli``, its parser,
+    every other command) never loads the UI."""
     bad = [
         f"{i.importer}:{i.line} imports {i.target}"
         for imports in ALL_IMPORTS.values()
         for i in imports
-        if i.target.split(".")[0] in ("curalog_tui", "textual") and i.importer != UI_ENTRY
+        if (i.target.split(".")[0] == "curalog_tui" and i.importer != UI_ENTRY)
+        or i.target.split(".")[0] == "textual"
+        or (i.target == UI_ENTRY and not i.importer.startswith("curalog.cli."))
     ]
     assert not bad, "; ".join(bad)
-    assert any(i.target.startswith("curalog_tui") for i in ALL_IMPORTS[UI_ENTRY])
+    entry = ALL_IMPORTS[UI_ENTRY]
+    assert any(i.target.startswith("curalog_tui") for i in entry)
+    module_level = {
+        node.lineno
+        for node in ast.parse(MODULES[UI_ENTRY].read_text()).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+    eager = [i for i in entry if i.target.startswith("curalog_tui") and i.line in module_level]
+    assert not eager, f"{UI_ENTRY} imports the UI at module level: {eager}"
+    code = (
+        "import sys, curalog.cli\n"
+        "curalog.cli.build_parser()\n"
+        "print(','.join(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('curalog_tui', 'textual'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"the CLI's parser loaded the UI: {out.stdout}"
 
 
 def _cycles() -> list[list[str]]:

@@ -154,7 +154,9 @@ def test_serve_binds_localhost_by_default_and_says_so(tmp_path, monkeypatch, cap
 
     fake = types.ModuleType("textual_serve.server")
     fake.Server = FakeServer
-    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
+    stub = types.ModuleType("textual_serve")  # (web_assets locates its static folder)
+    stub.__file__ = str(tmp_path / "textual_serve" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "textual_serve", stub)
     monkeypatch.setitem(sys.modules, "textual_serve.server", fake)
     folder = faultlib.make_dataset(tmp_path / "ds; rm -rf ~", 50, 3)
     assert main(["serve", str(folder)]) == 0
@@ -181,7 +183,9 @@ def test_serve_on_another_host_is_refused_unless_allowed_then_warns(tmp_path, mo
 
     fake = types.ModuleType("textual_serve.server")
     fake.Server = FakeServer
-    monkeypatch.setitem(sys.modules, "textual_serve", types.ModuleType("textual_serve"))
+    stub = types.ModuleType("textual_serve")  # (web_assets locates its static folder)
+    stub.__file__ = str(tmp_path / "textual_serve" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "textual_serve", stub)
     monkeypatch.setitem(sys.modules, "textual_serve.server", fake)
     folder = faultlib.make_dataset(tmp_path / "ds", 50, 3)
     assert main(["serve", str(folder), "--host", "0.0.0.0"]) == 2  # issue 13: refused

@@ -386,3 +386,14 @@ def test_a_damaged_format_field_is_damage_not_a_newer_version(tmp_path, capsys):
     code, out, _ = _run(capsys, "fsck", str(folder), "--repair")
     assert code == 0 and "format field damaged" in out
     assert read_log(log).head_hash == before
+
+
+def test_repair_never_turns_a_file_that_is_not_a_log_into_one(tmp_path, capsys):
+    folder = faultlib.make_dataset(tmp_path / "ds", 2000, 20)
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes, not a log\n" * 20)
+    code, out, _ = _run(capsys, "fsck", str(folder), "--log", str(other))
+    assert code == 1 and "nothing to recover" in out
+    code, _, err = _run(capsys, "fsck", str(folder), "--log", str(other), "--repair")
+    assert code == 2 and "not a curalog log" in err
+    assert other.read_text() == "my notes, not a log\n" * 20

@@ -170,3 +170,41 @@ def test_registered_in_the_curalog_command(ds: Path, capsys: pytest.CaptureFixtu
     assert len(json.loads(capsys.readouterr().out)["proposals"]) == 1
     assert cli.main(["proposals", str(ds), "--accept-all"]) == 2
     assert "--min-score" in capsys.readouterr().err
+
+
+def test_evaluate_reads_ground_truth_tables(
+    ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--truth DIR`` with gt_match_counts.tsv / gt_sorted_sizes.tsv (a real run's format):
+    here written from the synthetic truth, every template a piece of its unit."""
+    import numpy as np
+
+    truth = json.loads((ds / "synth_truth.json").read_text())["unit_of_template"]
+    sizes = np.bincount(np.load(ds / "spike_templates.npy"), minlength=len(truth))
+    units = sorted({u for u in truth if u >= 0})
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    lines = ["\t" + "\t".join(str(t) for t in range(len(truth)))]
+    for u in units:
+        lines.append(
+            f"{u}\t"
+            + "\t".join(str(int(sizes[t]) if truth[t] == u else 0) for t in range(len(truth)))
+        )
+    (gt / "gt_match_counts.tsv").write_text("\n".join(lines) + "\n")
+    (gt / "gt_sorted_sizes.tsv").write_text(
+        "\t0\n" + "".join(f"{t}\t{int(sizes[t])}\n" for t in range(len(truth)))
+    )
+    assert run(["evaluate", str(ds), "--truth", str(gt), "--json"]) == 0
+    from_tables = json.loads(capsys.readouterr().out)
+    assert run(["evaluate", str(ds), "--json"]) == 0
+    from_json = json.loads(capsys.readouterr().out)
+    assert from_tables["truth"]["format"] == "ground-truth tables"
+    assert [o["real_clusters"] for o in from_tables["outcomes"]] == [
+        o["real_clusters"] for o in from_json["outcomes"]
+    ]
+    assert run(["evaluate", str(ds), "--truth", str(gt)]) == 0
+    text = capsys.readouterr().out
+    assert "pieces of" in text and "at 0.2:" in text
+    (gt / "gt_sorted_sizes.tsv").unlink()
+    with pytest.raises(CuralogError, match="gt_sorted_sizes.tsv: no such file"):
+        run(["evaluate", str(ds), "--truth", str(gt)])

@@ -95,6 +95,11 @@ def test_merge_computes_only_the_new_cluster_and_composes_its_pc_sample(folder, 
             eng.get(c)
         assert eng.compute_log == [(new, "composed")]
         assert eng.counters["computed"] == 0 and eng.counters["composed"] == 1
+        assert eng.counters["quality_computed"] == 0  # quality is lazy: not asked yet
+        eng.row(new)
+        for c in cur.cluster_ids.tolist():
+            eng.row(c)
+        assert (eng.counters["quality_composed"], eng.counters["quality_computed"]) == (1, 0)
         assert pcs.hash_passes == passes and pcs.hash_composed >= 1  # no pass over spikes
         # untouched clusters' PC metrics are the cached ones, unchanged by the merge
         for c in cur.cluster_ids.tolist():

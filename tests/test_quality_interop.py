@@ -169,12 +169,12 @@ def _pc_case(folder: Path, min_clusters: int) -> None:
     pcs = eng.ctx.quality.pcs
     checked = 0
     for cid, row in rows.items():
-        e = eng.get(cid)
-        if e.pc is None or e.pc.self_spikes.shape[0] < 30 or e.pc.other_spikes.shape[0] < 30:
+        pc = eng.quality(cid)[1]
+        if pc is None or pc.self_spikes.shape[0] < 30 or pc.other_spikes.shape[0] < 30:
             continue
-        x = pcs.gather(e.pc.self_spikes, e.pc.channels)
-        y = pcs.gather(e.pc.other_spikes, e.pc.channels)
-        lab = np.asarray(eng.state.clusters_of(e.pc.other_spikes))
+        x = pcs.gather(pc.self_spikes, pc.channels)
+        y = pcs.gather(pc.other_spikes, pc.channels)
+        lab = np.asarray(eng.state.clusters_of(pc.other_spikes))
         all_pcs = np.concatenate([x, y])
         all_labels = np.concatenate([np.full(x.shape[0], cid), lab])
         iso, lr = mahalanobis_metrics(all_pcs, all_labels, cid)
@@ -239,3 +239,65 @@ def test_template_metrics_equal_spikeinterface_on_ks4():
 
 def test_template_metrics_equal_spikeinterface_on_phy_template():
     _template_case(_shared("phy-template"), 20)
+
+
+@pytest.fixture(scope="module")
+def synth_with_raw(tmp_path_factory) -> Path:
+    from curalog.synth import synthesize
+
+    out = tmp_path_factory.mktemp("raw") / "ds"
+    synthesize(out, n_spikes=20_000, n_templates=10, seed=4, n_channels=24, recording=True)
+    return out
+
+
+def test_snr_and_amplitude_median_against_spikeinterface(synth_with_raw):
+    """snr: SpikeInterface picks its own 500 random spikes per unit and its own random noise
+    chunks, and filters with its own implementation of the same Butterworth high-pass, so
+    the values agree to sampling error only: 5 % per unit (about 1 % typical). The main
+    channel is given to SpikeInterface (curalog's best channel), so both use the same one.
+    amplitude_median: SpikeInterface takes every spike's amplitude at the template's peak
+    sample; curalog 500 of them at the mean waveform's extremum: 5 %."""
+    pytest.importorskip("spikeinterface")
+    import spikeinterface.full as si
+
+    folder = synth_with_raw
+    with open_curation(folder, readonly=True) as cur:
+        assert cur.recording is not None
+        eng = StatsEngine(cur.dataset, cur.state, recording=cur.recording)
+        rows = {r["id"]: r for r in eng.table_rows()}
+        assert eng.ctx.duration_source == "raw file"
+        rec0 = cur.recording
+        times = np.asarray(cur.dataset.spike_times)
+        labels = np.asarray(cur.dataset.spike_templates)
+        fs = float(cur.dataset.sample_rate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rec = si.read_binary(
+            folder / "raw.dat",
+            sampling_frequency=fs,
+            dtype=rec0.dtype.name,
+            num_channels=rec0.n_channels_dat,
+        )
+        rec = rec.select_channels(rec.channel_ids[rec0.channel_map])
+        from probeinterface import Probe
+
+        probe = Probe(si_units="um")
+        probe.set_contacts(np.asarray(cur.dataset.channel_positions, dtype=float))
+        probe.set_device_channel_indices(np.arange(rec0.n_channels))
+        rec.set_probe(probe, in_place=True)
+        rec = si.highpass_filter(rec, freq_min=150.0, filter_order=3, ftype="butter")
+        sorting = si.NumpySorting.from_samples_and_labels([times], [labels], fs)
+        units = sorting.unit_ids
+        main = np.array([rows[int(u)]["best_channel"] for u in units])
+        an = si.create_sorting_analyzer(sorting, rec, sparse=False, main_channel_indices=main)
+        an.compute("random_spikes", max_spikes_per_unit=500, seed=0)
+        an.compute("templates", ms_before=1.0, ms_after=2.0)
+        an.compute("noise_levels")
+        an.compute("spike_amplitudes")
+        qm = si.compute_quality_metrics(an, metric_names=["snr", "amplitude_median"])
+    ours = np.array([rows[int(u)]["snr"] for u in units])
+    theirs = qm["snr"].to_numpy(dtype=float)
+    np.testing.assert_allclose(ours, theirs, rtol=0.05)
+    ours = np.array([rows[int(u)]["amplitude_median"] for u in units])
+    theirs = qm["amplitude_median"].to_numpy(dtype=float)
+    np.testing.assert_allclose(ours, theirs, rtol=0.05)

@@ -271,8 +271,11 @@ def test_phy_template_columns_against_phylib(phy_template):
     eng = StatsEngine(ds, ClusterState(ds.spike_templates))
     rows = {r["id"]: r for r in eng.table_rows()}
     assert len(rows) == 62 and sum(r["n_spikes"] for r in rows.values()) == 314
+    # no raw file beside it: the recording's length is the last spike + 1 s (SpikeInterface)
+    assert eng.ctx.duration_source == "last spike + 1 s"
+    assert eng.ctx.duration == pytest.approx(ds.duration + 1.0, abs=1.0 / ds.sample_rate)
     assert all(
-        r["firing_rate"] == pytest.approx(r["n_spikes"] / ds.duration) for r in rows.values()
+        r["firing_rate"] == pytest.approx(r["n_spikes"] / eng.ctx.duration) for r in rows.values()
     )
     assert math.isnan(rows[0]["presence_ratio"])  # 11.9 s < one 60 s bin
     model_mod = pytest.importorskip("phylib.io.model")

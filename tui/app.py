@@ -25,8 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from curalog import Curation, Update
-from curalog.analysis.stats import QUALITY_NAMES
-from curalog.analysis.stats.ccg_matrix import CorrelogramMatrix, matrix_for
+from curalog.analysis.stats import QUALITY_NAMES, CorrelogramMatrix, matrix_for
 from curalog.errors import CuralogError
 
 from .background import BackgroundMixin
@@ -665,7 +664,7 @@ class CuralogApp(BackgroundMixin, App[int]):
         if not ids:
             self.say("correlograms: no cluster selected", error=True)
             return
-        from .screens.correlograms import CorrelogramScreen
+        from .screens import CorrelogramScreen
 
         self.push_screen(CorrelogramScreen(self, ids, mode))
 

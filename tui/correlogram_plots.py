@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from rich.text import Text
 
-from curalog.analysis.stats.ccg_matrix import MatrixResult
+from curalog.analysis.stats import MatrixResult
 
 from .braille import CLUSTER_COLORS
 from .plots import BLOCKS, REFRACTORY_STYLE, rebin

@@ -105,6 +105,11 @@ def make_server_class():
             app.middlewares.append(self.guard.middleware())
             return app
 
+        async def on_startup(self, app) -> None:
+            # textual-serve would print its URL without the token (which answers 403):
+            # curalog serve has printed the one to open
+            return None
+
     return AuthServer
 
 

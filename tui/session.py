@@ -21,7 +21,7 @@ from curalog.errors import LogCorruptError, LogLockedError
 
 if TYPE_CHECKING:
     from curalog.analysis.features import FeatureSource
-    from curalog.analysis.stats.ccg_matrix import CorrelogramMatrix
+    from curalog.analysis.stats import CorrelogramMatrix
 
     from .model import ClusterModel
     from .review import Review

@@ -336,14 +336,15 @@ def cmd_fsck(args: argparse.Namespace) -> int:
         print(f"DAMAGED header: {printable(ins.header_error)}")
         if ins.intact_after:
             print(f"{len(ins.intact_after)} intact records follow (events {ins.intact_seqs})")
-        print(
-            "--repair: "
-            + (
-                ins.header_fix
-                or "rebuilds the header from DIR's dataset and re-chains the intact records "
-                "(the head hash changes)"
+        if ins.header_fix:
+            print(f"--repair: {ins.header_fix}")
+        elif ins.intact_after or ins.curalog_magic:
+            print(
+                "--repair: rebuilds the header from DIR's dataset and re-chains the intact "
+                "records (the head hash changes)"
             )
-        )
+        else:
+            print("--repair: nothing to recover (no curalog header, no intact record)")
     else:
         scan = ins.scan
         torn = scan.torn

@@ -33,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from curalog_tui.serve import serve
     except ImportError as exc:
         raise UIUnavailableError(
-            f"curalog serve needs textual-serve: pip install 'curalog[serve]' ({exc})"
+            f"curalog serve needs the terminal UI and textual-serve (dependencies of curalog: pip install curalog) ({exc})"
         ) from None
     return serve(args.dir, args.log, host=args.host, port=args.port, allow_remote=args.allow_remote)
 

@@ -75,6 +75,7 @@ class Inspection:
     header_fix: str | None = None  # how --repair can recover the header (None: it cannot)
     damage_at: int | None = None
     intact_after: list[IntactRecord] = field(default_factory=list)
+    curalog_magic: bool = True  # the file starts with curalog's magic bytes
 
     @property
     def intact_seqs(self) -> str:
@@ -168,6 +169,7 @@ def inspect_log(path: str | os.PathLike[str]) -> Inspection:
         scan = scan_bytes(data, str(p))
     except LogCorruptError as exc:
         ins = Inspection(None, header_error=str(exc), damage_at=0)
+        ins.curalog_magic = data.startswith(MAGIC)
         proven = _proven_header(data)
         if proven is not None:
             ins.header_fix = f"the header itself is intact ({proven[2]} damaged): rewritten"
@@ -361,6 +363,11 @@ def _repair_header(
                 f"{error}; the header cannot be recovered from the log alone (give the dataset folder)"
             )
         records = find_intact_records(data, _FILE_HEAD.size)
+        if not records and not data.startswith(MAGIC):
+            raise LogCorruptError(
+                f"{error}; no curalog header and no intact record: not a curalog log, "
+                "nothing to recover (the file is left as it is)"
+            )
         header = {"format": FORMAT_VERSION, "checksum": CHECKSUM, **rebuild_header()}
         header["recovered"] = {"time": time.time_ns(), "why": error[:200]}
         new, n = _rechain(_pack(header), records)

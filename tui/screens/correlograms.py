@@ -28,7 +28,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from curalog import Curation
-from curalog.analysis.stats.ccg_matrix import (
+from curalog.analysis.stats import (
     BIN_STEPS_MS,
     WINDOW_STEPS_MS,
     CorrelogramMatrix,

@@ -36,6 +36,7 @@ def _full_pass(
     use_amp,
     pos,
     use_pos,
+    pstride,
     slot_of,
     lut,
     nb,
@@ -46,6 +47,7 @@ def _full_pass(
     ampsum,
     possum,
     pos2sum,
+    poscount,
     coinc,
     dup,
     lo,
@@ -58,8 +60,9 @@ def _full_pass(
     pairs of spikes, one in each cluster, with ``censor <= |dt| <= tau``; ``dup[x, y]`` the
     pairs with ``|dt| < censor`` (duplicate detections); the diagonals count pairs within one
     cluster. Each pair is seen once, from its later spike (spike index order is time order).
-    With ``use_pos``, ``possum[row, bin]`` sums the spikes' positions ``pos[s, :2]`` and
-    ``pos2sum`` their squared norms. Only spikes ``lo <= s < hi`` are visited (their partners
+    With ``use_pos``, ``possum[row, bin]`` sums the positions ``pos[s, :2]`` of the spikes in
+    every ``pstride``-th block of 4096 (by index: ``(s >> 12) % pstride == 0``, so only those
+    pages of the file are read), ``pos2sum`` their squared norms and ``poscount`` counts them. Only spikes ``lo <= s < hi`` are visited (their partners
     may lie before ``lo``), so disjoint ranges can run in parallel threads into separate
     outputs.
     """
@@ -71,12 +74,13 @@ def _full_pass(
         counts[combo, b] += 1.0
         if use_amp:
             ampsum[combo, b] += amps[s]
-        if use_pos:
+        if use_pos and (s >> 12) % pstride == 0:
             px = pos[s, 0]
             py = pos[s, 1]
             possum[combo, b, 0] += px
             possum[combo, b, 1] += py
             pos2sum[combo, b] += px * px + py * py
+            poscount[combo, b] += 1.0
         j = s - 1
         while j >= 0:
             d = t - times[j]
@@ -101,6 +105,7 @@ def _local_pass(
     use_amp,
     pos,
     use_pos,
+    pstride,
     slot_of,
     own,
     lut,
@@ -112,6 +117,7 @@ def _local_pass(
     ampsum,
     possum,
     pos2sum,
+    poscount,
     row,
     duprow,
 ):  # pragma: no cover - numba
@@ -127,12 +133,13 @@ def _local_pass(
         counts[li, b] += 1.0
         if use_amp:
             ampsum[li, b] += amps[s]
-        if use_pos:
+        if use_pos and (s >> 12) % pstride == 0:
             px = pos[s, 0]
             py = pos[s, 1]
             possum[li, b, 0] += px
             possum[li, b, 1] += py
             pos2sum[li, b] += px * px + py * py
+            poscount[li, b] += 1.0
         j = s - 1
         while j >= 0:
             d = t - times[j]

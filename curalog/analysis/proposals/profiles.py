@@ -18,6 +18,7 @@ class _Profile:
     n_spikes: int
     possum: np.ndarray | None = None  # (k, nb, 2) sums of per-spike positions (or None)
     pos2sum: np.ndarray | None = None  # (k, nb) sums of their squared norms
+    poscount: np.ndarray | None = None  # (k, nb) spikes in those sums (every stride-th)
 
     def rows(self, keep: np.ndarray) -> _Profile:
         """The profile of the templates ``keep`` (a boolean mask over ``tids``)."""
@@ -28,6 +29,7 @@ class _Profile:
             int(self.counts[keep].sum()),
             None if self.possum is None else self.possum[keep],
             None if self.pos2sum is None else self.pos2sum[keep],
+            None if self.poscount is None else self.poscount[keep],
         )
 
     @property
@@ -43,14 +45,17 @@ def _compose_profiles(profiles: Sequence[_Profile]) -> _Profile:
     with_pos = all(p.possum is not None for p in profiles)
     possum = np.zeros((tids.shape[0], nb, 2)) if with_pos else None
     pos2sum = np.zeros((tids.shape[0], nb)) if with_pos else None
+    poscount = np.zeros((tids.shape[0], nb)) if with_pos else None
     for p in profiles:
         idx = np.searchsorted(tids, p.tids)
         counts[idx] += p.counts
         ampsum[idx] += p.ampsum
-        if possum is not None and pos2sum is not None:
+        if possum is not None and pos2sum is not None and poscount is not None:
             possum[idx] += p.possum
             pos2sum[idx] += p.pos2sum
-    return _Profile(tids, counts, ampsum, sum(p.n_spikes for p in profiles), possum, pos2sum)
+            poscount[idx] += p.poscount
+    n = sum(p.n_spikes for p in profiles)
+    return _Profile(tids, counts, ampsum, n, possum, pos2sum, poscount)
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,4 @@ class _Derived:
     present: np.ndarray  # bool per bin
     pos_mean: np.ndarray | None = None  # (nb, 2) mean per-spike position (0 where empty)
     pos_var: float = float("nan")  # within-bin variance of one spike's position (x + y)
+    pos_n: np.ndarray | None = None  # spikes behind pos_mean per bin

@@ -51,20 +51,22 @@ class _PairScoring:
             loga = np.where((n > 0) & (amp > 0), np.log(np.where(amp > 0, amp, 1.0)), 0.0)
         amp = np.where(n > 0, amp, np.nan)
         ypos = np.where(n > 0, ypos, np.nan)
-        pos_mean, pos_var = None, float("nan")
-        if prof.possum is not None and prof.pos2sum is not None:
+        pos_mean, pos_var, pos_n = None, float("nan"), None
+        if prof.possum is not None and prof.pos2sum is not None and prof.poscount is not None:
+            pos_n = prof.poscount.sum(axis=0)
             s1 = prof.possum.sum(axis=0)  # (nb, 2)
             s2 = prof.pos2sum.sum(axis=0)
-            safe = np.where(n > 0, n, 1.0)
-            pos_mean = np.where(n[:, None] > 0, s1 / safe[:, None], 0.0)
-            within = float(np.maximum(s2 - (s1 * s1).sum(axis=1) / safe, 0.0)[n > 0].sum())
-            dof = float(np.maximum(n - 1.0, 0.0).sum())
+            has = pos_n > 0
+            safe = np.where(has, pos_n, 1.0)
+            pos_mean = np.where(has[:, None], s1 / safe[:, None], 0.0)
+            within = float(np.maximum(s2 - (s1 * s1).sum(axis=1) / safe, 0.0)[has].sum())
+            dof = float(np.maximum(pos_n - 1.0, 0.0).sum())
             pos_var = within / dof if dof > 0 else float("nan")
-            ypos = np.where(n > 0, pos_mean[:, 1], np.nan)  # the spikes' own depth
+            ypos = np.where(has, pos_mean[:, 1], ypos)  # the spikes' own depth
         occupied = n[n > 0]
         thresh = self.params.presence_fraction * (float(occupied.mean()) if occupied.size else 0.0)
         present = (n > 0) & (n >= thresh)
-        got = _Derived(n, loga, amp, ypos, present, pos_mean, pos_var)
+        got = _Derived(n, loga, amp, ypos, present, pos_mean, pos_var, pos_n)
         self._derived[c] = got
         return got
 
@@ -73,13 +75,13 @@ class _PairScoring:
         positions in time-adjacent bins, beyond what the spikes' own scatter explains, in
         units of the smaller of the two spreads, and that spread (µm); NaN without per-spike
         positions."""
-        if da.pos_mean is None or db.pos_mean is None:
+        if da.pos_mean is None or db.pos_mean is None or da.pos_n is None or db.pos_n is None:
             return math.nan, math.nan
         spread = min(da.pos_var, db.pos_var)
         if not math.isfinite(spread):
             return math.nan, math.nan
         kern = self._pos_kernel
-        na, nb = da.n, db.n
+        na, nb = da.pos_n, db.pos_n
         kb, ka = kern @ nb, kern.T @ na
         z = float(na @ kb)
         if z <= 0:

@@ -243,6 +243,7 @@ class _IncrementalUpdates:
         use_pos = self._pos is not None
         possum = np.zeros((tids.shape[0], self.nb, 2) if use_pos else (1, 1, 2))
         pos2sum = np.zeros((tids.shape[0], self.nb) if use_pos else (1, 1))
+        poscount = np.zeros((tids.shape[0], self.nb) if use_pos else (1, 1))
         row = np.zeros(self._coinc.shape[0], dtype=np.int64)
         duprow = np.zeros(self._coinc.shape[0], dtype=np.int64)
         use_amp = self._amps is not None
@@ -258,6 +259,7 @@ class _IncrementalUpdates:
             use_amp,
             pos,
             use_pos,
+            self._pos_stride,
             slot_of,
             own,
             lut,
@@ -269,6 +271,7 @@ class _IncrementalUpdates:
             ampsum,
             possum,
             pos2sum,
+            poscount,
             row,
             duprow,
         )
@@ -289,6 +292,7 @@ class _IncrementalUpdates:
                 int(spikes.shape[0]),
                 possum if use_pos else None,
                 pos2sum if use_pos else None,
+                poscount if use_pos else None,
             )
             self._counters["profiles_computed"] += 1
         self._shadow.setdefault(c, frozenset())
@@ -335,13 +339,14 @@ class _IncrementalUpdates:
                 np.zeros((n_live, n_live), dtype=np.int32),
                 np.zeros((n_rows, self.nb, 2) if use_pos else (1, 1, 2)),
                 np.zeros((n_rows, self.nb) if use_pos else (1, 1)),
+                np.zeros((n_rows, self.nb) if use_pos else (1, 1)),
             )
             for _ in range(n_chunks)
         ]
         bounds = [n_spikes * i // n_chunks for i in range(n_chunks + 1)]
 
         def run(i: int) -> None:
-            c_, a_, u_, d_, p_, q_ = parts[i]
+            c_, a_, u_, d_, p_, q_, r_ = parts[i]
             _full_pass(
                 self.dataset.spike_times,
                 clusters,
@@ -350,6 +355,7 @@ class _IncrementalUpdates:
                 use_amp,
                 pos,
                 use_pos,
+                self._pos_stride,
                 slot_of,
                 lut,
                 self.nb,
@@ -360,6 +366,7 @@ class _IncrementalUpdates:
                 a_,
                 p_,
                 q_,
+                r_,
                 u_,
                 d_,
                 bounds[i],
@@ -372,8 +379,8 @@ class _IncrementalUpdates:
             else:  # the kernel releases the GIL: time ranges in parallel threads
                 with ThreadPoolExecutor(max_workers=n_chunks) as pool:
                     list(pool.map(run, range(n_chunks)))
-        counts, ampsum, upper, dupper, possum, pos2sum = parts[0]
-        for c_, a_, u_, d_, p_, q_ in parts[1:]:
+        counts, ampsum, upper, dupper, possum, pos2sum, poscount = parts[0]
+        for c_, a_, u_, d_, p_, q_, r_ in parts[1:]:
             counts += c_
             ampsum += a_
             upper += u_
@@ -381,6 +388,7 @@ class _IncrementalUpdates:
             if use_pos:
                 possum += p_
                 pos2sum += q_
+                poscount += r_
         if n_live:
             for target, tri in ((self._coinc, upper), (self._dup, dupper)):
                 full = tri.astype(np.int64)
@@ -400,6 +408,7 @@ class _IncrementalUpdates:
                 int(hist[k].sum()),
                 possum[lo:hi] if use_pos else None,
                 pos2sum[lo:hi] if use_pos else None,
+                poscount[lo:hi] if use_pos else None,
             )
             self._counters["profiles_computed"] += 1
             self._shadow.setdefault(c, frozenset())

@@ -10,6 +10,16 @@
 * :mod:`curalog.analysis.stats.table` - the cluster table as rows (CLI, cluster_info.tsv).
 """
 
+from curalog.analysis.stats.ccg_matrix import (
+    BIN_STEPS_MS,
+    WINDOW_STEPS_MS,
+    CorrelogramMatrix,
+    MatrixResult,
+    isi_histogram,
+    matrix_for,
+    step_value,
+    to_rate,
+)
 from curalog.analysis.stats.correlograms import (
     CorrelogramBins,
     autocorrelogram,
@@ -30,6 +40,14 @@ from curalog.analysis.stats.similarity import rank_similar, template_similarity
 from curalog.analysis.stats.timebase import Timebase, recording_timebase
 
 __all__ = [
+    "BIN_STEPS_MS",
+    "WINDOW_STEPS_MS",
+    "CorrelogramMatrix",
+    "MatrixResult",
+    "isi_histogram",
+    "matrix_for",
+    "step_value",
+    "to_rate",
     "QUALITY_COLUMNS",
     "QUALITY_NAMES",
     "QualityColumn",

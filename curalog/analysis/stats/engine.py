@@ -62,6 +62,7 @@ from curalog.analysis.stats.metrics import (
     merge_passes,
     pass_from_arrays,
 )
+from curalog.analysis.stats.quality import compute_quality
 from curalog.analysis.stats.similarity import (
     merge_rows,
     rank_similar,
@@ -101,6 +102,8 @@ _COUNTER_NAMES = (
     "stale",
     "errors",
     "silhouettes_computed",
+    "quality_computed",
+    "quality_composed",
 )
 
 
@@ -193,6 +196,7 @@ class StatsEngine(WorkCounters):
         self._gathered_bytes = 0
         self._gather_budget = int(gather_cache_mb * 2**20)
         self._silhouettes: dict[tuple[int, bytes], float] = {}
+        self._quality: dict[int, tuple[dict[str, Any], Any, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ counters
     def _count(self, name: str, k: int = 1) -> None:
@@ -281,9 +285,7 @@ class StatsEngine(WorkCounters):
             h = self._composed_acg_half(parents, gathered)
         if res is None:
             res = cluster_pass(self.ctx, spikes)
-        entry = compute_cluster_stats(
-            self.ctx, cid, spikes, acg_half_override=h, pass_result=res, parents=parents
-        )
+        entry = compute_cluster_stats(self.ctx, cid, spikes, acg_half_override=h, pass_result=res)
         self._gathered_put(cid, res.times, res.amplitudes)
         self._count("composed" if h is not None else "computed")
         return entry
@@ -624,16 +626,64 @@ class StatsEngine(WorkCounters):
         return [self.row(e) for e in self.compute_all(ids, n_threads)]
 
     def row(self, entry: ClusterStats | int) -> dict[str, Any]:
-        """``entry.row()`` plus the label-dependent ``silhouette`` (see quality_pc)."""
+        """``entry.row()`` plus SpikeInterface's quality metrics (:meth:`quality`) and the
+        label-dependent ``silhouette``; a computed column always wins over a sorter's."""
         e = self.get(entry) if isinstance(entry, (int, np.integer)) else entry
         out = e.row()
-        out["silhouette"] = self.silhouette(e)
+        values, pc = self.quality(e)
+        out.update(values)
+        out["silhouette"] = self.silhouette(e, pc)
         return out
 
-    def silhouette(self, entry: ClusterStats) -> float:
+    def quality(self, entry: ClusterStats | int) -> tuple[dict[str, Any], Any]:
+        """``(columns, PC sample)`` of SpikeInterface's quality metrics, cached by id.
+
+        Separate from :meth:`get` (which a merge refresh needs first): computed on first
+        request, from the cluster's gathered spikes; a merge whose parents' PC samples are
+        cached composes its own from theirs (see :mod:`curalog.analysis.stats.quality_pc`).
+        """
+        e = self.get(entry) if isinstance(entry, (int, np.integer)) else entry
+        cid = e.cluster_id
+        with self._lock:
+            got = self._quality.get(cid)
+            parents = self._parents.get(cid)
+            pq = [self._quality.get(p) for p in parents] if parents else None
+        if got is not None and got[2] is e.spikes:
+            return got[0], got[1]
+        ppc = None
+        if (
+            pq
+            and all(q is not None and q[1] is not None for q in pq)
+            and sum(int(q[2].shape[0]) for q in pq) == e.n_spikes  # type: ignore[index]
+        ):
+            ppc = [q[1] for q in pq]  # type: ignore[index]
+        g = self._gathered_get(cid)
+        if g is None:
+            g = (gather_times(self.ctx.spike_times, e.spikes), None)
+            amps = self.ctx.amplitudes
+            if amps is not None:
+                g = (g[0], np.asarray(amps[e.spikes], dtype=np.float64))
+        values, pc = compute_quality(
+            self.ctx.quality,
+            e.spikes,
+            g[0],
+            g[1],
+            e.template,
+            e.template_ids,
+            e.template_counts,
+            e.best_channel,
+            ppc,
+        )
+        with self._lock:
+            self._quality[cid] = (values, pc, e.spikes)
+            self._counters["quality_composed" if ppc else "quality_computed"] += 1
+        return values, pc
+
+    def silhouette(self, entry: ClusterStats, pc: Any = None) -> float:
         """Simplified silhouette against the current labels of the cluster's PC "others",
         cached by the set of those labels (ids are never reused, so the set fixes them)."""
-        pc = entry.pc
+        if pc is None:
+            pc = self.quality(entry)[1]
         if pc is None:
             return float("nan")
         labels = (

@@ -90,7 +90,7 @@ from curalog.analysis.stats.correlograms import (
     acg_from_half,
     acg_half,
 )
-from curalog.analysis.stats.quality import QualityContext, compute_quality
+from curalog.analysis.stats.quality import QualityContext
 from curalog.analysis.stats.timebase import recording_timebase
 from curalog.templates import (  # noqa: F401  (moved; re-exported)
     TemplateChannels,
@@ -787,8 +787,6 @@ class ClusterStats:
     amp_series: np.ndarray = field(repr=False)
     sorter: dict[str, Any] = field(default_factory=dict)
     how: str = "computed"  # or "composed"
-    quality: dict[str, Any] = field(default_factory=dict)  # SpikeInterface's columns
-    pc: Any = field(default=None, repr=False)  # quality_pc.PCSample (composition on merge)
 
     @property
     def acg(self) -> np.ndarray:
@@ -816,7 +814,6 @@ class ClusterStats:
             "amplitude_cutoff": self.amplitude_cutoff,
             "peak_to_trough_ms": self.peak_to_trough_ms,
         }
-        out.update(self.quality)
         out.update(sorter_row(self.sorter, out))
         return out
 
@@ -855,7 +852,7 @@ def compute_cluster_stats(
     *,
     acg_half_override: np.ndarray | None = None,
     pass_result: PassResult | None = None,
-    parents: list[ClusterStats] | None = None,
+    parents: list[ClusterStats] | None = None,  # noqa: ARG001 (kept for callers)
 ) -> ClusterStats:
     """All statistics of cluster ``cid`` from its spikes.
 
@@ -913,20 +910,6 @@ def compute_cluster_stats(
             res.presence_counts, n, ctx.duration, p.presence_bin_s, p.presence_mean_fr_ratio_thresh
         )
     fr_s, amp_s = _series(ctx, res.series_counts, res.series_amp_sum, res.amplitudes is not None)
-    parents_pc = [q.pc for q in parents] if parents else None
-    if parents_pc is not None and any(q is None for q in parents_pc):
-        parents_pc = None
-    quality, pc = compute_quality(
-        ctx.quality,
-        spikes,
-        res.times,
-        res.amplitudes,
-        tmpl,
-        res.template_ids,
-        res.template_counts,
-        best,
-        parents_pc,
-    )
     sorter = {}
     if 0 <= cid < ctx.n_templates:  # sorter columns stay with the sorter's own clusters
         for name, values in ctx.sorter_columns.items():
@@ -965,6 +948,4 @@ def compute_cluster_stats(
         amp_series=amp_s,
         sorter=sorter,
         how="computed" if acg_half_override is None else "composed",
-        quality=quality,
-        pc=pc,
     )

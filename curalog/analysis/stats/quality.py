@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,12 +154,18 @@ _SPIKE_COLUMNS = tuple(
 
 
 class SpikeDepths:
-    """Per-spike depth (``y``, µm): ``spike_positions.npy`` or phy's PC-weighted depth."""
+    """Per-spike depth (``y``, µm): ``spike_positions.npy`` or phy's PC-weighted depth.
+
+    Computed for every spike once, on first use, in one sequential pass (float32, 4 bytes
+    per spike): a cluster's depths are then a gather from memory, not from the 144-byte
+    rows of ``pc_features.npy``."""
 
     def __init__(self, dataset: Any, pcs: PCSpace):
         self.source = "none"
-        self._positions = None
         self._pcs = pcs
+        self._src = None
+        self._all: np.ndarray | None = None
+        self._lock = threading.Lock()
         opt = getattr(dataset, "optional_array", None)
         n = int(dataset.spike_templates.shape[0])
         try:
@@ -166,23 +173,42 @@ class SpikeDepths:
         except Exception:
             pos = None
         if pos is not None and pos.ndim == 2 and pos.shape[0] == n and pos.shape[1] >= 2:
-            self._positions = pos
+            self._src = pos
             self.source = "spike_positions.npy"
         elif pcs.available:
             self._ypos = np.asarray(dataset.channel_positions, dtype=np.float64)[:, 1]
             self.source = "pc_features (phy)"
 
-    def of(self, spikes: np.ndarray) -> np.ndarray | None:
-        if self.source == "none" or spikes.shape[0] == 0:
-            return None
-        if self._positions is not None:
-            return np.asarray(self._positions[spikes, 1], dtype=np.float64)
+    def _compute_all(self) -> np.ndarray:
+        if self._src is not None:
+            return np.ascontiguousarray(self._src[:, 1], dtype=np.float32)
         pcs = self._pcs
-        f = np.maximum(np.asarray(pcs.features[spikes, 0, :], dtype=np.float64), 0) ** 2
-        chans = pcs.ind[np.asarray(pcs.spike_templates)[spikes]]
-        chans = np.clip(chans, 0, self._ypos.shape[0] - 1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (f * self._ypos[chans]).sum(axis=1) / f.sum(axis=1)
+        n = pcs.features.shape[0]
+        out = np.empty(n, dtype=np.float32)
+        st = np.asarray(pcs.spike_templates)
+        ind = np.clip(pcs.ind, 0, self._ypos.shape[0] - 1)
+        step = 1 << 20
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            f = np.maximum(np.asarray(pcs.features[a:b, 0, :], dtype=np.float64), 0) ** 2
+            y = self._ypos[ind[st[a:b]]]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[a:b] = (f * y).sum(axis=1) / f.sum(axis=1)
+        return out
+
+    def all(self) -> np.ndarray | None:
+        if self.source == "none":
+            return None
+        with self._lock:
+            if self._all is None:
+                self._all = self._compute_all()
+            return self._all
+
+    def of(self, spikes: np.ndarray) -> np.ndarray | None:
+        d = self.all()
+        if d is None or spikes.shape[0] == 0:
+            return None
+        return d[spikes]
 
 
 class QualityContext:
@@ -231,6 +257,18 @@ class QualityContext:
         return got
 
 
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="curalog-quality")
+        return _POOL
+
+
 def compute_quality(
     q: QualityContext,
     spikes: np.ndarray,
@@ -247,12 +285,14 @@ def compute_quality(
     ``silhouette`` (label-dependent) is left out: :meth:`StatsEngine.row` adds it.
     Recording columns are None without a recording (``sd_ratio`` always: not implemented).
     """
+    # the PC sample runs beside the spike-train metrics (their kernels release the GIL)
+    fut = _pool().submit(q.pcs.sample, spikes, template, template_ids, template_counts, parents_pc)
     depths = q.depths.of(spikes)
     row: dict[str, Any] = spike_train_metrics(
         times, amps, depths, q.fs, q.total_samples, q.spike_params
     )
     row.update(q.template_row(template_ids, template_counts, best_channel))
-    pc = q.pcs.sample(spikes, template, template_ids, template_counts, parents_pc)
+    pc = fut.result()
     if pc is not None:
         row.update(pc.values)
     else:

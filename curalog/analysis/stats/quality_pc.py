@@ -150,6 +150,9 @@ class PCSample:
     self_spikes: np.ndarray  # hashed spikes with features on C
     other_spikes: np.ndarray  # sorted
     values: dict[str, float]
+    # the feature rows, kept only until the first silhouette is computed from them
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
 
 
 class PCSpace:
@@ -322,11 +325,14 @@ class PCSpace:
                 nn_hit_rate=hit,
                 nn_miss_rate=miss,
             )
-        return PCSample(hashed, channels, self_spikes, others, values)
+        return PCSample(hashed, channels, self_spikes, others, values, x, y)
 
     def silhouette(self, s: PCSample, other_labels: np.ndarray) -> float:
-        x = self.gather(s.self_spikes, s.channels)
-        y = self.gather(s.other_spikes, s.channels)
+        x, y = s.x, s.y
+        s.x = s.y = None  # later labellings gather again (rare: a neighbour changed)
+        if x is None or y is None:
+            x = self.gather(s.self_spikes, s.channels)
+            y = self.gather(s.other_spikes, s.channels)
         return simplified_silhouette(x, y, other_labels)
 
 
@@ -388,38 +394,39 @@ def nn_rates(
 
 
 @numba.njit(cache=True, nogil=True)
-def _knn_kernel(p, k):
-    n, dim = p.shape
-    sq = np.empty(n)
-    for i in range(n):
-        acc = 0.0
-        for c in range(dim):
-            acc += p[i, c] * p[i, c]
-        sq[i] = acc
+def _knn_kernel(pt, k):
+    """``pt`` is ``(dim, n)``: for each point, squared distances to all points in one
+    contiguous (vectorised) pass per dimension, then the ``k`` smallest by insertion."""
+    dim, n = pt.shape
     out = np.empty((n, k), dtype=np.int64)
+    buf = np.empty(n)
     best_d = np.empty(k)
     best_i = np.empty(k, dtype=np.int64)
     for i in range(n):
+        buf[:] = 0.0
+        for c in range(dim):
+            x = pt[c, i]
+            row = pt[c]
+            for j in range(n):
+                t = row[j] - x
+                buf[j] += t * t
         m = 0
         for j in range(n):
             if j == i:
                 continue
-            dot = 0.0
-            for c in range(dim):
-                dot += p[i, c] * p[j, c]
-            d = sq[i] + sq[j] - 2.0 * dot
+            v = buf[j]
             if m < k:
                 pos = m
                 m += 1
-            elif d < best_d[k - 1]:
+            elif v < best_d[k - 1]:
                 pos = k - 1
             else:
                 continue
-            while pos > 0 and best_d[pos - 1] > d:  # ties keep the lower index first
+            while pos > 0 and best_d[pos - 1] > v:  # ties keep the lower index first
                 best_d[pos] = best_d[pos - 1]
                 best_i[pos] = best_i[pos - 1]
                 pos -= 1
-            best_d[pos] = d
+            best_d[pos] = v
             best_i[pos] = j
         for q in range(k):
             out[i, q] = best_i[q]
@@ -431,23 +438,23 @@ def _knn(pts: np.ndarray, k: int) -> np.ndarray:
 
     A point is never its own neighbour (scikit-learn's ``kneighbors()`` without ``X``);
     equidistant neighbours are ordered by index, which scikit-learn's trees may not do."""
-    return _knn_kernel(np.ascontiguousarray(pts, dtype=np.float64), int(k))
+    return _knn_kernel(np.ascontiguousarray(np.asarray(pts, dtype=np.float64).T), int(k))
 
 
 def simplified_silhouette(x: np.ndarray, y: np.ndarray, labels: np.ndarray) -> float:
-    """Simplified silhouette of ``x`` against the clusters ``labels`` of ``y``."""
+    """Simplified silhouette of ``x`` against the clusters ``labels`` of ``y``.
+
+    Every other cluster's centroid at once (sums per label), the mean distance of the self
+    points to each, the nearest by that mean (ties: the smaller label, as SpikeInterface's
+    loop over ``np.unique`` keeps the first strict minimum)."""
     if x.shape[0] == 0 or y.shape[0] == 0:
         return math.nan
     a = np.linalg.norm(x - x.mean(axis=0), axis=1)
-    best = math.inf
-    b = None
-    for lab in np.unique(labels):
-        c = y[labels == lab].mean(axis=0)
-        d = np.linalg.norm(x - c, axis=1)
-        m = float(d.mean())
-        if m < best:
-            best, b = m, d
-    if b is None:
-        return math.nan
+    labs, inv = np.unique(labels, return_inverse=True)
+    sums = np.zeros((labs.shape[0], y.shape[1]))
+    np.add.at(sums, inv, y)
+    cent = sums / np.bincount(inv, minlength=labs.shape[0])[:, None]
+    d = np.sqrt(((x[:, None, :] - cent[None, :, :]) ** 2).sum(axis=2))  # (|x|, |labels|)
+    b = d[:, int(np.argmin(d.mean(axis=0)))]
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(np.mean((b - a) / np.maximum(b, a)))

@@ -145,6 +145,124 @@ def amplitude_cv(
     )
 
 
+@numba.njit(cache=True, nogil=True)
+def _order_stats(a, ks):
+    """Exact order statistics ``sorted(a)[k]`` for ascending ``ks`` (``a`` without NaN):
+    one 4096-bin counting pass over ``[min, max]``, then a sort of only the values in the
+    bins holding a requested rank (what ``np.partition`` gives, without copying ``a``)."""
+    n = a.shape[0]
+    out = np.empty(ks.shape[0])
+    lo = np.inf
+    hi = -np.inf
+    for i in range(n):
+        v = a[i]
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    if lo == hi:
+        out[:] = lo
+        return out
+    nb = 4096
+    scale = nb / (hi - lo)
+    if not np.isfinite(scale) or scale == 0:
+        srt = np.sort(a)
+        for q in range(ks.shape[0]):
+            out[q] = srt[ks[q]]
+        return out
+    counts = np.zeros(nb, dtype=np.int64)
+    for i in range(n):
+        counts[min(int((a[i] - lo) * scale), nb - 1)] += 1
+    starts = np.empty(nb + 1, dtype=np.int64)
+    starts[0] = 0
+    for b in range(nb):
+        starts[b + 1] = starts[b] + counts[b]
+    want = np.zeros(nb, dtype=np.bool_)
+    for q in range(ks.shape[0]):
+        b = np.searchsorted(starts, ks[q], side="right") - 1
+        want[b] = True
+    off = np.zeros(nb, dtype=np.int64)
+    pos = 0
+    for b in range(nb):
+        if want[b]:
+            off[b] = pos
+            pos += counts[b]
+    buf = np.empty(pos)
+    fill = off.copy()
+    for i in range(n):
+        b = min(int((a[i] - lo) * scale), nb - 1)
+        if want[b]:
+            buf[fill[b]] = a[i]
+            fill[b] += 1
+    for b in range(nb):
+        if want[b] and counts[b] > 1:
+            buf[off[b] : off[b] + counts[b]] = np.sort(buf[off[b] : off[b] + counts[b]])
+    for q in range(ks.shape[0]):
+        b = np.searchsorted(starts, ks[q], side="right") - 1
+        out[q] = buf[off[b] + ks[q] - starts[b]]
+    return out
+
+
+def quantiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """``np.quantile(a, qs)`` (linear method), bit for bit, without sorting ``a``."""
+    n = a.shape[0]
+    vi = [(n - 1) * float(q) for q in qs]
+    prev = [min(max(int(np.floor(v)), 0), n - 1) for v in vi]
+    nxt = [min(p + 1, n - 1) for p in prev]
+    ks = np.array(sorted(set(prev) | set(nxt)), dtype=np.int64)
+    vals = dict(zip(ks.tolist(), _order_stats(a, ks).tolist(), strict=True))
+    out = []
+    for v, p, q in zip(vi, prev, nxt, strict=True):
+        lo, hi = vals[p], vals[q]
+        t = v - np.floor(v)
+        diff = hi - lo
+        out.append(float(hi - diff * (1 - t)) if t >= 0.5 else float(lo + diff * t))
+    return out
+
+
+def median(a: np.ndarray) -> float:
+    """``np.median(a)`` exactly (the mean of the two middle values for even ``n``)."""
+    n = a.shape[0]
+    k1, k2 = (n - 1) // 2, n // 2
+    v = _order_stats(a, np.array(sorted({k1, k2}), dtype=np.int64))
+    return float(v[0]) if k1 == k2 else float((v[0] + v[1]) / 2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _hist_uniform(a, n_bins):
+    """``np.histogram(a, bins=n_bins)``: edges ``linspace(min, max, n_bins + 1)`` (numpy's
+    uniform fast path: the computed index, corrected against the edges)."""
+    lo = np.inf
+    hi = -np.inf
+    for i in range(a.shape[0]):
+        v = a[i]
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+    if lo == hi:
+        lo -= 0.5
+        hi += 0.5
+    edges = np.empty(n_bins + 1)
+    step = (hi - lo) / n_bins
+    for i in range(n_bins + 1):
+        edges[i] = i * step + lo
+    edges[n_bins] = hi
+    counts = np.zeros(n_bins, dtype=np.int64)
+    norm = n_bins / (hi - lo)
+    for i in range(a.shape[0]):
+        v = a[i]
+        idx = int((v - lo) * norm)
+        if idx == n_bins:
+            idx -= 1
+        if v < edges[idx]:
+            idx -= 1
+        elif idx != n_bins - 1 and v >= edges[idx + 1]:
+            idx += 1
+        counts[idx] += 1
+    return counts, edges
+
+
 def noise_cutoff(
     amps: np.ndarray, p: SpikeMetricParams = SpikeMetricParams()
 ) -> tuple[float, float]:
@@ -155,18 +273,19 @@ def noise_cutoff(
     edge is ``<=`` the 10 % quantile, *high* bins those whose left edge is ``>=`` the 75 %
     quantile (numpy's linear quantiles); ``noise_cutoff = (mean(low) - mean(high)) /
     std(high)``, ``noise_ratio = mean(low) / max(counts)``. NaN when no low bin (both), when
-    fewer than two high bins or their counts are all equal (cutoff only).
+    fewer than two high bins or their counts are all equal (cutoff only). Non-finite
+    amplitudes are left out (SpikeInterface's ``np.histogram`` would raise on them).
     """
     if amps is None or amps.shape[0] == 0:
         return math.nan, math.nan
     a = np.asarray(amps, dtype=np.float64)
-    a = a[np.isfinite(a)]  # a sorter may write NaN or inf amplitudes: they carry no shape
+    a = np.ascontiguousarray(a[np.isfinite(a)])  # a sorter may write NaN or inf amplitudes
     if a.shape[0] == 0:
         return math.nan, math.nan
-    if np.median(a) < 0:
+    if median(a) < 0:
         a = -a
-    counts, edges = np.histogram(a, bins=p.noise_n_bins)
-    q_lo, q_hi = np.quantile(a, [p.noise_low_quantile, 1 - p.noise_high_quantile])
+    counts, edges = _hist_uniform(a, int(p.noise_n_bins))
+    q_lo, q_hi = quantiles(a, (p.noise_low_quantile, 1 - p.noise_high_quantile))
     low = np.flatnonzero(edges[1:] <= q_lo)
     if low.shape[0] == 0:
         return math.nan, math.nan
@@ -263,11 +382,16 @@ def sliding_rp_violation(
 @numba.njit(cache=True, nogil=True)
 def _medians_per_bin(values, bounds, min_count):
     out = np.full(bounds.shape[0] - 1, np.nan)
+    ks = np.empty(2, dtype=np.int64)
     for k in range(bounds.shape[0] - 1):
         i0 = bounds[k]
         i1 = bounds[k + 1]
-        if i1 - i0 >= min_count:
-            out[k] = np.median(values[i0:i1])
+        n = i1 - i0
+        if n >= min_count:
+            ks[0] = (n - 1) // 2
+            ks[1] = n // 2
+            v = _order_stats(values[i0:i1], ks)
+            out[k] = v[0] if ks[0] == ks[1] else (v[0] + v[1]) / 2
     return out
 
 
@@ -297,9 +421,11 @@ def drift_metrics(
     if edges.shape[0] - 1 < p.drift_min_num_bins:
         return nan3
     d = np.ascontiguousarray(depths, dtype=np.float64)
+    if np.isnan(d).any():  # a spike without a depth (no positive PC weight): numpy's NaN
+        return nan3
     bounds = np.searchsorted(times, edges, side="left")
     med = _medians_per_bin(d, bounds, int(p.drift_min_spikes_per_interval))
-    diff = med - float(np.median(d))
+    diff = med - median(d)
     if np.count_nonzero(np.isnan(diff)) > p.drift_min_fraction_valid_intervals * diff.shape[0]:
         return nan3
     ok = diff[~np.isnan(diff)]

@@ -58,15 +58,15 @@ def cluster_rows(
     if progress:
         progress(done, total)
     if n_threads > 1 and len(todo) > 1:
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            for fut in as_completed([pool.submit(eng.get, c) for c in todo]):
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:  # statistics and quality
+            for fut in as_completed([pool.submit(eng.row, c) for c in todo]):
                 fut.result()
                 done += 1
                 if progress:
                     progress(done, total)
     else:
         for c in todo:
-            eng.get(c)
+            eng.row(c)
             done += 1
             if progress:
                 progress(done, total)

@@ -28,7 +28,7 @@ peak_to_trough_duration
 trough_half_width, peak_half_width
     Half widths in seconds of the trough (on ``-w``) and of the larger of the two peaks.
 repolarization_slope
-    Least-squares slope (units per second) of ``w`` from the trough to the first sample at or
+    Least-squares slope (units per second, ``scipy.stats.linregress``'s) of ``w`` from the trough to the first sample at or
     after it where ``w >= 0`` (NaN when that is closer than 3 samples, or never).
 
 Cost: ``O(n_samples * upsampling)`` per cluster, once per dominant template mix; a merge
@@ -112,7 +112,6 @@ def template_waveform_metrics(wave: np.ndarray | None, fs: float) -> dict[str, f
     if wave is None or wave.shape[0] < 4 or not np.any(wave):
         return out
     from scipy.signal import resample_poly
-    from scipy.stats import linregress
 
     w = resample_poly(np.asarray(wave, dtype=np.float64), up=_UPSAMPLING, down=1)
     fs_up = fs * _UPSAMPLING
@@ -136,6 +135,8 @@ def template_waveform_metrics(wave: np.ndarray | None, fs: float) -> dict[str, f
         back = np.flatnonzero(w[trough:] >= 0)
         if back.shape[0] and back[0] >= 3:
             end = trough + int(back[0])
-            t = np.arange(n) / fs_up
-            out["repolarization_slope"] = float(linregress(t[trough:end], w[trough:end]).slope)
+            t = np.arange(trough, end) / fs_up
+            y = w[trough:end]
+            tc = t - t.mean()  # least-squares slope (scipy.stats.linregress's)
+            out["repolarization_slope"] = float(np.sum(tc * (y - y.mean())) / np.sum(tc * tc))
     return out

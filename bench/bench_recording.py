@@ -116,6 +116,11 @@ def drop_cache(path: Path, *maps: np.ndarray) -> None:
         os.close(fd)
 
 
+#: Process CPU time of each measurement (all threads), by function: on a shared machine the
+#: wall time includes waiting for a core, the CPU time is the work done.
+CPU: dict[str, list[float]] = {}
+
+
 def med(values: list[float]) -> float:
     return statistics.median(values) * 1000.0
 
@@ -128,9 +133,10 @@ def timed(fn, repeat: int, cold: Path | None = None, prepare=None, maps=lambda: 
         if cold is not None:
             drop_cache(cold, *maps())
         gc.collect()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn(i)
         out.append(time.perf_counter() - t)
+        CPU.setdefault(fn.__name__ + ("_cold" if cold else ""), []).append(time.process_time() - c)
     return out
 
 
@@ -174,13 +180,14 @@ async def tui_times(folder: Path, log: Path, big: int, repeat: int, size: tuple[
             cur.__dict__.get("_waveform_cache", {}).clear()
             if cold:
                 drop_cache(raw, *cur.recording._maps)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             await pilot.press("w")
             screen = app.screen
             while not (isinstance(screen, WaveformScreen) and screen.timings):
                 await asyncio.sleep(0.001)
                 screen = app.screen
             (wf_cold if cold else wf_warm).append(time.perf_counter() - t)
+            CPU.setdefault("tui_w" + ("_cold" if cold else ""), []).append(time.process_time() - c)
             await pilot.press("escape")
             await settle(pilot)
         for i in range(2 * repeat):
@@ -194,10 +201,12 @@ async def tui_times(folder: Path, log: Path, big: int, repeat: int, size: tuple[
             screen.timings.clear()
             if cold:
                 drop_cache(raw, *cur.recording._maps)
+            c = time.process_time()
             screen.request()
             while not screen.timings:
                 await asyncio.sleep(0.001)
             (tr_cold if cold else tr_warm).append(screen.timings[-1])
+            CPU.setdefault("tui_T" + ("_cold" if cold else ""), []).append(time.process_time() - c)
             assert screen.shown.size == N_CH and screen.traces.shape == (int(FS), N_CH)
             await pilot.press("escape")
             await settle(pilot)
@@ -311,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
 
+    print("\nprocess CPU ms, median (warm / cold):")
+    for name in ("ours_wf", "phy_wf", "ours_tr", "phy_tr", "tui_w", "tui_T"):
+        if name in CPU:
+            print(f"  {name}: {med(CPU[name]):.1f} / {med(CPU.get(name + '_cold', [0.0])):.1f}")
+    print(f"load average: {os.getloadavg()}")
     print("\n| what | curalog ms (warm / cold) | phylib + phy's filter ms (warm / cold) | ratio |")
     print("|---|---|---|---|")
     for r in rows:

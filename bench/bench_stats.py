@@ -169,7 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-compile", action="store_true")
+    ap.add_argument(
+        "--refresh-only", action="store_true", help="stop after the merged-pair refresh"
+    )
+    ap.add_argument(
+        "--without-quality",
+        action="store_true",
+        help="leave out the SpikeInterface quality columns (issue 14) to time the rest alone",
+    )
     args = ap.parse_args(argv)
+    if args.without_quality:
+        from curalog.analysis.stats import metrics
+
+        metrics.compute_quality = lambda *a, **k: ({}, None)  # type: ignore[assignment]
+        print("# quality columns left out (--without-quality)", flush=True)
 
     rows: list[tuple[str, float, str, str]] = []  # (what, seconds, anchor, target)
 
@@ -290,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- first screen and full table
     sizes = state.sizes()
     largest = sorted(sizes, key=lambda c: -sizes[c])[:50]
-    for n_threads in sorted({1, args.threads}):
+    for n_threads in [] if args.refresh_only else sorted({1, args.threads}):
         fresh = StatsEngine(ds, state)
         t = time.perf_counter()
         fresh.compute_all(largest, n_threads=n_threads)

@@ -195,6 +195,8 @@ class Curation(RecordingMixin):
                     self._cache.replay_seconds = time.perf_counter() - t0
             if upto is not None:
                 self.head_hash = self.events[-1].hash if self.events else header_hash
+            if self._cache is not None:
+                self._cache.ready = True  # only a completely replayed state is saved
         except BaseException:
             self.close()
             raise
@@ -586,9 +588,13 @@ class Curation(RecordingMixin):
         """Undo of an action older than the in-memory history: replay the log from scratch."""
         before = set(self.state.cluster_ids.tolist())
         events = self.events
+        if self._cache is not None:
+            self._cache.ready = False  # until the replay is complete again
         self._reset_state()
         self.events = []
         self._replay_fast(events)
+        if self._cache is not None:
+            self._cache.ready = True
         after = set(self.state.cluster_ids.tolist())
         return Update(
             kind="rebuild",

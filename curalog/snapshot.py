@@ -478,6 +478,7 @@ class SnapshotCache:
         self.disk_seq: int | None = None  # event of the usable snapshot on disk
         self.replay_seconds = 0.0
         self.written: int | None = None
+        self.ready = False  # set by the session once its state is completely replayed
         self._fingerprint = cur.dataset.fingerprint.to_dict()
         self._hot = hot  # the undo history's bounds shape what the snapshot holds
 
@@ -502,7 +503,9 @@ class SnapshotCache:
         self.disk_seq = None
 
     def due(self, cur: Any) -> bool:
-        if not self.on or cur.corruption or not cur.events or self.disk_seq == cur.seq:
+        if not self.ready or not self.on or cur.corruption or not cur.events:
+            return False
+        if self.disk_seq == cur.seq:
             return False
         if self.policy:  # asked for explicitly: always keep it at the head
             return True

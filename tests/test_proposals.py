@@ -443,14 +443,14 @@ def test_held_out_synthetic_seeds_make_no_impure_merge(tmp_path: Path, seed: int
 def test_positions_of_every_kth_spike_compose(
     drift_ds: Path, log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Large folders sum the positions of every k-th spike only (by index): merges, splits
-    and undos still give what a fresh engine computes."""
+    """Large folders sum the positions of every k-th block of spikes only (by index): merges,
+    splits and undos still give what a fresh engine computes."""
     import curalog.analysis.proposals.engine as engine_mod
 
-    monkeypatch.setattr(engine_mod, "POSITION_SPIKES", 20_000)  # 300,000 spikes: stride 15
+    monkeypatch.setattr(engine_mod, "POSITION_SPIKES", 100_000)  # 300,000 spikes: stride 3
     with open_curation(drift_ds, log, sync=False) as cur:
         eng = ProposalEngine(cur)
-        assert eng._pos_stride == 15
+        assert eng._pos_stride == 3
         first = eng.proposals()
         assert all(math.isfinite(p.evidence["position_step"]) for p in first[:20])
         eng.accept(first[0])
@@ -460,3 +460,24 @@ def test_positions_of_every_kth_spike_compose(
         assert _same(eng.proposals(), _fresh(drift_ds, log), rtol=1e-9)
         cur.undo()
         assert _same(eng.proposals(), _fresh(drift_ds, log), rtol=1e-9)
+
+
+def test_non_finite_spike_positions_fall_back_to_templates(tmp_path: Path) -> None:
+    from conftest import write_folder
+
+    rng = np.random.default_rng(2)
+    total = 3_000_000
+    a, b = _neuron(rng, 800, total), _neuron(rng, 800, total)
+    times = np.concatenate([a, b])
+    order = np.argsort(times, kind="stable")
+    labels = np.concatenate([np.zeros(a.shape[0], int), np.ones(b.shape[0], int)])[order]
+    folder = write_folder(tmp_path / "nan", labels, spike_times=times[order])
+    pos = rng.normal(50.0, 1.0, (times.shape[0], 2)).astype(np.float32)
+    pos[np.flatnonzero(labels == 1)[3]] = np.nan
+    np.save(folder / "spike_positions.npy", pos)
+    sim = np.array([[1.0, 0.9], [0.9, 1.0]], dtype=np.float32)
+    np.save(folder / "similar_templates.npy", sim)
+    with open_curation(folder, tmp_path / "x.log", sync=False) as cur:
+        p = ProposalEngine(cur).score(0, 1)
+        assert not math.isfinite(p.evidence["position_step"])
+        assert math.isfinite(p.factors["f_pos"]) and math.isfinite(p.score)

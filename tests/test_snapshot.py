@@ -323,3 +323,26 @@ def test_verify_and_upto_never_use_it(folder, tmp_path):
     with curalog.open(folder, log, upto=5, snapshot=True) as cur:
         assert cur._cache is None and cur.seq == 5
     assert snapshot_path(log).read_bytes() == before
+
+
+def test_a_replay_that_fails_half_way_leaves_no_snapshot(folder, tmp_path, monkeypatch):
+    """A state replayed only in part (here: a divergence raised after some actions) is
+    never saved as the log's state."""
+    from curalog import curation
+
+    log = tmp_path / "p.log"
+    with curalog.open(folder, log, snapshot=False) as cur:
+        random_session(cur, np.random.default_rng(12), 40)
+    calls = {"n": 0}
+    real = curation.Curation._apply
+
+    def failing(self, action, seq, history):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise curalog.errors.LogCorruptError("injected divergence")
+        return real(self, action, seq, history)
+
+    monkeypatch.setattr(curation.Curation, "_apply", failing)
+    with pytest.raises(curalog.errors.LogCorruptError):
+        curalog.open(folder, log, readonly=True, snapshot=True)
+    assert not snapshot_path(log).exists()

@@ -257,3 +257,17 @@ async def test_snapshots(tmp_path, size):
         await pilot.press("escape", "T")
         await settle(pilot)
         check_snapshot(f"raw_traces_{size[0]}x{size[1]}", screen_text(app))
+
+
+def test_raw_override_reaches_the_views(ds, tmp_path):
+    moved = tmp_path / "elsewhere.dat"
+    (ds / "raw.dat").rename(moved)
+    session = open_session(ds, raw=moved)
+    try:
+        assert session.cur.recording is not None and session.cur.recording.paths == [moved]
+    finally:
+        session.cur.close()
+    from curalog.cli.program import build_parser
+
+    args = build_parser().parse_args(["tui", str(ds), "--raw", str(moved)])
+    assert args.raw == [str(moved)]

@@ -60,9 +60,9 @@ def _full_pass(
     pairs of spikes, one in each cluster, with ``censor <= |dt| <= tau``; ``dup[x, y]`` the
     pairs with ``|dt| < censor`` (duplicate detections); the diagonals count pairs within one
     cluster. Each pair is seen once, from its later spike (spike index order is time order).
-    With ``use_pos``, ``possum[row, bin]`` sums the positions ``pos[s, :2]`` of every
-    ``pstride``-th spike (by index: ``s % pstride == 0``), ``pos2sum`` their squared norms and
-    ``poscount`` counts them. Only spikes ``lo <= s < hi`` are visited (their partners
+    With ``use_pos``, ``possum[row, bin]`` sums the positions ``pos[s, :2]`` of the spikes in
+    every ``pstride``-th block of 4096 (by index: ``(s >> 12) % pstride == 0``, so only those
+    pages of the file are read), ``pos2sum`` their squared norms and ``poscount`` counts them. Only spikes ``lo <= s < hi`` are visited (their partners
     may lie before ``lo``), so disjoint ranges can run in parallel threads into separate
     outputs.
     """
@@ -74,7 +74,7 @@ def _full_pass(
         counts[combo, b] += 1.0
         if use_amp:
             ampsum[combo, b] += amps[s]
-        if use_pos and s % pstride == 0:
+        if use_pos and (s >> 12) % pstride == 0:
             px = pos[s, 0]
             py = pos[s, 1]
             possum[combo, b, 0] += px
@@ -133,7 +133,7 @@ def _local_pass(
         counts[li, b] += 1.0
         if use_amp:
             ampsum[li, b] += amps[s]
-        if use_pos and s % pstride == 0:
+        if use_pos and (s >> 12) % pstride == 0:
             px = pos[s, 0]
             py = pos[s, 1]
             possum[li, b, 0] += px

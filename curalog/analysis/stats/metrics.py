@@ -238,6 +238,28 @@ def _half_gaussian(sigma: float, truncate: float = 4.0) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def _middle_bins(counts, k1, k2):
+    """Bins holding the order statistics ``k1 <= k2`` of a histogram's values.
+
+    Returns ``(b1, b2, before, acc)``: the bins of ``k1`` and ``k2``, the number of values
+    in bins below ``b1``, and the number in bins below ``b2``.
+    """
+    acc = 0
+    b1 = -1
+    b2 = -1
+    before = 0
+    for b in range(counts.shape[0]):
+        if b1 < 0 and acc + counts[b] > k1:
+            b1 = b
+            before = acc
+        if acc + counts[b] > k2:
+            b2 = b
+            break
+        acc += counts[b]
+    return b1, b2, before, acc
+
+
+@numba.njit(cache=True, nogil=True)
 def _select_median(a, lo, hi):
     """Exact median (numpy's: the middle value, or the mean of the two middle values) by a
     4096-bin counting pass over ``[lo, hi]`` and a sort of the one or two bins holding the
@@ -256,18 +278,7 @@ def _select_median(a, lo, hi):
     for k in range(n):
         b = int((a[k] - lo) * scale)
         counts[min(b, nb - 1)] += 1
-    acc = 0
-    b1 = -1
-    b2 = -1
-    before = 0
-    for b in range(nb):
-        if b1 < 0 and acc + counts[b] > k1:
-            b1 = b
-            before = acc
-        if acc + counts[b] > k2:
-            b2 = b
-            break
-        acc += counts[b]
+    b1, b2, before, acc = _middle_bins(counts, k1, k2)
     buf = np.empty(n if n < 64 else max(64, acc + counts[b2] - before), dtype=np.float64)
     m = 0
     for k in range(n):
@@ -363,18 +374,7 @@ def _amp_kernel_two_pass(amps, lo, hi, n_bins, half_w):
         fine[min(int((amps[k] - lo) * scale), nf - 1)] += 1
     k1 = (n - 1) // 2
     k2 = n // 2
-    acc = 0
-    b1 = -1
-    b2 = -1
-    before = 0
-    for b in range(nf):
-        if b1 < 0 and acc + fine[b] > k1:
-            b1 = b
-            before = acc
-        if acc + fine[b] > k2:
-            b2 = b
-            break
-        acc += fine[b]
+    b1, b2, before, acc = _middle_bins(fine, k1, k2)
     h = np.zeros(n_bins, dtype=np.float64)
     for b in range(nf):
         h[b // _FINE] += fine[b]

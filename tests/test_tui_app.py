@@ -18,7 +18,7 @@ from curalog_tui.app import CuralogApp, run_app
 from curalog_tui.screens.history import HistoryScreen
 from curalog_tui.screens.split import SplitScreen
 from curalog_tui.session import open_session
-from curalog_tui.testing import screen_text, settle
+from curalog_tui.testing import open_app, screen_text, settle
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -38,14 +38,7 @@ def ds(base_dataset: Path, tmp_path: Path) -> Path:
 
 
 def make_app(folder: Path, **kwargs) -> CuralogApp:
-    session = open_session(folder)
-    return CuralogApp(
-        session.cur,
-        readonly_reason=session.readonly_reason,
-        owns_curation=True,
-        cursor_blink=False,
-        **kwargs,
-    )
+    return open_app(folder, **kwargs)
 
 
 async def type_text(pilot, text: str) -> None:

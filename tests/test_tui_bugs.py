@@ -15,17 +15,13 @@ from test_tui_snapshots import write_dataset
 
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens.split import SplitScreen
-from curalog_tui.session import open_session
-from curalog_tui.testing import screen_text, settle
+from curalog_tui.testing import open_app, screen_text, settle
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
 def make_app(folder: Path) -> CuralogApp:
-    session = open_session(folder)
-    return CuralogApp(
-        session.cur, readonly_reason=session.readonly_reason, owns_curation=True, cursor_blink=False
-    )
+    return open_app(folder)
 
 
 def message(app: CuralogApp) -> str:

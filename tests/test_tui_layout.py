@@ -21,8 +21,7 @@ from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens.correlograms import CorrelogramScreen
 from curalog_tui.screens.help import HelpScreen
-from curalog_tui.session import open_session
-from curalog_tui.testing import screen_text, settle
+from curalog_tui.testing import open_app, screen_text, settle
 from curalog_tui.widgets.keybar import MAIN_KEYS, fit_keys
 
 from conftest import check_snapshot as check
@@ -33,8 +32,7 @@ BLOCK_GLYPHS = set("▁▂▃▄▅▆▇█▉▊▋▌▍▎▏")
 
 
 def make_app(folder: Path) -> CuralogApp:
-    session = open_session(folder, author="snapshot")
-    return CuralogApp(session.cur, owns_curation=True, cursor_blink=False)
+    return open_app(folder, author="snapshot")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens.proposals import ProposalsScreen, ReviewHelp
 from curalog_tui.session import open_session
-from curalog_tui.testing import screen_text, settle
+from curalog_tui.testing import open_app, screen_text, settle
 from curalog_tui.widgets.evidence import EvidenceData, layout_heights, render_evidence
 
 from conftest import check_snapshot as check
@@ -43,14 +43,7 @@ def ds(drift_dataset: Path, tmp_path: Path) -> Path:
 
 
 def make_app(folder: Path, **kwargs) -> CuralogApp:
-    session = open_session(folder, author="test")
-    return CuralogApp(
-        session.cur,
-        readonly_reason=session.readonly_reason,
-        owns_curation=True,
-        cursor_blink=False,
-        **kwargs,
-    )
+    return open_app(folder, author="test", **kwargs)
 
 
 def row_ids(app: CuralogApp) -> list[int]:

@@ -23,7 +23,7 @@ from curalog_tui.app import CuralogApp
 from curalog_tui.screens.traces import TraceScreen
 from curalog_tui.screens.waveforms import WaveformScreen
 from curalog_tui.session import open_session
-from curalog_tui.testing import screen_text, settle
+from curalog_tui.testing import open_app, screen_text, settle
 from curalog_tui.widgets.rawplot import channel_grid, render_probe
 
 from conftest import check_snapshot
@@ -46,8 +46,7 @@ def ds(synth_raw: Path, tmp_path: Path) -> Path:
 
 
 def make_app(folder: Path, **kwargs) -> CuralogApp:
-    session = open_session(folder, **kwargs)
-    return CuralogApp(session.cur, owns_curation=True, cursor_blink=False)
+    return open_app(folder, **kwargs)
 
 
 def hand_made(path: Path) -> Path:

@@ -16,8 +16,7 @@ from curalog.synth.generator import synthesize
 from curalog_tui.app import CuralogApp
 from curalog_tui.screens import views as views_mod
 from curalog_tui.screens.views import ViewsHelp, ViewsScreen
-from curalog_tui.session import open_session
-from curalog_tui.testing import screen_text, settle
+from curalog_tui.testing import open_app, screen_text, settle
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -52,10 +51,7 @@ def ds(base_dataset: Path, tmp_path: Path) -> Path:
 
 
 def make_app(folder: Path) -> CuralogApp:
-    session = open_session(folder)
-    return CuralogApp(
-        session.cur, readonly_reason=session.readonly_reason, owns_curation=True, cursor_blink=False
-    )
+    return open_app(folder)
 
 
 def row_ids(app: CuralogApp) -> list[int]:

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from textual.app import App
+
+if TYPE_CHECKING:
+    from curalog_tui.app import CuralogApp
+
+
+def open_app(
+    folder: str | os.PathLike[str],
+    *,
+    author: str | None = None,
+    raw: str | os.PathLike[str] | list[str | os.PathLike[str]] | None = None,
+    **app_kwargs: Any,
+) -> CuralogApp:
+    """The app on ``folder`` as ``curalog tui`` opens it (read-only when the log is held), for
+    headless runs: the app owns the curation and the cursor does not blink (stable captures).
+    ``author`` and ``raw`` go to :func:`~curalog_tui.session.open_session`, the rest to the app.
+    """
+    from curalog_tui.app import CuralogApp
+    from curalog_tui.session import open_session
+
+    session = open_session(folder, author=author, raw=raw)
+    return CuralogApp(
+        session.cur,
+        readonly_reason=session.readonly_reason,
+        owns_curation=True,
+        cursor_blink=False,
+        **app_kwargs,
+    )
 
 
 async def settle(pilot: Any, timeout: float = 60.0) -> None:

@@ -226,14 +226,6 @@ def _strictly_increasing(a: np.ndarray) -> bool:
     return True
 
 
-@numba.njit(cache=True, nogil=True)
-def _all_equal(a: np.ndarray, value: int) -> bool:
-    for i in range(a.shape[0]):  # noqa: SIM110 - numba compiles loops, not all()
-        if a[i] != value:
-            return False
-    return True
-
-
 def is_sorted_unique(a: np.ndarray) -> bool:
     """True when the 1-D integer array ``a`` is strictly increasing."""
     return bool(_strictly_increasing(np.ascontiguousarray(a)))
@@ -561,12 +553,11 @@ class ClusterState:
         """The usual interactive split: a sorted selection inside one cluster, resolved with
         one gather of its clusters and one linear pass over that cluster; None otherwise
         (the general path then resolves it, and reports what is wrong with it)."""
-        if not _strictly_increasing(sel):
+        if sel.shape[0] == 0 or not _strictly_increasing(sel):
             return None
-        old = self.clusters_of(sel)
-        c = int(old[0])
-        if old.shape[0] > 1 and not _all_equal(old, c):
-            return None
+        # The first spike names the candidate cluster; the linear pass below checks that
+        # every other selected spike is one of its members (else the general path runs).
+        c = int(self.clusters_of(sel[:1])[0])
         n0 = self.counter
         if n0 + sel.shape[0] >= 2**31 - 1:
             return None

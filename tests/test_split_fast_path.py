@@ -37,6 +37,13 @@ def test_split_inside_one_cluster_equals_the_general_path(seed, n_templates, fra
     fast = state.resolve_split(sel)
     general = state.resolve_split(sel, labels=np.zeros(k, dtype=np.int64))  # no fast path
     same_change(fast, general)
+    # a selection that starts in one cluster and reaches into another is resolved as the
+    # general path resolves it (the fast path tries the first spike's cluster only)
+    outside = np.setdiff1d(np.arange(state.n_spikes), members)
+    if outside.shape[0]:
+        mixed = np.union1d(sel, rng.choice(outside, 1))
+        labels = np.zeros(mixed.shape[0], dtype=np.int64)
+        same_change(state.resolve_split(mixed), state.resolve_split(mixed, labels=labels))
     # a sorted selection across clusters, and an unsorted one, take the general path
     other = np.sort(rng.choice(state.n_spikes, 20, replace=False))
     same_change(state.resolve_split(other), state.resolve_split(other, labels=np.zeros(20, int)))

@@ -235,9 +235,10 @@ async def test_template_feature_view_with_degenerate_index_says_why(phy_template
 
 
 async def test_raw_amplitude_in_microvolts_with_a_recording(tmp_path):
-    """With a raw recording and its gain (synth: int16 at 0.195 µV per bit), the detail
-    panel gives the raw amplitude in µV: the peak-to-peak of the mean filtered waveform on
-    the best channel (same value as computed here from curalog.recording)."""
+    """With a raw recording and its gain (synth: int16 at 0.195 µV per bit), the table has an
+    ``amp[µV]`` column and the detail panel the same value: the peak-to-peak, on the best
+    channel, of the mean filtered waveform (1 ms before, 2 ms after) of the hash-chosen
+    spikes SpikeInterface's snr uses (recomputed here from curalog.recording)."""
     from curalog.recording import open_recording
     from curalog.synth.generator import synthesize
     from curalog.synth.recording import write_recording
@@ -256,9 +257,37 @@ async def test_raw_amplitude_in_microvolts_with_a_recording(tmp_path):
         assert rec is not None and rec.uv_per_unit == pytest.approx(0.195)
         best = app.stats.get(cid).best_channel
         spikes = np.asarray(app.cur.spikes(cid))
-        pick = spikes[np.linspace(0, spikes.shape[0] - 1, min(100, spikes.shape[0])).astype(int)]
-        snips = rec.snippets(app.cur.dataset.spike_times[pick], np.array([best]), 30, 50)
-        mean = snips.mean(axis=0)[:, 0]
+        used = app.stats.engine.ctx.quality.recording_metrics.spikes_used(spikes)
+        fs = rec.sample_rate
+        snips = rec.snippets(
+            app.cur.dataset.spike_times[used], np.array([best]), int(fs / 1000), int(2 * fs / 1000)
+        )
+        mean = snips.astype(np.float64).mean(axis=0)[:, 0]
         expected = (mean.max() - mean.min()) * rec.uv_per_unit
         assert 20 < expected < 2000  # a plausible unit in µV
-        assert f"amp[µV] {expected:.0f}" in screen_text(app)
+        text = screen_text(app)
+        assert f"amp[µV] {expected:.0f}" in text  # the detail panel
+        assert "amp[µV]" in [c.label for c in app.table.cols]  # the table's header
+        cell = app.table.model.cell(cid, next(c for c in app.table.cols if c.key == "raw_amp"))
+        assert cell.plain == f"{expected:.0f}"
+
+
+async def test_no_microvolt_column_without_a_known_gain(tmp_path):
+    """An int16 recording without ``uv_per_bit``: the gain is unknown, so no ``amp[µV]``
+    column (never a guessed scale); without any recording neither."""
+    from curalog.synth.generator import synthesize
+    from curalog.synth.recording import write_recording
+
+    folder = tmp_path / "nogain"
+    synthesize(folder, n_spikes=3_000, n_templates=5, seed=3, n_channels=16)
+    write_recording(folder)
+    params = folder / "params.py"
+    params.write_text(
+        "\n".join(x for x in params.read_text().splitlines() if "uv_per_bit" not in x) + "\n"
+    )
+    app = make_app(folder)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await settle(pilot)
+        assert app.cur.recording is not None and app.cur.recording.uv_per_unit is None
+        assert "raw_amp" not in [c.key for c in app.table.cols]
+        assert "amp[µV]" not in screen_text(app)

@@ -107,12 +107,13 @@ class BackgroundMixin:
         try:
             st = s.get(best)
             ccg = s.ccg(best, similar) if similar is not None and similar != best else None
+            row = s.row(st)
             detail = Detail(
                 best=best,
                 similar=similar,
                 group=group,
                 n_spikes=st.n_spikes,
-                row=s.row(st),
+                row=row,
                 acg=s.acg(best),
                 ccg=ccg,
                 waveform=s.waveform(best),
@@ -122,7 +123,7 @@ class BackgroundMixin:
                 bin_ms=s.bin_ms,
                 window_ms=s.window_ms,
                 refractory_ms=s.refractory_ms,
-                raw_uv=s.raw_amplitude_uv(best),
+                raw_uv=row.get("raw_amplitude_uv"),
             )
         except (CuralogError, KeyError, ValueError, IndexError):
             return

@@ -58,6 +58,7 @@ BASE_COLUMNS: tuple[Column, ...] = (
     Column("fr", "fr", 6, "firing_rate", ".2f", True),
     Column("amp", "amp[t]", 6, "template_amplitude", ".1f"),
     Column("spk_amp", "amp[au]", 7, "amplitude_median_npy", ".1f"),
+    Column("raw_amp", "amp[µV]", 7, "raw_amplitude_uv", ".0f"),
     Column("depth", "depth", 5, "depth", ".0f"),
     Column("ch", "ch", 4, "ch", "s"),
     Column("isi", "isi", 5, "isi_violations_ratio", ".2f"),
@@ -182,6 +183,8 @@ class ClusterModel:
 
     def columns(self) -> list[Column]:
         cols = list(BASE_COLUMNS)
+        if not self.has_raw_uv():  # amp[µV] only with a recording whose gain is known
+            cols = [c for c in cols if c.key != "raw_amp"]
         for name in self.sorter_names:
             cols.append(
                 Column(
@@ -199,6 +202,14 @@ class ClusterModel:
             )
         cols.extend(QUALITY_TABLE_COLUMNS)
         return cols
+
+    def has_raw_uv(self) -> bool:
+        """A raw recording is open and its µV per unit is known."""
+        try:
+            rec = getattr(self.cur, "recording", None)
+        except Exception:  # a recording that cannot be read: the views say why
+            return False
+        return rec is not None and getattr(rec, "uv_per_unit", None) is not None
 
     @staticmethod
     def _sorter_key(name: str) -> str:

@@ -89,51 +89,6 @@ class Stats:
         labels = [str(cmap[c]) if c < cmap.shape[0] else str(c) for c in best]
         return Waveform(int(st.template), traces, labels)
 
-    # ------------------------------------------------------------------ raw amplitude
-    #: spikes averaged for the raw amplitude, and the window around each (samples)
-    RAW_SPIKES = 100
-    RAW_BEFORE, RAW_AFTER = 30, 50
-
-    def recording(self) -> Any:
-        """The raw recording (:func:`curalog.recording.open_recording`), opened once; None
-        when the folder has none or it cannot be read (the reason in ``recording_error``)."""
-        if not hasattr(self, "_recording"):
-            self._recording, self.recording_error = None, None
-            try:
-                from curalog.recording import open_recording
-
-                self._recording = open_recording(self.cur.dataset)
-            except ImportError:  # pragma: no cover - a curalog without the recording module
-                pass
-            except Exception as exc:  # a RecordingError: one line, shown, never a crash
-                self.recording_error = str(exc)
-        return self._recording
-
-    def raw_amplitude_uv(self, cid: int) -> float | None:
-        """Raw amplitude in µV: the peak-to-peak, on the cluster's best channel, of the mean
-        filtered raw waveform of up to ``RAW_SPIKES`` evenly spaced spikes, times the
-        recording's µV per unit. None without a recording or a known gain."""
-        rec = self.recording()
-        if rec is None or getattr(rec, "uv_per_unit", None) is None:
-            return None
-        st = self.get(cid)
-        if st.best_channel is None:
-            return None
-        spikes = self.cur.spikes(cid) if cid in self.cur.state else st.spikes
-        if spikes.shape[0] == 0:
-            return None
-        pick = spikes[
-            np.linspace(0, spikes.shape[0] - 1, min(self.RAW_SPIKES, spikes.shape[0])).astype(
-                np.int64
-            )
-        ]
-        samples = np.asarray(self.cur.dataset.spike_times[pick], dtype=np.int64)
-        snips = rec.snippets(
-            samples, np.array([int(st.best_channel)]), self.RAW_BEFORE, self.RAW_AFTER
-        )
-        mean = snips.mean(axis=0)[:, 0]
-        return float((mean.max() - mean.min()) * rec.uv_per_unit)
-
     def amplitude_points(
         self, cid: int, max_points: int = 4000
     ) -> tuple[np.ndarray, np.ndarray] | None:

@@ -143,6 +143,13 @@ QUALITY_COLUMNS: tuple[QualityColumn, ...] = (
     QualityColumn(
         "sd_ratio", "sd_rat", ".2f", "recording", "SD of spike amplitudes / SD of noise (raw)"
     ),
+    QualityColumn(
+        "raw_amplitude_uv",
+        "amp_uv",
+        ".0f",
+        "recording",
+        "peak-to-peak of the mean raw waveform on the best channel (µV; curalog's)",
+    ),
 )
 QUALITY_NAMES: tuple[str, ...] = tuple(c.name for c in QUALITY_COLUMNS)
 RECORDING_COLUMNS: tuple[str, ...] = tuple(
@@ -283,7 +290,7 @@ def compute_quality(
     """Every label-free quality column of one cluster and its PC sample.
 
     ``silhouette`` (label-dependent) is left out: :meth:`StatsEngine.row` adds it.
-    Recording columns are None without a recording (``sd_ratio`` always: not implemented).
+    Recording columns are None without a recording.
     """
     # the PC sample runs beside the spike-train metrics (their kernels release the GIL)
     fut = _pool().submit(q.pcs.sample, spikes, template, template_ids, template_counts, parents_pc)

@@ -133,3 +133,37 @@ def test_created_files_are_readable_by_others(curated, tmp_path):
     for p in res.files:
         assert p.stat().st_mode & 0o777 == FILE_MODE
     assert FILE_MODE & 0o044  # group/others may read under the usual umask 022
+
+
+def test_export_without_metrics_and_with_progress(tmp_path, capsys):
+    """``--no-metrics`` keeps phy's columns and leaves the quality metrics out; with them,
+    ``progress`` sees every cluster and everything is computed before a file is written."""
+    from curalog.analysis.stats.quality import QUALITY_NAMES
+    from curalog.cli import main
+    from curalog.synth import synthesize
+
+    d = tmp_path / "s"
+    synthesize(d, n_spikes=4_000, n_templates=6, seed=1, n_channels=16)
+    assert main(["export", str(d), "--out", str(tmp_path / "a"), "--no-metrics"]) == 0
+    header = (tmp_path / "a" / "cluster_info.tsv").read_text().splitlines()[0].split("\t")
+    assert {"cluster_id", "n_spikes", "group", "amp", "ch", "depth", "fr"} <= set(header)
+    assert not set(QUALITY_NAMES) & set(header)
+    calls: list[tuple[int, int]] = []
+    with curalog.open(d, readonly=True) as cur:
+        export_phy(cur, tmp_path / "b", progress=lambda done, total: calls.append((done, total)))
+        n = cur.n_clusters
+    header = (tmp_path / "b" / "cluster_info.tsv").read_text().splitlines()[0].split("\t")
+    assert {"isolation_distance", "sliding_rp_violation", "firing_range"} <= set(header)
+    assert calls[-1] == (n, n) and all(t == n for _, t in calls)
+
+
+def test_export_refuses_a_missing_raw_file_and_writes_nothing(tmp_path, capsys):
+    from curalog.cli import main
+    from curalog.synth import synthesize
+
+    d = tmp_path / "s"
+    synthesize(d, n_spikes=2_000, n_templates=4, seed=1, n_channels=8)
+    out = tmp_path / "o"
+    assert main(["export", str(d), "--out", str(out), "--raw", str(tmp_path / "no.dat")]) == 2
+    assert "no.dat" in capsys.readouterr().err
+    assert not (out / "spike_clusters.npy").exists()

@@ -96,3 +96,18 @@ def test_real_terminal_smoke_merge_and_quit(tmp_path):
         assert [e.type for e in cur.history] == ["merge"]
     with curalog.open(ds) as cur:  # the writer lock was released when the process quit
         assert cur.seq == 1
+
+
+def test_serve_passes_raw_to_every_tab(tmp_path, capsys):
+    """``curalog serve DIR --raw F``: each tab's ``curalog tui`` gets ``--raw`` with the
+    absolute path (a tab's process may start elsewhere); a missing file is one line, 2."""
+    import shlex
+
+    raw = tmp_path / "rec one.dat"
+    raw.write_bytes(b"\0" * 16)
+    argv = shlex.split(serve_mod.serve_command(tmp_path, None, [raw, raw]))
+    assert argv[argv.index("tui") + 1] == str(tmp_path.resolve())
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--raw"] == [str(raw.resolve())] * 2
+    assert serve_mod.serve(tmp_path, None, raw=[tmp_path / "missing.dat"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.dat: no such file" in err and len(err.strip().splitlines()) == 1

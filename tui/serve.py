@@ -20,11 +20,18 @@ from pathlib import Path
 INSTALL_HINT = "pip install textual-serve  (a dependency of curalog: reinstall curalog)"
 
 
-def serve_command(dir: str | os.PathLike[str], log: str | os.PathLike[str] | None = None) -> str:
-    """The shell command textual-serve runs for each browser tab."""
+def serve_command(
+    dir: str | os.PathLike[str],
+    log: str | os.PathLike[str] | None = None,
+    raw: list[str | os.PathLike[str]] | None = None,
+) -> str:
+    """The shell command textual-serve runs for each browser tab (absolute paths: the
+    tab's process may start in another directory)."""
     parts = [sys.executable, "-m", "curalog", "tui", str(Path(dir).resolve())]
     if log is not None:
         parts += ["--log", str(Path(log).resolve())]
+    for path in raw or ():
+        parts += ["--raw", str(Path(path).resolve())]
     return shlex.join(parts)
 
 
@@ -35,13 +42,19 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     allow_remote: bool = False,
+    raw: list[str | os.PathLike[str]] | None = None,
 ) -> int:
-    """Serve the UI of ``dir`` at ``http://host:port/?token=...``; returns the exit status."""
+    """Serve the UI of ``dir`` at ``http://host:port/?token=...``; returns the exit status.
+    ``raw``: the recording's file(s), overriding params.py's ``dat_path`` (``--raw``)."""
     from .serve_auth import guard_for, is_loopback, make_server_class, new_token
 
     if not Path(dir).is_dir():
         print(f"curalog: {dir}: no such folder", file=sys.stderr)
         return 2
+    for path in raw or ():
+        if not Path(path).is_file():
+            print(f"curalog: --raw {path}: no such file", file=sys.stderr)
+            return 2
     if not is_loopback(host) and not allow_remote:
         print(
             f"curalog: error: --host {host} is reachable from other machines; serve on 127.0.0.1 "
@@ -79,7 +92,7 @@ def serve(
     from .web_assets import server_kwargs  # the page and its fonts served locally
 
     server = Server(
-        serve_command(dir, log),
+        serve_command(dir, log, raw),
         guard=guard_for(host, token, allow_remote=allow_remote),
         host=host,
         port=port,

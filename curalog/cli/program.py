@@ -31,6 +31,7 @@ from curalog.cli import warmup as warmup_cli
 from curalog.cli import waveforms as waveforms_cli
 from curalog.cli.demo import run_demo
 from curalog.cli.safe_text import printable
+from curalog.cli.waveforms import add_raw_argument
 from curalog.curation import Curation, default_log_path, open_curation
 from curalog.dataset import load_dataset, parse_value
 from curalog.errors import CuralogError
@@ -307,9 +308,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     fmt = args.format
-    with _open(args, readonly=True) as cur:
+    with open_curation(args.dir, args.log, readonly=True, raw=args.raw) as cur:
+        if args.raw and cur.recording is None:
+            raise CliError(f"--raw: {cur.recording_error}")
         if fmt == "phy":
-            res = export_phy(cur, args.out)
+            res = _export_with_progress(cur, args.out, metrics=not args.no_metrics)
             for b in res.backups:
                 print(f"kept the previous {b.name.split('-')[0]} in {b}")
             print(
@@ -322,6 +325,30 @@ def cmd_export(args: argparse.Namespace) -> int:
             path = export_curation(cur, args.out)
             print(f"wrote {path}")
     return 0
+
+
+def _export_with_progress(cur: Curation, out: str | None, *, metrics: bool) -> Any:
+    """:func:`export_phy` with a progress bar on stderr while the metrics compute."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    with Progress(
+        "computing metrics for cluster_info.tsv",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not (metrics and err.is_terminal),
+    ) as bar:
+        task = bar.add_task("metrics", total=cur.n_clusters)
+        return export_phy(
+            cur,
+            out,
+            metrics=metrics,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
@@ -561,6 +588,13 @@ def build_parser() -> argparse.ArgumentParser:
         "unexplained existing spike_clusters.npy is backed up first)",
     )
     p.add_argument("--format", choices=["phy", "spikeinterface"], default="phy")
+    p.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="leave the quality-metric columns out of cluster_info.tsv (phy's own columns "
+        "stay; much faster on big sortings: the metrics are the long part of an export)",
+    )
+    add_raw_argument(p)
 
     p = add(
         "fsck",

@@ -35,7 +35,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UIUnavailableError(
             f"curalog serve needs the terminal UI and textual-serve (dependencies of curalog: pip install curalog) ({exc})"
         ) from None
-    return serve(args.dir, args.log, host=args.host, port=args.port, allow_remote=args.allow_remote)
+    return serve(
+        args.dir,
+        args.log,
+        host=args.host,
+        port=args.port,
+        allow_remote=args.allow_remote,
+        raw=args.raw,
+    )
 
 
 def ui_warmup_steps() -> tuple[Any, tuple[str, ...]] | None:
@@ -70,6 +77,7 @@ def register(add: Callable[..., Any]) -> None:
         help="serve on a non-loopback --host (the secret token in the printed URL is then "
         "the only protection; prefer an SSH tunnel)",
     )
+    add_raw_argument(p)
 
 
 __all__ = ["UIUnavailableError", "cmd_serve", "cmd_tui", "register"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,8 +180,14 @@ def export_phy(
     info: bool = True,
     extra_columns: dict[int, dict[str, Any]] | None = None,
     metrics: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the current state as phy's files into ``out`` (default: the dataset folder).
+
+    ``metrics=False`` leaves the quality-metric columns out of ``cluster_info.tsv`` (phy's
+    own columns stay); ``progress(done, total)`` is called while they are computed, which
+    is the long part of an export (every metric of every cluster). Nothing is written
+    before they are all computed.
 
     Writing into the dataset folder keeps an unexplained ``spike_clusters.npy`` (one that
     is neither the sorter's assignment nor a previous curalog export) in
@@ -207,6 +214,12 @@ def export_phy(
             record = {}
     result = ExportResult(out=target, files=[], seq=cur.seq, head=cur.head_hash.hex())
     written: list[Path] = []
+    if info and extra_columns is None:
+        # computed first: an interrupted metric pass leaves every file as it was
+        extra_columns = phy_template_columns(cur)
+        if metrics:  # every metric column of `curalog clusters`
+            for c, cols in info_columns(cur, progress=progress).items():
+                extra_columns.setdefault(c, {}).update(cols)
     try:
         sc_path = target / "spike_clusters.npy"
         if sc_path.exists() and not _explained(sc_path, cur, record):
@@ -233,11 +246,6 @@ def export_phy(
                 write_bytes_atomic(target / f"cluster_{name}.tsv", label_tsv(name, values, live))
             )
         if info:
-            if extra_columns is None:
-                extra_columns = phy_template_columns(cur)
-                if metrics:  # every metric column of `curalog clusters`
-                    for c, cols in info_columns(cur).items():
-                        extra_columns.setdefault(c, {}).update(cols)
             columns, rows = cluster_info_rows(cur, extra_columns)
             data = tsv_bytes(columns, [[format_cell(r.get(c)) for c in columns] for r in rows])
             written.append(write_bytes_atomic(target / "cluster_info.tsv", data))

@@ -89,12 +89,16 @@ def spikeinterface_names(row: dict[str, Any]) -> dict[str, Any]:
     return {SI_RENAMES.get(k, k): clean(v) for k, v in row.items()}
 
 
-def info_columns(cur: Any, engine: StatsEngine | None = None) -> dict[int, dict[str, Any]]:
+def info_columns(
+    cur: Any,
+    engine: StatsEngine | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[int, dict[str, Any]]:
     """Metric columns per live cluster for ``cluster_info.tsv`` (no id, group, labels or
-    sorter columns: the export writes those itself)."""
+    sorter columns: the export writes those itself); ``progress`` as :func:`cluster_rows`."""
     fields = set(cur.labels.fields)
     out: dict[int, dict[str, Any]] = {}
-    for row in cluster_rows(cur, engine):
+    for row in cluster_rows(cur, engine, progress=progress):
         out[int(row["id"])] = {
             k: clean(v)
             for k, v in row.items()

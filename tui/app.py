@@ -343,6 +343,8 @@ class CuralogApp(BackgroundMixin, App[int]):
         if added:
             # after the repaint: background threads must not compete with it for the GIL
             self.call_after_refresh(self.want_stats, added, front=True)
+        if deleted:  # other clusters' silhouettes used the deleted labels
+            self.call_after_refresh(self.refresh_silhouettes, deleted)
         self.refresh_status()
         if self.on_table_changed is not None:
             self.on_table_changed()

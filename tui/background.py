@@ -59,6 +59,30 @@ class BackgroundMixin:
             if cid is None:
                 return
 
+    def refresh_silhouettes(self, deleted: list[int]) -> None:
+        """Recompute the silhouettes an action made stale (see
+        :meth:`StatsEngine.silhouette_dependents`), in the background."""
+        ids = [c for c in self.stats.engine.silhouette_dependents(deleted) if c in self.model.stats]
+        if ids:
+            self._silhouette_worker(ids)
+
+    @work(thread=True, group="silhouette", exit_on_error=False, description="silhouettes")
+    def _silhouette_worker(self, ids: list[int]) -> None:
+        worker = get_current_worker()
+        batch: list[tuple[int, dict[str, Any], np.ndarray]] = []
+        for cid in ids:
+            if worker.is_cancelled:
+                return
+            try:
+                if cid not in self.stats.cur.state:
+                    continue
+                st = self.stats.get(cid)
+                batch.append((cid, self.stats.row(st), st.acg_half))
+            except (CuralogError, KeyError, ValueError, IndexError):
+                continue
+        if batch:
+            self.post_message(StatsReady(batch))
+
     @work(
         thread=True,
         exclusive=True,

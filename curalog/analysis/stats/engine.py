@@ -196,6 +196,7 @@ class StatsEngine(WorkCounters):
         self._gathered_bytes = 0
         self._gather_budget = int(gather_cache_mb * 2**20)
         self._silhouettes: dict[tuple[int, bytes], float] = {}
+        self._silhouette_labels: dict[int, np.ndarray] = {}  # the labels of the last one
         self._quality: dict[int, tuple[dict[str, Any], Any, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ counters
@@ -635,6 +636,18 @@ class StatsEngine(WorkCounters):
         out["silhouette"] = self.silhouette(e, pc)
         return out
 
+    def silhouette_dependents(self, deleted: Iterable[int]) -> list[int]:
+        """Clusters whose last computed silhouette used a label in ``deleted``: after a
+        merge, split or undo their silhouette is stale (their PC "others" were relabelled
+        even though their own spikes were not), so a table showing it recomputes them."""
+        gone = np.asarray(sorted({int(c) for c in deleted}), dtype=np.int64)
+        if gone.size == 0:
+            return []
+        skip = set(gone.tolist())
+        with self._lock:
+            items = list(self._silhouette_labels.items())
+        return [c for c, labels in items if c not in skip and np.isin(labels, gone).any()]
+
     def quality(self, entry: ClusterStats | int) -> tuple[dict[str, Any], Any]:
         """``(columns, PC sample)`` of SpikeInterface's quality metrics, cached by id.
 
@@ -691,8 +704,10 @@ class StatsEngine(WorkCounters):
             if pc.other_spikes.size
             else pc.other_spikes
         )
-        key = (entry.cluster_id, np.unique(labels).tobytes())
+        present = np.unique(labels)
+        key = (entry.cluster_id, present.tobytes())
         with self._lock:
+            self._silhouette_labels[entry.cluster_id] = present
             got = self._silhouettes.get(key)
         if got is None:
             got = self.ctx.quality.pcs.silhouette(pc, labels)

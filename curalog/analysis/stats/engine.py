@@ -125,6 +125,19 @@ def _sum_template_sets(sets: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.nd
     return tids.astype(np.int32), counts
 
 
+_COMPOSE_POOL: ThreadPoolExecutor | None = None
+_COMPOSE_LOCK = threading.Lock()
+
+
+def _compose_pool() -> ThreadPoolExecutor:
+    """One worker for the correlogram half of a merge's composition (see ``_compute``)."""
+    global _COMPOSE_POOL
+    with _COMPOSE_LOCK:
+        if _COMPOSE_POOL is None:
+            _COMPOSE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="curalog-ccg")
+        return _COMPOSE_POOL
+
+
 class StatsEngine(WorkCounters):
     """Per-cluster statistics, cached by cluster id and refreshed from each action's Update.
 
@@ -277,13 +290,19 @@ class StatsEngine(WorkCounters):
         h = None
         if parents is not None:
             gathered = [self._gathered_get(p.cluster_id) for p in parents]
-            if all(g is not None for g in gathered):
-                t, a = merge_passes([p.spikes for p in parents], gathered)  # type: ignore[arg-type]
-                tids, counts = _sum_template_sets(
-                    [(p.template_ids, p.template_counts) for p in parents]
-                )
-                res = pass_from_arrays(self.ctx, t, a, tids, counts)
-            h = self._composed_acg_half(parents, gathered)
+            # the parents' cross-correlograms (the ACG's composition) on a second core while
+            # this thread merges their gathered arrays and runs the pass kernels (both
+            # release the GIL): a merge refresh costs the longer of the two, not the sum
+            fut = _compose_pool().submit(self._composed_acg_half, parents, gathered)
+            try:
+                if all(g is not None for g in gathered):
+                    t, a = merge_passes([p.spikes for p in parents], gathered)  # type: ignore[arg-type]
+                    tids, counts = _sum_template_sets(
+                        [(p.template_ids, p.template_counts) for p in parents]
+                    )
+                    res = pass_from_arrays(self.ctx, t, a, tids, counts)
+            finally:
+                h = fut.result()
         if res is None:
             res = cluster_pass(self.ctx, spikes)
         entry = compute_cluster_stats(self.ctx, cid, spikes, acg_half_override=h, pass_result=res)

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from curalog.analysis.stats.quality_pc import PCParams, PCSample, PCSpace
@@ -160,6 +161,14 @@ _SPIKE_COLUMNS = tuple(
 )
 
 
+@numba.njit(cache=True, nogil=True)
+def _take_f32(values, idx):  # pragma: no cover - numba
+    out = np.empty(idx.shape[0], dtype=np.float32)
+    for k in range(idx.shape[0]):
+        out[k] = values[idx[k]]
+    return out
+
+
 class SpikeDepths:
     """Per-spike depth (``y``, µm): ``spike_positions.npy`` or phy's PC-weighted depth.
 
@@ -215,7 +224,7 @@ class SpikeDepths:
         d = self.all()
         if d is None or spikes.shape[0] == 0:
             return None
-        return d[spikes]
+        return _take_f32(d, np.ascontiguousarray(spikes))  # releases the GIL (PC sample beside)
 
 
 class QualityContext:

@@ -203,14 +203,17 @@ def _order_stats(a, ks):
     return out
 
 
-def quantiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """``np.quantile(a, qs)`` (linear method), bit for bit, without sorting ``a``."""
-    n = a.shape[0]
+def _quantile_ranks(n: int, qs: tuple[float, ...]) -> set[int]:
+    """The ranks ``np.quantile`` (linear) interpolates between for each of ``qs``."""
+    prev = [min(max(int(np.floor((n - 1) * float(q))), 0), n - 1) for q in qs]
+    return set(prev) | {min(p + 1, n - 1) for p in prev}
+
+
+def _quantiles_from(n: int, qs: tuple[float, ...], vals: dict[int, float]) -> list[float]:
+    """``np.quantile`` (linear) from the order statistics ``vals`` (rank -> value)."""
     vi = [(n - 1) * float(q) for q in qs]
     prev = [min(max(int(np.floor(v)), 0), n - 1) for v in vi]
     nxt = [min(p + 1, n - 1) for p in prev]
-    ks = np.array(sorted(set(prev) | set(nxt)), dtype=np.int64)
-    vals = dict(zip(ks.tolist(), _order_stats(a, ks).tolist(), strict=True))
     out = []
     for v, p, q in zip(vi, prev, nxt, strict=True):
         lo, hi = vals[p], vals[q]
@@ -218,6 +221,14 @@ def quantiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
         diff = hi - lo
         out.append(float(hi - diff * (1 - t)) if t >= 0.5 else float(lo + diff * t))
     return out
+
+
+def quantiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """``np.quantile(a, qs)`` (linear method), bit for bit, without sorting ``a``."""
+    n = a.shape[0]
+    ks = np.array(sorted(_quantile_ranks(n, qs)), dtype=np.int64)
+    vals = dict(zip(ks.tolist(), _order_stats(a, ks).tolist(), strict=True))
+    return _quantiles_from(n, qs, vals)
 
 
 def median(a: np.ndarray) -> float:
@@ -287,17 +298,29 @@ def noise_cutoff(
     """
     if amps is None or amps.shape[0] == 0:
         return math.nan, math.nan
-    a = np.asarray(amps, dtype=np.float64)
-    a = np.ascontiguousarray(a[np.isfinite(a)])  # a sorter may write NaN or inf amplitudes
-    if a.shape[0] == 0:
+    a = np.ascontiguousarray(amps, dtype=np.float64)
+    if not np.isfinite(a).all():
+        a = np.ascontiguousarray(a[np.isfinite(a)])  # a sorter may write NaN or inf
+    n = a.shape[0]
+    if n == 0:
         return math.nan, math.nan
-    if median(a) < 0:
+    qs = (p.noise_low_quantile, 1 - p.noise_high_quantile)
+    # one order-statistics pass for the median and the quantiles of a and of -a
+    # (sorted(-a)[k] = -sorted(a)[n - 1 - k]), then the sign is known
+    mid = {(n - 1) // 2, n // 2}
+    qk = _quantile_ranks(n, qs)
+    ks = np.array(sorted(mid | qk | {n - 1 - k for k in qk}), dtype=np.int64)
+    stat = dict(zip(ks.tolist(), _order_stats(a, ks).tolist(), strict=True))
+    med = (stat[(n - 1) // 2] + stat[n // 2]) / 2
+    flip = med < 0
+    if flip:
         a = -a
+        stat = {n - 1 - k: -v for k, v in stat.items()}
     try:
         counts, edges = histogram(a, int(p.noise_n_bins))
     except ValueError:  # a range too small for 100 finite bins (numpy refuses it too)
         return math.nan, math.nan
-    q_lo, q_hi = quantiles(a, (p.noise_low_quantile, 1 - p.noise_high_quantile))
+    q_lo, q_hi = _quantiles_from(n, qs, stat)
     low = np.flatnonzero(edges[1:] <= q_lo)
     if low.shape[0] == 0:
         return math.nan, math.nan
@@ -322,15 +345,28 @@ def _short_lag_hist(t, bin_size, n_bins):
     at the same sample twice (both orders have ``d = 0``)."""
     out = np.zeros(n_bins, dtype=np.int64)
     lim = n_bins * bin_size
+    lut = np.empty(lim, dtype=np.int64)  # lag -> bin (no integer division in the loop)
+    for d in range(lim):
+        lut[d] = d // bin_size
     n = t.shape[0]
     for i in range(n):
+        ti = t[i]
         j = i + 1
         while j < n:
-            d = t[j] - t[i]
+            d = t[j] - ti
             if d >= lim:
                 break
-            out[d // bin_size] += 2 if d == 0 else 1
+            out[lut[d]] += 1
             j += 1
+    # a pair at the same sample counts in both orders: once more (bin 0)
+    same = 0
+    for i in range(1, n):
+        if t[i] == t[i - 1]:
+            k = i - 1
+            while k >= 0 and t[k] == t[i]:
+                same += 1
+                k -= 1
+    out[0] += same
     return out
 
 

@@ -15,11 +15,11 @@ dropped first with ``posix_fadvise(POSIX_FADV_DONTNEED)``, which touches this fi
 * phylib: ``TemplateModel.get_waveforms`` for the same spikes and channels, then phy's own
   waveform filtering (median subtracted, order-3 150 Hz Butterworth forward-backward on each
   snippet, ``phy/apps/base.py``), i.e. what phy's WaveformView shows;
-* the TUI, 200x60: key ``w`` to the plotted waveform view (``WaveformScreen.timings``: the
-  request to the lines handed to the widget, plus the key's delivery);
+* the TUI, 200x60: key ``w`` (posted as the terminal driver posts it) to the waveform
+  plot drawn by the compositor (the plot widget's lines of the read waveforms rendered);
 * ``Recording.traces`` of a 1 s window over all 384 channels (filtered), and phylib's
   ``model.traces[a:b]`` plus phy's TraceView filter on the same window;
-* the trace view with that window (1 s, 384 channels) at 200x60, request to plot;
+* the trace view with that window (1 s, 384 channels) at 200x60, request to the plot drawn;
 * peak Python-allocated memory (``tracemalloc``) of one waveform read and one trace read,
   beside the window's own size and the file's.
 
@@ -163,6 +163,8 @@ def phy_filter(arr: np.ndarray, axis: int, sample_rate: float) -> np.ndarray:
 
 # ---------------------------------------------------------------------- the TUI
 async def tui_times(folder: Path, log: Path, big: int, repeat: int, size: tuple[int, int]):
+    from textual import events
+
     from curalog_tui.app import CuralogApp
     from curalog_tui.screens import TraceScreen, WaveformScreen
     from curalog_tui.testing import settle
@@ -181,9 +183,16 @@ async def tui_times(folder: Path, log: Path, big: int, repeat: int, size: tuple[
             if cold:
                 drop_cache(raw, *cur.recording._maps)
             t, c = time.perf_counter(), time.process_time()
-            await pilot.press("w")
+            # the key as the terminal driver delivers it (Pilot.press would also wait for
+            # the app to go idle, in 20 ms steps); done when the compositor has drawn the
+            # plot of the waveforms read for it
+            app.post_message(events.Key("w", "w"))
             screen = app.screen
-            while not (isinstance(screen, WaveformScreen) and screen.timings):
+            while not (
+                isinstance(screen, WaveformScreen)
+                and screen.timings
+                and screen.plot.rendered == screen.plot.paints
+            ):
                 await asyncio.sleep(0.001)
                 screen = app.screen
             (wf_cold if cold else wf_warm).append(time.perf_counter() - t)
@@ -201,11 +210,11 @@ async def tui_times(folder: Path, log: Path, big: int, repeat: int, size: tuple[
             screen.timings.clear()
             if cold:
                 drop_cache(raw, *cur.recording._maps)
-            c = time.process_time()
+            t, c = time.perf_counter(), time.process_time()
             screen.request()
-            while not screen.timings:
+            while not (screen.timings and screen.plot.rendered == screen.plot.paints):
                 await asyncio.sleep(0.001)
-            (tr_cold if cold else tr_warm).append(screen.timings[-1])
+            (tr_cold if cold else tr_warm).append(time.perf_counter() - t)
             CPU.setdefault("tui_T" + ("_cold" if cold else ""), []).append(time.process_time() - c)
             assert screen.shown.size == N_CH and screen.traces.shape == (int(FS), N_CH)
             await pilot.press("escape")

@@ -187,7 +187,9 @@ async def test_trace_view_scrolls_zooms_and_names_spikes(ds):
         # the traces on screen are the recording's filtered traces
         rec = cur.recording
         expected = rec.traces(screen.start, screen.start + screen.window, screen.shown)
-        base = np.median(expected[:: max(1, expected.shape[0] // 2000)], axis=0)
+        from curalog_tui.screens.traces import BASELINE_SAMPLES
+
+        base = np.median(expected[:: max(1, expected.shape[0] // BASELINE_SAMPLES)], axis=0)
         np.testing.assert_allclose(screen.traces, expected - base, rtol=0, atol=1e-3)
         await pilot.press("escape")
         assert not isinstance(app.screen, TraceScreen)

@@ -82,6 +82,10 @@ def depth_order(positions: np.ndarray) -> np.ndarray:
     return np.lexsort((pos[:, 0], -pos[:, 1]))
 
 
+#: Samples of the window whose median is each channel's displayed baseline.
+BASELINE_SAMPLES = 400
+
+
 class TraceScreen(Screen[None]):
     """A window of the filtered recording with the selected clusters' spikes coloured."""
 
@@ -138,6 +142,8 @@ class TraceScreen(Screen[None]):
         self.marks: list[SpikeMark] = []
         self.window_spikes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.timings: list[float] = []
+        self._requested: tuple[int, int, bytes] | None = None  # (start, window, rows) last read
+        self._drawn_size: tuple[int, int] | None = None
         self._t_request = 0.0
         self._mark_channels: dict[int, np.ndarray] = {}
         self._times: dict[int, np.ndarray] = {}
@@ -166,7 +172,22 @@ class TraceScreen(Screen[None]):
         self.request()
 
     def on_resize(self, event: Any) -> None:
-        self.call_after_refresh(self.request)
+        self.call_after_refresh(self._on_resized)
+
+    def _on_resized(self) -> None:
+        """Read again only when the new size shows other rows; redraw only when the plot's
+        size changed (a push's first resize used to read the same window twice)."""
+        if not self.is_mounted:
+            return
+        self._clamp()
+        if self._read_key() != self._requested:
+            self.request()
+        elif self.traces is not None and self._plot_size() != self._drawn_size:
+            self.redraw()
+
+    def _read_key(self) -> tuple[int, int, bytes]:
+        rows = self.order[self.first_row : self.first_row + self.rows_shown()]
+        return (int(self.start), int(self.window), rows.tobytes())
 
     # ------------------------------------------------------------------ geometry
     def _plot_size(self) -> tuple[int, int]:
@@ -234,6 +255,7 @@ class TraceScreen(Screen[None]):
             self.redraw()
             return
         rows = self.order[self.first_row : self.first_row + self.rows_shown()]
+        self._requested = self._read_key()
         self._read_worker(self.gen, self.start, self.window, rows)
 
     @work(thread=True, exclusive=True, group="traces", exit_on_error=False)
@@ -244,7 +266,7 @@ class TraceScreen(Screen[None]):
             assert rec is not None
             traces = rec.traces(start, start + window, rows)
             # each channel on its baseline (display only; the median of a sample of rows)
-            traces -= np.median(traces[:: max(1, traces.shape[0] // 2000)], axis=0)
+            traces -= np.median(traces[:: max(1, traces.shape[0] // BASELINE_SAMPLES)], axis=0)
             times = np.asarray(cur.dataset.spike_times)
             lo = int(np.searchsorted(times, start, side="left"))
             hi = int(np.searchsorted(times, start + window, side="left"))
@@ -292,6 +314,7 @@ class TraceScreen(Screen[None]):
         if not self.is_mounted:
             return
         w, h = self._plot_size()
+        self._drawn_size = (w, h)
         if self.error is not None:
             self.plot.set_lines(message_block(self.error, w, h, "bold"))
             self._update_info()
@@ -325,7 +348,9 @@ class TraceScreen(Screen[None]):
             ys = pos[self.shown, 1]
             span = (float(ys.min()), float(ys.max()))
         ph = max(1, self.plot.size.height or h)
-        probe.update(Text("\n").join(render_probe(pos, lit[::-1], PROBE_WIDTH, ph, span=span)))
+        probe.update(
+            Text("\n").join(render_probe(pos, lit[::-1], PROBE_WIDTH, ph, span=span)), layout=False
+        )
         self._update_info()
 
     def spike_at_cursor(self) -> tuple[int, int, int] | None:
@@ -353,7 +378,8 @@ class TraceScreen(Screen[None]):
             f"({1000 * self.window / self.fs:g} ms)",
             style="dim",
         )
-        self.query_one("#tr-title", Static).update(title)
+        # fixed-size boxes (CSS): a repaint of the box, not a layout of the screen
+        self.query_one("#tr-title", Static).update(title, layout=False)
         parts = []
         if self.error:
             parts.append(self.error)
@@ -376,7 +402,8 @@ class TraceScreen(Screen[None]):
                     sid, cid, _ = hit
                     where += f": spike {sid} of cluster {cid}"
                 parts.append(where)
-        self.query_one("#tr-info", Static).update(Text(" " + " · ".join(parts), no_wrap=True))
+        info = Text(" " + " · ".join(parts), no_wrap=True)
+        self.query_one("#tr-info", Static).update(info, layout=False)
 
     # ------------------------------------------------------------------ keys
     def action_back(self) -> None:

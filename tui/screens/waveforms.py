@@ -125,6 +125,7 @@ class WaveformScreen(Screen[None]):
         self.computing = False
         self.timings: list[float] = []  # key (request) to lines handed to the widget, s
         self._t_request = 0.0
+        self._drawn_size: tuple[int, int] | None = None  # the plot size last drawn at
 
     # ------------------------------------------------------------------ layout
     @property
@@ -147,7 +148,13 @@ class WaveformScreen(Screen[None]):
         self.request()
 
     def on_resize(self, event: Any) -> None:
-        self.call_after_refresh(self.redraw)
+        self.call_after_refresh(self._redraw_if_resized)
+
+    def _redraw_if_resized(self) -> None:
+        """Redraw for a new size only (a push's first resize would otherwise draw the same
+        plot a second time right after the waveforms arrive)."""
+        if self._plot_size() != self._drawn_size:
+            self.redraw()
 
     def view_ids(self) -> list[int]:
         state = self.cur.state
@@ -253,6 +260,7 @@ class WaveformScreen(Screen[None]):
         if not self.is_mounted:
             return
         w, h = self._plot_size()
+        self._drawn_size = (w, h)
         probe = self.query_one("#wf-probe", Static)
         probe.display = self.show_probe
         if self.error and not any(v is not None for v in self.templates.values()):
@@ -287,7 +295,8 @@ class WaveformScreen(Screen[None]):
             probe.update(
                 Text("\n").join(
                     render_probe(self.cur.dataset.channel_positions, lit[::-1], PROBE_WIDTH, ph)
-                )
+                ),
+                layout=False,
             )
         self._update_info()
 
@@ -301,7 +310,8 @@ class WaveformScreen(Screen[None]):
             wf = self.data.get(cid)
             if wf is not None:
                 title.append(f" ({wf.n_spikes}/{wf.n_cluster_spikes:,})", style="dim")
-        self.query_one("#wf-title", Static).update(title)
+        # fixed-size boxes (CSS): a repaint of the box, not a layout of the screen
+        self.query_one("#wf-title", Static).update(title, layout=False)
         parts = []
         if self.computing:
             parts.append("reading…")
@@ -316,7 +326,8 @@ class WaveformScreen(Screen[None]):
         rec = self.cur.recording if not self.error else None
         if rec is not None:
             parts.append("filtered 150 Hz" if rec.highpass is not None else "file pre-filtered")
-        self.query_one("#wf-info", Static).update(Text(" " + " · ".join(parts), no_wrap=True))
+        info = Text(" " + " · ".join(parts), no_wrap=True)
+        self.query_one("#wf-info", Static).update(info, layout=False)
 
     # ------------------------------------------------------------------ keys
     def action_back(self) -> None:

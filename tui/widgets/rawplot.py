@@ -282,23 +282,44 @@ class SpikeMark:
 @numba.njit(cache=True, nogil=True)
 def _envelope(x, n_cols, cover, rows, lo, hi):  # pragma: no cover - numba
     """Min / max of ``x[:, rows]`` per time bin over the samples where ``cover`` (all when
-    ``cover`` is empty) into ``lo`` / ``hi`` (n_cols, len(rows)), NaN where a bin has none."""
+    ``cover`` is empty) into ``lo`` / ``hi`` (n_cols, len(rows)), NaN where a bin has none.
+
+    Branch-free selects (``v < lo``, false for NaN, so NaN samples are skipped), the
+    channels innermost and contiguous when ``rows`` is every channel in order, so the
+    inner loop vectorises; a bin that saw no value is still ``(+inf, -inf)`` at the end."""
     n_t = x.shape[0]
-    lo[:] = np.nan
-    hi[:] = np.nan
+    nr = rows.shape[0]
+    lo[:] = np.inf
+    hi[:] = -np.inf
     use_all = cover.shape[0] == 0
+    identity = nr == x.shape[1]
+    if identity:
+        for j in range(nr):
+            if rows[j] != j:
+                identity = False
+                break
     for t in range(n_t):
         if not use_all and not cover[t]:
             continue
         b = (t * n_cols) // n_t
-        for j in range(rows.shape[0]):
-            v = x[t, rows[j]]
-            if v != v:
-                continue
-            if not (lo[b, j] <= v):
-                lo[b, j] = v
-            if not (hi[b, j] >= v):
-                hi[b, j] = v
+        lob = lo[b]
+        hib = hi[b]
+        xt = x[t]
+        if identity:
+            for j in range(nr):
+                v = xt[j]
+                lob[j] = v if v < lob[j] else lob[j]
+                hib[j] = v if v > hib[j] else hib[j]
+        else:
+            for j in range(nr):
+                v = xt[rows[j]]
+                lob[j] = v if v < lob[j] else lob[j]
+                hib[j] = v if v > hib[j] else hib[j]
+    for b in range(lo.shape[0]):
+        for j in range(nr):
+            if lo[b, j] == np.inf and hi[b, j] == -np.inf:
+                lo[b, j] = np.nan
+                hi[b, j] = np.nan
 
 
 def envelope(
@@ -331,7 +352,7 @@ def noise_scale(traces: np.ndarray, factor: float = 8.0) -> float:
     each channel's strip and spikes stand out."""
     if traces.size == 0:
         return 1.0
-    sub = traces[:: max(1, traces.shape[0] // 4000)]
+    sub = traces[:: max(1, traces.shape[0] // 1000)]  # 1,000 samples: a robust level
     mad = np.median(np.abs(sub - np.median(sub, axis=0)), axis=0) / 0.6745
     sd = float(np.median(mad))
     return factor * sd if sd > 0 else float(np.abs(traces).max() or 1.0)

@@ -43,6 +43,7 @@ class ScatterView(Widget):
         self._lines: list[Text] = []
         self._strips: list[Strip] | None = None
         self.paints = 0  # lines handed over (tests and benchmarks)
+        self.rendered = 0  # the ``paints`` count the compositor last drew (benchmarks)
 
     def set_lines(self, lines: list[Text]) -> None:
         """Show these lines (one per row; extra rows are blank, extra lines are cut).
@@ -89,6 +90,7 @@ class ScatterView(Widget):
         return [self._strip(line, width) for line in self._lines]
 
     def render_line(self, y: int) -> Strip:
+        self.rendered = self.paints
         if self._strips is None or (
             self._strips and self._strips[0].cell_length != self.size.width
         ):

@@ -125,6 +125,7 @@ class WaveformScreen(Screen[None]):
         self.computing = False
         self.timings: list[float] = []  # key (request) to lines handed to the widget, s
         self._t_request = 0.0
+        self._waves_cache: list[tuple[Any, float, np.ndarray, np.ndarray]] = []
         self._drawn_size: tuple[int, int] | None = None  # the plot size last drawn at
 
     # ------------------------------------------------------------------ layout
@@ -244,17 +245,28 @@ class WaveformScreen(Screen[None]):
             if show_templates == "alone":
                 sets.append(WaveformSet(color, template=None if template is None else template * k))
                 continue
-            # as phy: each spike's window less its median on every channel (display only)
-            waves = wf.waveforms - np.median(wf.waveforms, axis=1, keepdims=True)
+            waves, mean = self._display_waves(wf, k)
             sets.append(
                 WaveformSet(
                     color,
-                    waveforms=None if self.mean_only else waves * k,
-                    mean=waves.mean(axis=0) * k,
+                    waveforms=None if self.mean_only else waves,
+                    mean=mean,
                     template=None if template is None else template * k,
                 )
             )
         return sets, unit
+
+    def _display_waves(self, wf: Any, k: float) -> tuple[np.ndarray, np.ndarray]:
+        """As phy: each spike's window less its median on every channel, in display units,
+        and their mean (display only; kept per read, so means / templates / zoom keys do
+        not compute them again)."""
+        for held, scale, waves, mean in self._waves_cache:
+            if held is wf and scale == k:
+                return waves, mean
+        waves = (wf.waveforms - np.median(wf.waveforms, axis=1, keepdims=True)) * k
+        mean = waves.mean(axis=0)
+        self._waves_cache = [*self._waves_cache[-7:], (wf, k, waves, mean)]
+        return waves, mean
 
     def redraw(self) -> None:
         if not self.is_mounted:

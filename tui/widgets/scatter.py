@@ -22,6 +22,42 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 
+def _plain_segments(line: Text) -> list[Segment] | None:
+    """The segments of a line whose spans are sorted and disjoint (what the plot renderers
+    make: one span per run of a colour), without Rich's general span resolution, which
+    dominates the cost of turning a 200-column plot into strips. None for any other line
+    (a base style, overlapping spans): :meth:`Text.render` handles those."""
+    if line.style:
+        return None
+    plain = line.plain
+    segments: list[Segment] = []
+    pos = 0
+    for span in line.spans:
+        start, end = span.start, span.end
+        if start < pos or end <= start:
+            return None
+        if start > pos:
+            segments.append(Segment(plain[pos:start]))
+        style = span.style
+        segments.append(Segment(plain[start:end], _style(style)))
+        pos = end
+    if pos < len(plain):
+        segments.append(Segment(plain[pos:]))
+    return segments
+
+
+_STYLES: dict[str, Style] = {}
+
+
+def _style(style: str | Style) -> Style:
+    if isinstance(style, Style):
+        return style
+    got = _STYLES.get(style)
+    if got is None:
+        got = _STYLES[style] = Style.parse(style)
+    return got
+
+
 class ScatterView(Widget):
     """Paints a list of ``Text`` lines; posts :class:`ScatterView.Clicked` on mouse clicks."""
 
@@ -79,7 +115,9 @@ class ScatterView(Widget):
         return "\n".join(t.plain.rstrip() for t in self._lines)
 
     def _strip(self, line: Text, width: int) -> Strip:
-        segments = list(line.render(self.app.console, end=""))
+        segments = _plain_segments(line)
+        if segments is None:  # overlapping or nested spans: Rich resolves them
+            segments = list(line.render(self.app.console, end=""))
         base = self.rich_style
         if base:
             segments = list(Segment.apply_style(segments, base))

@@ -250,15 +250,15 @@ def synth_with_raw(tmp_path_factory) -> Path:
     return out
 
 
-def test_snr_and_amplitude_median_against_spikeinterface(synth_with_raw):
-    """snr: SpikeInterface picks its own 500 random spikes per unit and its own random noise
-    chunks, and filters with its own implementation of the same Butterworth high-pass, so
-    the values agree to sampling error only: 5 % per unit (about 1 % typical). The main
-    channel is given to SpikeInterface (curalog's best channel), so both use the same one.
-    amplitude_median: SpikeInterface takes every spike's amplitude at the template's peak
-    sample; curalog 500 of them at the mean waveform's extremum: 5 %."""
+@pytest.fixture(scope="module")
+def si_on_raw(synth_with_raw):
+    """curalog's rows and SpikeInterface's analyzer of the same synthetic folder and raw
+    recording: the file read with its gain (µV), the same channels and probe, SpikeInterface's
+    own order-3 150 Hz Butterworth high-pass, curalog's best channels as main channels,
+    500 random spikes per unit, 1 ms / 2 ms templates, noise levels and spike amplitudes."""
     pytest.importorskip("spikeinterface")
     import spikeinterface.full as si
+    from probeinterface import Probe
 
     folder = synth_with_raw
     with open_curation(folder, readonly=True) as cur:
@@ -266,64 +266,6 @@ def test_snr_and_amplitude_median_against_spikeinterface(synth_with_raw):
         eng = StatsEngine(cur.dataset, cur.state, recording=cur.recording)
         rows = {r["id"]: r for r in eng.table_rows()}
         assert eng.ctx.duration_source == "raw file"
-        rec0 = cur.recording
-        times = np.asarray(cur.dataset.spike_times)
-        labels = np.asarray(cur.dataset.spike_templates)
-        fs = float(cur.dataset.sample_rate)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rec = si.read_binary(
-            folder / "raw.dat",
-            sampling_frequency=fs,
-            dtype=rec0.dtype.name,
-            num_channels=rec0.n_channels_dat,
-            gain_to_uV=rec0.uv_per_unit,
-            offset_to_uV=0.0,
-        )
-        rec = rec.select_channels(rec.channel_ids[rec0.channel_map])
-        from probeinterface import Probe
-
-        probe = Probe(si_units="um")
-        probe.set_contacts(np.asarray(cur.dataset.channel_positions, dtype=float))
-        probe.set_device_channel_indices(np.arange(rec0.n_channels))
-        rec.set_probe(probe, in_place=True)
-        rec = si.highpass_filter(rec, freq_min=150.0, filter_order=3, ftype="butter")
-        sorting = si.NumpySorting.from_samples_and_labels([times], [labels], fs)
-        units = sorting.unit_ids
-        main = np.array([rows[int(u)]["best_channel"] for u in units])
-        an = si.create_sorting_analyzer(sorting, rec, sparse=False, main_channel_indices=main)
-        an.compute("random_spikes", max_spikes_per_unit=500, seed=0)
-        an.compute("templates", ms_before=1.0, ms_after=2.0)
-        an.compute("noise_levels")
-        an.compute("spike_amplitudes")
-        qm = si.compute_quality_metrics(an, metric_names=["snr", "amplitude_median"])
-    ours = np.array([rows[int(u)]["snr"] for u in units])
-    theirs = qm["snr"].to_numpy(dtype=float)
-    np.testing.assert_allclose(ours, theirs, rtol=0.05)
-    ours = np.array([rows[int(u)]["amplitude_median"] for u in units])
-    theirs = qm["amplitude_median"].to_numpy(dtype=float)
-    np.testing.assert_allclose(ours, theirs, rtol=0.05)  # both in µV (uv_per_bit given)
-    # the raw amplitude: the peak-to-peak of the mean waveform SpikeInterface's snr uses
-    assert rec0.uv_per_unit is not None
-    for u in units:
-        r = rows[int(u)]
-        assert r["raw_amplitude_uv"] > abs(r["amplitude_median"]) * 0.9
-
-
-def test_sd_ratio_against_spikeinterface(synth_with_raw):
-    """sd_ratio: SpikeInterface's ``compute_sd_ratio`` with its defaults (4 ms censoring,
-    drift and template corrections) on the same filtered recording and main channels.
-    SpikeInterface takes every kept spike (about 2,000 per unit here), curalog 500 of them:
-    an SD from 500 amplitudes has a relative standard error of ~3 %, and the noise chunks
-    differ, so 8 % per unit and 3 % on the mean (measured: at most 3.2 %, 1.3 % mean)."""
-    pytest.importorskip("spikeinterface")
-    import spikeinterface.full as si
-    from probeinterface import Probe
-
-    folder = synth_with_raw
-    with open_curation(folder, readonly=True) as cur:
-        eng = StatsEngine(cur.dataset, cur.state, recording=cur.recording)
-        rows = {r["id"]: r for r in eng.table_rows()}
         rec0 = cur.recording
         times = np.asarray(cur.dataset.spike_times)
         labels = np.asarray(cur.dataset.spike_templates)
@@ -353,7 +295,47 @@ def test_sd_ratio_against_spikeinterface(synth_with_raw):
         an.compute("templates", ms_before=1.0, ms_after=2.0)
         an.compute("noise_levels")
         an.compute("spike_amplitudes")
-        qm = si.compute_quality_metrics(an, metric_names=["sd_ratio"])
+    return rows, an, units, rec0
+
+
+def _si_metrics(an, names):
+    import spikeinterface.full as si
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return si.compute_quality_metrics(an, metric_names=names)
+
+
+def test_snr_and_amplitude_median_against_spikeinterface(si_on_raw):
+    """snr: SpikeInterface picks its own 500 random spikes per unit and its own random noise
+    chunks, and filters with its own implementation of the same Butterworth high-pass, so
+    the values agree to sampling error only: 5 % per unit (about 1 % typical). The main
+    channel is given to SpikeInterface (curalog's best channel), so both use the same one.
+    amplitude_median: SpikeInterface takes every spike's amplitude at the template's peak
+    sample; curalog 500 of them at the mean waveform's extremum: 5 %."""
+    rows, an, units, rec0 = si_on_raw
+    qm = _si_metrics(an, ["snr", "amplitude_median"])
+    ours = np.array([rows[int(u)]["snr"] for u in units])
+    theirs = qm["snr"].to_numpy(dtype=float)
+    np.testing.assert_allclose(ours, theirs, rtol=0.05)
+    ours = np.array([rows[int(u)]["amplitude_median"] for u in units])
+    theirs = qm["amplitude_median"].to_numpy(dtype=float)
+    np.testing.assert_allclose(ours, theirs, rtol=0.05)  # both in µV (uv_per_bit given)
+    # the raw amplitude: the peak-to-peak of the mean waveform SpikeInterface's snr uses
+    assert rec0.uv_per_unit is not None
+    for u in units:
+        r = rows[int(u)]
+        assert r["raw_amplitude_uv"] > abs(r["amplitude_median"]) * 0.9
+
+
+def test_sd_ratio_against_spikeinterface(si_on_raw):
+    """sd_ratio: SpikeInterface's ``compute_sd_ratio`` with its defaults (4 ms censoring,
+    drift and template corrections) on the same filtered recording and main channels.
+    SpikeInterface takes every kept spike (about 2,000 per unit here), curalog 500 of them:
+    an SD from 500 amplitudes has a relative standard error of ~3 %, and the noise chunks
+    differ, so 8 % per unit and 3 % on the mean (measured: at most 3.2 %, 1.3 % mean)."""
+    rows, an, units, _ = si_on_raw
+    qm = _si_metrics(an, ["sd_ratio"])
     ours = np.array([rows[int(u)]["sd_ratio"] for u in units], dtype=float)
     theirs = qm["sd_ratio"].to_numpy(dtype=float)
     assert np.isfinite(theirs).all() and np.isfinite(ours).all()

@@ -21,6 +21,7 @@ from curalog.analysis.autolabel import ALIASES, GROUPS, RuleError, parse_rule
 from curalog.analysis.stats.engine import TABLE_COLUMNS
 from curalog.analysis.stats.quality import QUALITY_COLUMNS
 from curalog.analysis.stats.table import SI_RENAMES, clean, cluster_rows, spikeinterface_names
+from curalog.cli.progress import metrics_progress
 from curalog.cli.waveforms import add_raw_argument
 from curalog.curation import open_curation
 from curalog.errors import CuralogError
@@ -104,9 +105,6 @@ def _cell(value: Any, fmt: str) -> str:
 
 
 def cmd_clusters(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     with open_curation(args.dir, args.log, readonly=True, upto=args.upto, raw=args.raw) as cur:
         if args.upto is not None:
             cur.require_intact(args.upto)
@@ -116,20 +114,8 @@ def cmd_clusters(args: argparse.Namespace) -> int:
                 )
         if args.raw and cur.recording is None:
             raise ClustersArgumentError(f"--raw: {cur.recording_error}")
-        err = Console(stderr=True)
-        with Progress(
-            "computing metrics",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("metrics", total=cur.n_clusters)
-            rows = cluster_rows(
-                cur, progress=lambda done, total: bar.update(task, completed=done, total=total)
-            )
+        with metrics_progress("computing metrics", cur.n_clusters) as progress:
+            rows = cluster_rows(cur, progress=progress)
     names = _names(rows)
     resolve = _resolver(names)
     if args.filter:

@@ -30,6 +30,7 @@ from curalog.cli import ui as ui_cli
 from curalog.cli import warmup as warmup_cli
 from curalog.cli import waveforms as waveforms_cli
 from curalog.cli.demo import run_demo
+from curalog.cli.progress import metrics_progress
 from curalog.cli.safe_text import printable
 from curalog.cli.waveforms import add_raw_argument
 from curalog.curation import Curation, default_log_path, open_curation
@@ -329,26 +330,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _export_with_progress(cur: Curation, out: str | None, *, metrics: bool) -> Any:
     """:func:`export_phy` with a progress bar on stderr while the metrics compute."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    err = Console(stderr=True)
-    with Progress(
-        "computing metrics for cluster_info.tsv",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not (metrics and err.is_terminal),
-    ) as bar:
-        task = bar.add_task("metrics", total=cur.n_clusters)
-        return export_phy(
-            cur,
-            out,
-            metrics=metrics,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    label = "computing metrics for cluster_info.tsv"
+    with metrics_progress(label, cur.n_clusters, show=metrics) as progress:
+        return export_phy(cur, out, metrics=metrics, progress=progress)
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:

@@ -62,6 +62,7 @@ from curalog.analysis.stats.metrics import (
     merge_passes,
     pass_from_arrays,
 )
+from curalog.analysis.stats.pools import pool
 from curalog.analysis.stats.quality import compute_quality
 from curalog.analysis.stats.similarity import (
     merge_rows,
@@ -123,19 +124,6 @@ def _sum_template_sets(sets: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.nd
     counts = np.zeros(tids.shape[0], dtype=np.int64)
     np.add.at(counts, inv, allc)
     return tids.astype(np.int32), counts
-
-
-_COMPOSE_POOL: ThreadPoolExecutor | None = None
-_COMPOSE_LOCK = threading.Lock()
-
-
-def _compose_pool() -> ThreadPoolExecutor:
-    """One worker for the correlogram half of a merge's composition (see ``_compute``)."""
-    global _COMPOSE_POOL
-    with _COMPOSE_LOCK:
-        if _COMPOSE_POOL is None:
-            _COMPOSE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="curalog-ccg")
-        return _COMPOSE_POOL
 
 
 class StatsEngine(WorkCounters):
@@ -293,7 +281,7 @@ class StatsEngine(WorkCounters):
             # the parents' cross-correlograms (the ACG's composition) on a second core while
             # this thread merges their gathered arrays and runs the pass kernels (both
             # release the GIL): a merge refresh costs the longer of the two, not the sum
-            fut = _compose_pool().submit(self._composed_acg_half, parents, gathered)
+            fut = pool("ccg", 1).submit(self._composed_acg_half, parents, gathered)
             try:
                 if all(g is not None for g in gathered):
                     t, a = merge_passes([p.spikes for p in parents], gathered)  # type: ignore[arg-type]
@@ -634,8 +622,8 @@ class StatsEngine(WorkCounters):
             return [self.get(c) for c in ids]
         missing = [c for c in ids if not self.is_cached(c)]
         missing.sort(key=lambda c: -int(self.state.n_spikes_of(c)) if c in self.state else 0)
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            list(pool.map(self.get, missing))
+        with ThreadPoolExecutor(max_workers=n_threads) as workers:
+            list(workers.map(self.get, missing))
         return [self.get(c) for c in ids]
 
     def table_rows(

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 
+from curalog.analysis.stats.pools import pool
 from curalog.analysis.stats.quality_pc import PCParams, PCSample, PCSpace
 from curalog.analysis.stats.quality_spikes import SpikeMetricParams, spike_train_metrics
 from curalog.analysis.stats.template_metrics import mean_template, template_waveform_metrics
@@ -273,18 +273,6 @@ class QualityContext:
         return got
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="curalog-quality")
-        return _POOL
-
-
 def compute_quality(
     q: QualityContext,
     spikes: np.ndarray,
@@ -302,7 +290,9 @@ def compute_quality(
     Recording columns are None without a recording.
     """
     # the PC sample runs beside the spike-train metrics (their kernels release the GIL)
-    fut = _pool().submit(q.pcs.sample, spikes, template, template_ids, template_counts, parents_pc)
+    fut = pool("quality", 2).submit(
+        q.pcs.sample, spikes, template, template_ids, template_counts, parents_pc
+    )
     depths = q.depths.of(spikes)
     row: dict[str, Any] = spike_train_metrics(
         times, amps, depths, q.fs, q.total_samples, q.spike_params

@@ -85,3 +85,41 @@ def test_noise_cutoff_is_the_definition(vals, negate):
     ours = noise_cutoff(a)
     ref = _noise_cutoff_reference(a)
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(ref))
+
+
+def _silhouette_reference(x, y, labels):
+    """The simplified silhouette written with numpy (SpikeInterface's definition)."""
+    a = np.linalg.norm(x - x.mean(axis=0), axis=1)
+    labs, inv = np.unique(labels, return_inverse=True)
+    sums = np.zeros((labs.shape[0], y.shape[1]))
+    np.add.at(sums, inv, y)
+    cent = sums / np.bincount(inv, minlength=labs.shape[0])[:, None]
+    d = np.sqrt(((x[:, None, :] - cent[None, :, :]) ** 2).sum(axis=2))
+    b = d[:, int(np.argmin(d.mean(axis=0)))]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.mean((b - a) / np.maximum(b, a)))
+
+
+def test_silhouette_kernel_is_the_definition():
+    from curalog.analysis.stats.quality_pc import simplified_silhouette
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        nx, ny, n_lab = (int(v) for v in rng.integers(1, (400, 900, 25)))
+        x = rng.normal(size=(nx, 12))
+        y = rng.normal(size=(ny, 12)) + 0.5
+        labels = rng.integers(0, n_lab, ny) * 5 + 2
+        assert simplified_silhouette(x, y, labels) == pytest.approx(
+            _silhouette_reference(x, y, labels), rel=1e-12, abs=1e-15
+        )
+    zeros = simplified_silhouette(np.zeros((3, 2)), np.zeros((2, 2)), np.array([1, 1]))
+    assert np.isnan(zeros)  # 0 / 0 for every point, as numpy gives
+
+
+def test_spikes_by_template_is_a_stable_argsort():
+    from curalog.analysis.stats.quality_pc import _by_template
+
+    st = np.random.default_rng(4).integers(0, 60, 50_000)
+    order, offsets = _by_template(st.astype(np.int64), 40)  # more templates than rows say
+    np.testing.assert_array_equal(order, np.argsort(st, kind="stable"))
+    np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(np.bincount(st))]))

@@ -132,6 +132,25 @@ def _below(spikes, seed, p):
     return spikes[keep]
 
 
+@numba.njit(cache=True, nogil=True)
+def _by_template(st, n_templates):  # pragma: no cover - numba
+    """``(order, offsets)``: ``order[offsets[t]:offsets[t + 1]]`` are the spikes of template
+    ``t`` in increasing order (``np.argsort(st, kind="stable")`` by counting)."""
+    n_t = max(n_templates, (st.max() + 1) if st.shape[0] else 0)
+    offsets = np.zeros(n_t + 1, dtype=np.int64)
+    for k in range(st.shape[0]):
+        offsets[st[k] + 1] += 1
+    for t in range(n_t):
+        offsets[t + 1] += offsets[t]
+    fill = offsets[:-1].copy()
+    order = np.empty(st.shape[0], dtype=np.int64)
+    for k in range(st.shape[0]):
+        t = st[k]
+        order[fill[t]] = k
+        fill[t] += 1
+    return order, offsets
+
+
 def spike_hash(spikes: np.ndarray, seed: int = 0) -> np.ndarray:
     """The fixed pseudo-random number in [0, 1) of each spike (splitmix64)."""
     return _hash_many(np.ascontiguousarray(spikes, dtype=np.int64), int(seed))
@@ -242,9 +261,10 @@ class PCSpace:
             index = getattr(self, "_tindex", None)
             if index is None:
                 st = np.asarray(self.spike_templates)
-                order = np.argsort(st, kind="stable")
-                offsets = np.concatenate(
-                    [[0], np.cumsum(np.bincount(st, minlength=self.ind.shape[0]))]
+                # spikes by template, in spike order within one (a stable argsort, by
+                # counting: one pass instead of a 10 M-element sort)
+                order, offsets = _by_template(
+                    np.ascontiguousarray(st).astype(np.int64, copy=False), int(self.ind.shape[0])
                 )
                 index = (order, offsets)
                 self._tindex = index
@@ -449,12 +469,64 @@ def simplified_silhouette(x: np.ndarray, y: np.ndarray, labels: np.ndarray) -> f
     loop over ``np.unique`` keeps the first strict minimum)."""
     if x.shape[0] == 0 or y.shape[0] == 0:
         return math.nan
-    a = np.linalg.norm(x - x.mean(axis=0), axis=1)
-    labs, inv = np.unique(labels, return_inverse=True)
-    sums = np.zeros((labs.shape[0], y.shape[1]))
-    np.add.at(sums, inv, y)
-    cent = sums / np.bincount(inv, minlength=labs.shape[0])[:, None]
-    d = np.sqrt(((x[:, None, :] - cent[None, :, :]) ** 2).sum(axis=2))  # (|x|, |labels|)
-    b = d[:, int(np.argmin(d.mean(axis=0)))]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return float(np.mean((b - a) / np.maximum(b, a)))
+    labs, inv = np.unique(np.asarray(labels), return_inverse=True)
+    return float(
+        _silhouette_kernel(
+            np.ascontiguousarray(x, dtype=np.float64),
+            np.ascontiguousarray(y, dtype=np.float64),
+            np.ascontiguousarray(inv.reshape(-1), dtype=np.int64),
+            int(labs.shape[0]),
+        )
+    )
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _silhouette_kernel(x, y, inv, n_labels):  # pragma: no cover - numba
+    """The numbers of :func:`simplified_silhouette`: ``a_i`` to the own centroid, the
+    others' centroids by label, the label with the smallest mean distance (first strict
+    minimum), ``mean((b - a) / max(a, b))`` (NaN terms where both are 0, as numpy's)."""
+    n_x, dim = x.shape
+    mean = np.zeros(dim)
+    for i in range(n_x):
+        for c in range(dim):
+            mean[c] += x[i, c]
+    for c in range(dim):
+        mean[c] /= n_x
+    sums = np.zeros((n_labels, dim))
+    counts = np.zeros(n_labels)
+    for j in range(y.shape[0]):
+        g = inv[j]
+        counts[g] += 1.0
+        for c in range(dim):
+            sums[g, c] += y[j, c]
+    for g in range(n_labels):
+        for c in range(dim):
+            sums[g, c] /= counts[g]
+    d = np.empty((n_x, n_labels))
+    for i in range(n_x):
+        for g in range(n_labels):
+            acc = 0.0
+            for c in range(dim):
+                t = x[i, c] - sums[g, c]
+                acc += t * t
+            d[i, g] = np.sqrt(acc)
+    best = 0
+    best_mean = np.inf
+    for g in range(n_labels):
+        m = 0.0
+        for i in range(n_x):
+            m += d[i, g]
+        m /= n_x
+        if m < best_mean:
+            best_mean = m
+            best = g
+    total = 0.0
+    for i in range(n_x):
+        acc = 0.0
+        for c in range(dim):
+            t = x[i, c] - mean[c]
+            acc += t * t
+        a = np.sqrt(acc)
+        b = d[i, best]
+        total += (b - a) / max(b, a)
+    return total / n_x

@@ -352,6 +352,11 @@ class CuralogApp(BackgroundMixin, App[int]):
     def on_stats_ready(self, msg: StatsReady) -> None:
         if not self.live:
             return  # results arriving while the app shuts down
+        if not msg.batch:  # a worker's last word: only the pending count changed
+            self.refresh_status()
+            if not len(self.feeder):
+                self.table.warm_cache()
+            return
         ids = []
         for cid, row, acg_half in msg.batch:
             self.model.set_stats(cid, row, acg_half)

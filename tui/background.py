@@ -53,7 +53,9 @@ class BackgroundMixin:
                 except (CuralogError, KeyError, ValueError, IndexError):
                     pass  # a cluster deleted meanwhile: nothing to show
             now = time.monotonic()
-            if batch and (cid is None or len(batch) >= 64 or now - last > 0.05):
+            # the last message goes out even when empty: the status line's pending count
+            # is refreshed by it (it stayed at "stats 1" when the last id was already known)
+            if (batch or cid is None) and (cid is None or len(batch) >= 64 or now - last > 0.05):
                 self.post_message(StatsReady(batch))
                 batch, last = [], now
             if cid is None:

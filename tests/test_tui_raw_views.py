@@ -272,3 +272,50 @@ def test_raw_override_reaches_the_views(ds, tmp_path):
 
     args = build_parser().parse_args(["tui", str(ds), "--raw", str(moved)])
     assert args.raw == [str(moved)]
+
+
+async def test_raw_view_key_bars_fit_and_their_keys_click(ds):
+    """The raw views' key bars (one Static, not a widget per key): whole words at 80x24 with
+    ``? help`` always there, and a click on a key runs the screen's action."""
+    from curalog_tui.screens.traces import TraceScreen
+    from curalog_tui.widgets.keybar import KeyBar
+
+    app = make_app(ds)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WaveformScreen)
+        bar = screen.query_one(KeyBar)
+        text = str(bar.render())
+        assert "? help" in text and len(text) <= 80
+        assert all(f" {k.key} {k.what} " in text + " " for k in bar.shown)
+        x = text.index(" m means")  # the click lands on "means"
+        assert not screen.mean_only
+        await pilot.click(KeyBar, offset=(x + 3, 0))
+        await settle(pilot)
+        assert screen.mean_only
+        await pilot.press("T")
+        await settle(pilot)
+        assert isinstance(app.screen, TraceScreen)
+        tbar = app.screen.query_one(KeyBar)
+        assert "n next spike" in str(tbar.render())
+
+
+async def test_main_key_bar_click_runs_the_app_action(ds):
+    """A click on the main screen's ``? help`` runs the app's action (the bar's clicks were
+    no-ops: ``run_action`` is a coroutine and was not awaited)."""
+    from curalog_tui.widgets.keybar import KeyBar
+
+    app = make_app(ds)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        main_screen = app.screen
+        bar = main_screen.query_one(KeyBar)
+        text = str(bar.render())
+        x = text.index(" ? help")
+        await pilot.click(KeyBar, offset=(x + 3, 0))
+        await settle(pilot)
+        assert app.screen is not main_screen  # the help screen is up
+        assert "help" in type(app.screen).__name__.lower()

@@ -30,7 +30,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from curalog import Curation
 from curalog.errors import CuralogError
@@ -45,6 +45,7 @@ from ..widgets import (
     render_probe,
     render_traces,
 )
+from ..widgets.keybar import TRACE_BAR, KeyBar
 from .help import KeyTableHelp
 from .waveforms import PROBE_WIDTH, short_reason
 
@@ -158,7 +159,7 @@ class TraceScreen(Screen[None]):
             yield ScatterView(id="tr-plot")
             yield Static(id="tr-probe")
         yield Static(id="tr-info")
-        yield Footer()
+        yield KeyBar(TRACE_BAR, namespace="screen", id="tr-keys")
 
     @property
     def plot(self) -> ScatterView:

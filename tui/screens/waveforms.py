@@ -30,7 +30,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from curalog import Curation
 from curalog.errors import CuralogError
@@ -38,6 +38,7 @@ from curalog.errors import CuralogError
 from ..braille import CLUSTER_COLORS
 from ..session import CurationSession
 from ..widgets import ScatterView, WaveformSet, message_block, render_probe, render_waveforms
+from ..widgets.keybar import WAVEFORM_BAR, KeyBar
 from .help import KeyTableHelp
 
 TEMPLATE_MODES = ("off", "overlaid", "alone")
@@ -139,7 +140,7 @@ class WaveformScreen(Screen[None]):
             yield ScatterView(id="wf-plot")
             yield Static(id="wf-probe")
         yield Static(id="wf-info")
-        yield Footer()
+        yield KeyBar(WAVEFORM_BAR, namespace="screen", id="wf-keys")
 
     @property
     def plot(self) -> ScatterView:

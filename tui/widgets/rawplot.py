@@ -247,11 +247,16 @@ def render_waveforms(
                 color = shade(s.color, 4, 4)  # lightened: the mean over its own spikes
             else:
                 color = shade(s.color, 2, 4)  # dimmed: the individual spikes
-            for c in range(min(k, arr.shape[2])):
-                x0 = 2 * int(left[c])
-                y_mid = (int(rows[c]) + 0.5) * box_h
-                y = y_mid - arr[:, :, c] / scale * (box_h / 2.0 - 0.5)
-                canvas.polylines(np.broadcast_to(x0 + xs, y.shape), y, color)
+            kc = min(k, arr.shape[2])
+            if kc == 0:
+                continue
+            # every channel's box in one raster call (one layer: the order does not matter)
+            x0 = 2 * left[:kc].astype(np.float64)
+            y_mid = (rows[:kc].astype(np.float64) + 0.5) * box_h
+            vals = np.moveaxis(arr[:, :, :kc], 2, 0)  # (channels, lines, samples)
+            y = y_mid[:, None, None] - vals / scale * (box_h / 2.0 - 0.5)
+            x = np.broadcast_to((x0[:, None] + xs[None, :])[:, None, :], y.shape)
+            canvas.polylines(x.reshape(-1, ns), y.reshape(-1, ns), color)
     for c in range(k):
         canvas.label(int(left[c]), int(rows[c] * box_h // 4), labels[c][: max(1, bw - 1)])
     return canvas.lines(), float(scale)

@@ -176,7 +176,10 @@ class HighPass:
         x = blocks[None] if one else blocks
         if x.shape[1] == 0 or x.shape[2] == 0:
             return blocks
-        dc = np.median(x[:, :_DC_SAMPLES, :], axis=1)
+        # each channel's median of its first samples (channels contiguous: a strided
+        # median over axis 1 cost 5 ms for 384 channels)
+        head = np.ascontiguousarray(np.moveaxis(x[:, :_DC_SAMPLES, :], 1, 2))
+        dc = np.median(head, axis=2)
         x -= dc[:, None, :].astype(x.dtype)
         _filtfilt_blocks(x, self.sos)
         return blocks
@@ -290,12 +293,17 @@ class Recording:
         first = int(np.searchsorted(b, start, side="right")) - 1
         pos = start
         i = first
+        every = rows.shape[0] == self.n_channels_dat and bool(
+            np.array_equal(rows, np.arange(self.n_channels_dat))
+        )
         while pos < stop:
             lo = pos - int(b[i])
             hi = min(stop, int(b[i + 1])) - int(b[i])
-            _gather(
-                np.asarray(self._maps[i][lo:hi]), rows, out[pos - start : pos - start + hi - lo]
-            )
+            dest = out[pos - start : pos - start + hi - lo]
+            if every:  # every channel in file order: one vectorised cast, no gather
+                dest[...] = self._maps[i][lo:hi]
+            else:
+                _gather(np.asarray(self._maps[i][lo:hi]), rows, dest)
             pos += hi - lo
             i += 1
 

@@ -126,6 +126,54 @@ def _raster(grid, x, y):  # pragma: no cover - numba
                     grid[r, c] = True
 
 
+@numba.njit(cache=True, nogil=True)
+def _zigzag(lo, hi, mid, scale, half):  # pragma: no cover - numba
+    """``out[c, 2i] = mid[c] - clip(lo[i, c] / scale, -1.5, 1.5) * half`` and the same with
+    ``hi`` at ``2i + 1``: each channel's min/max envelope as one zigzag line (NaN stays
+    NaN: the segment is dropped)."""
+    n, k = lo.shape
+    out = np.empty((k, 2 * n))
+    for i in range(n):
+        for c in range(k):
+            a = lo[i, c] / scale
+            b = hi[i, c] / scale
+            a = -1.5 if a < -1.5 else (1.5 if a > 1.5 else a)
+            b = -1.5 if b < -1.5 else (1.5 if b > 1.5 else b)
+            out[c, 2 * i] = mid[c] - a * half
+            out[c, 2 * i + 1] = mid[c] - b * half
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _raster_shared_x(grid, x, y):  # pragma: no cover - numba
+    """:func:`_raster` of the lines ``(x[j], y[i, j])``: every row shares the same ``x``
+    (the trace view's channels), without materialising ``x`` once per row."""
+    n_r, n_c = grid.shape
+    for i in range(y.shape[0]):
+        for j in range(x.shape[0] - 1):
+            x0 = x[j]
+            y0 = y[i, j]
+            x1 = x[j + 1]
+            y1 = y[i, j + 1]
+            if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
+                continue
+            if x1 < x0:
+                x0, x1 = x1, x0
+                y0, y1 = y1, y0
+            c0 = int(np.floor(x0))
+            c1 = int(np.floor(x1))
+            slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 0.0
+            for c in range(max(c0, 0), min(c1, n_c - 1) + 1):
+                xa = max(x0, float(c))
+                xb = min(x1, float(c + 1))
+                ya = y0 + slope * (xa - x0)
+                yb = y0 + slope * (xb - x0) if x1 > x0 else y1
+                lo = int(np.floor(min(ya, yb)))
+                hi = int(np.floor(max(ya, yb)))
+                for r in range(max(lo, 0), min(hi, n_r - 1) + 1):
+                    grid[r, c] = True
+
+
 def _plot(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
     xi = np.floor(x).astype(np.int64)
     yi = np.floor(y).astype(np.int64)
@@ -391,11 +439,9 @@ def render_traces(
         lo, hi = envelope(traces, n_dots, cover, rows)
         n = lo.shape[0]
         xs = 2 * label_width + (np.arange(n) + 0.5) * n_dots / n
-        ylo = mid[None, :] - np.clip(lo / scale, -1.5, 1.5) * half
-        yhi = mid[None, :] - np.clip(hi / scale, -1.5, 1.5) * half
-        zy = np.stack([ylo, yhi], axis=1).reshape(2 * n, k).T  # (k, 2n): lo, hi, lo, hi...
-        zx = np.broadcast_to(np.repeat(xs, 2), zy.shape)
-        canvas.polylines(zx, zy, color)
+        # (k, 2n): lo, hi, lo, hi... of each channel, clipped to 1.5 strips, in one pass
+        zy = _zigzag(lo, hi, mid, float(scale), float(half))
+        _raster_shared_x(canvas.layer(color), np.repeat(xs, 2), zy)
 
     draw(GREY)
     for m in marks:

@@ -38,6 +38,8 @@ from curalog.errors import CuralogError
 from ..braille import CLUSTER_COLORS
 from ..session import CurationSession
 from ..widgets import (
+    TRACE_BAR,
+    KeyBar,
     ScatterView,
     SpikeMark,
     message_block,
@@ -45,7 +47,6 @@ from ..widgets import (
     render_probe,
     render_traces,
 )
-from ..widgets.keybar import TRACE_BAR, KeyBar
 from .help import KeyTableHelp
 from .waveforms import PROBE_WIDTH, short_reason
 

@@ -37,8 +37,15 @@ from curalog.errors import CuralogError
 
 from ..braille import CLUSTER_COLORS
 from ..session import CurationSession
-from ..widgets import ScatterView, WaveformSet, message_block, render_probe, render_waveforms
-from ..widgets.keybar import WAVEFORM_BAR, KeyBar
+from ..widgets import (
+    WAVEFORM_BAR,
+    KeyBar,
+    ScatterView,
+    WaveformSet,
+    message_block,
+    render_probe,
+    render_waveforms,
+)
 from .help import KeyTableHelp
 
 TEMPLATE_MODES = ("off", "overlaid", "alone")

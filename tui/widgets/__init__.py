@@ -11,7 +11,7 @@ from .evidence import (
     render_evidence,
 )
 from .fast_table import FastDataTable
-from .keybar import KeyBar
+from .keybar import TRACE_BAR, WAVEFORM_BAR, KeyBar
 from .rawplot import (
     SpikeMark,
     WaveformSet,
@@ -36,6 +36,8 @@ __all__ = [
     "EvidenceData",
     "FastDataTable",
     "KeyBar",
+    "TRACE_BAR",
+    "WAVEFORM_BAR",
     "LineScrollBarRender",
     "ScatterView",
     "SpikeMark",

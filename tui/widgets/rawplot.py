@@ -94,36 +94,37 @@ class DotCanvas:
         return [_row_text(chars[r], style[r], table) for r in range(h)]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _segment(grid, x0, y0, x1, y1):  # pragma: no cover - numba
+    """Set the dots of one segment: for each dot column it crosses, the dot rows between
+    its ends there (a steep segment is one vertical run; non-finite ends drop it)."""
+    if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
+        return
+    n_r, n_c = grid.shape
+    if x1 < x0:
+        x0, x1 = x1, x0
+        y0, y1 = y1, y0
+    c0 = int(np.floor(x0))
+    c1 = int(np.floor(x1))
+    slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 0.0
+    for c in range(max(c0, 0), min(c1, n_c - 1) + 1):
+        # y where the segment enters and leaves dot column c
+        xa = max(x0, float(c))
+        xb = min(x1, float(c + 1))
+        ya = y0 + slope * (xa - x0)
+        yb = y0 + slope * (xb - x0) if x1 > x0 else y1
+        lo = int(np.floor(min(ya, yb)))
+        hi = int(np.floor(max(ya, yb)))
+        for r in range(max(lo, 0), min(hi, n_r - 1) + 1):
+            grid[r, c] = True
+
+
 @numba.njit(cache=True, nogil=True)
 def _raster(grid, x, y):  # pragma: no cover - numba
-    """Set the dots of the segments ``(x[i, j], y[i, j]) - (x[i, j + 1], y[i, j + 1])``:
-    for each dot column the segment crosses, the dot rows between its ends there (so a
-    steep segment is one vertical run; non-finite endpoints drop the segment)."""
-    n_r, n_c = grid.shape
+    """Set the dots of the segments ``(x[i, j], y[i, j]) - (x[i, j + 1], y[i, j + 1])``."""
     for i in range(x.shape[0]):
         for j in range(x.shape[1] - 1):
-            x0 = x[i, j]
-            y0 = y[i, j]
-            x1 = x[i, j + 1]
-            y1 = y[i, j + 1]
-            if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
-                continue
-            if x1 < x0:
-                x0, x1 = x1, x0
-                y0, y1 = y1, y0
-            c0 = int(np.floor(x0))
-            c1 = int(np.floor(x1))
-            slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 0.0
-            for c in range(max(c0, 0), min(c1, n_c - 1) + 1):
-                # y where the segment enters and leaves dot column c
-                xa = max(x0, float(c))
-                xb = min(x1, float(c + 1))
-                ya = y0 + slope * (xa - x0)
-                yb = y0 + slope * (xb - x0) if x1 > x0 else y1
-                lo = int(np.floor(min(ya, yb)))
-                hi = int(np.floor(max(ya, yb)))
-                for r in range(max(lo, 0), min(hi, n_r - 1) + 1):
-                    grid[r, c] = True
+            _segment(grid, x[i, j], y[i, j], x[i, j + 1], y[i, j + 1])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -148,30 +149,9 @@ def _zigzag(lo, hi, mid, scale, half):  # pragma: no cover - numba
 def _raster_shared_x(grid, x, y):  # pragma: no cover - numba
     """:func:`_raster` of the lines ``(x[j], y[i, j])``: every row shares the same ``x``
     (the trace view's channels), without materialising ``x`` once per row."""
-    n_r, n_c = grid.shape
     for i in range(y.shape[0]):
         for j in range(x.shape[0] - 1):
-            x0 = x[j]
-            y0 = y[i, j]
-            x1 = x[j + 1]
-            y1 = y[i, j + 1]
-            if not (np.isfinite(x0) and np.isfinite(y0) and np.isfinite(x1) and np.isfinite(y1)):
-                continue
-            if x1 < x0:
-                x0, x1 = x1, x0
-                y0, y1 = y1, y0
-            c0 = int(np.floor(x0))
-            c1 = int(np.floor(x1))
-            slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 0.0
-            for c in range(max(c0, 0), min(c1, n_c - 1) + 1):
-                xa = max(x0, float(c))
-                xb = min(x1, float(c + 1))
-                ya = y0 + slope * (xa - x0)
-                yb = y0 + slope * (xb - x0) if x1 > x0 else y1
-                lo = int(np.floor(min(ya, yb)))
-                hi = int(np.floor(max(ya, yb)))
-                for r in range(max(lo, 0), min(hi, n_r - 1) + 1):
-                    grid[r, c] = True
+            _segment(grid, x[j], y[i, j], x[j + 1], y[i, j + 1])
 
 
 def _plot(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:

@@ -132,22 +132,15 @@ def _below(spikes, seed, p):
     return spikes[keep]
 
 
-@numba.njit(cache=True, nogil=True)
-def _by_template(st, n_templates):  # pragma: no cover - numba
+def _by_template(st: np.ndarray, n_templates: int) -> tuple[np.ndarray, np.ndarray]:
     """``(order, offsets)``: ``order[offsets[t]:offsets[t + 1]]`` are the spikes of template
-    ``t`` in increasing order (``np.argsort(st, kind="stable")`` by counting)."""
-    n_t = max(n_templates, (st.max() + 1) if st.shape[0] else 0)
-    offsets = np.zeros(n_t + 1, dtype=np.int64)
-    for k in range(st.shape[0]):
-        offsets[st[k] + 1] += 1
-    for t in range(n_t):
-        offsets[t + 1] += offsets[t]
-    fill = offsets[:-1].copy()
+    ``t`` in increasing order (``np.argsort(st, kind="stable")``, by the state index's
+    counting sort)."""
+    from curalog.clustering import _counting_sort
+
+    n_t = max(int(n_templates), int(st.max()) + 1 if st.shape[0] else 0)
     order = np.empty(st.shape[0], dtype=np.int64)
-    for k in range(st.shape[0]):
-        t = st[k]
-        order[fill[t]] = k
-        fill[t] += 1
+    offsets = _counting_sort(st, n_t, order)
     return order, offsets
 
 

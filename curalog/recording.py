@@ -176,10 +176,7 @@ class HighPass:
         x = blocks[None] if one else blocks
         if x.shape[1] == 0 or x.shape[2] == 0:
             return blocks
-        # each channel's median of its first samples (channels contiguous: a strided
-        # median over axis 1 cost 5 ms for 384 channels)
-        head = np.ascontiguousarray(np.moveaxis(x[:, :_DC_SAMPLES, :], 1, 2))
-        dc = np.median(head, axis=2)
+        dc = np.median(x[:, :_DC_SAMPLES, :], axis=1)
         x -= dc[:, None, :].astype(x.dtype)
         _filtfilt_blocks(x, self.sos)
         return blocks

@@ -47,11 +47,9 @@ class BackgroundMixin:
         while True:
             cid = None if worker.is_cancelled else self.feeder.pop()
             if cid is not None and cid not in self.model.stats:
-                try:
-                    st = self.stats.get(cid)
-                    batch.append((cid, self.stats.row(st), st.acg_half))
-                except (CuralogError, KeyError, ValueError, IndexError):
-                    pass  # a cluster deleted meanwhile: nothing to show
+                entry = self._stats_entry(cid)
+                if entry is not None:
+                    batch.append(entry)
             now = time.monotonic()
             # the last message goes out even when empty: the status line's pending count
             # is refreshed by it (it stayed at "stats 1" when the last id was already known)
@@ -60,6 +58,15 @@ class BackgroundMixin:
                 batch, last = [], now
             if cid is None:
                 return
+
+    def _stats_entry(self, cid: int) -> tuple[int, dict[str, Any], np.ndarray] | None:
+        """``(id, row, ACG half)`` of one cluster for the table (worker threads); None for a
+        cluster deleted meanwhile: nothing to show."""
+        try:
+            st = self.stats.get(cid)
+            return cid, self.stats.row(st), st.acg_half
+        except (CuralogError, KeyError, ValueError, IndexError):
+            return None
 
     def refresh_silhouettes(self, deleted: list[int]) -> None:
         """Recompute the silhouettes an action made stale (see
@@ -75,13 +82,10 @@ class BackgroundMixin:
         for cid in ids:
             if worker.is_cancelled:
                 return
-            try:
-                if cid not in self.stats.cur.state:
-                    continue
-                st = self.stats.get(cid)
-                batch.append((cid, self.stats.row(st), st.acg_half))
-            except (CuralogError, KeyError, ValueError, IndexError):
-                continue
+            if cid in self.stats.cur.state:
+                entry = self._stats_entry(cid)
+                if entry is not None:
+                    batch.append(entry)
         if batch:
             self.post_message(StatsReady(batch))
 

@@ -75,6 +75,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from curalog.clustering import _counting_sort
+
 __all__ = [
     "PCParams",
     "PCSample",
@@ -136,8 +138,6 @@ def _by_template(st: np.ndarray, n_templates: int) -> tuple[np.ndarray, np.ndarr
     """``(order, offsets)``: ``order[offsets[t]:offsets[t + 1]]`` are the spikes of template
     ``t`` in increasing order (``np.argsort(st, kind="stable")``, by the state index's
     counting sort)."""
-    from curalog.clustering import _counting_sort
-
     n_t = max(int(n_templates), int(st.max()) + 1 if st.shape[0] else 0)
     order = np.empty(st.shape[0], dtype=np.int64)
     offsets = _counting_sort(st, n_t, order)

@@ -358,15 +358,12 @@ def _short_lag_hist(t, bin_size, n_bins):
                 break
             out[lut[d]] += 1
             j += 1
-    # a pair at the same sample counts in both orders: once more (bin 0)
-    same = 0
+    # a pair at the same sample counts in both orders: once more (bin 0); spike i pairs
+    # with every earlier spike of its run of equal times
+    run = 0
     for i in range(1, n):
-        if t[i] == t[i - 1]:
-            k = i - 1
-            while k >= 0 and t[k] == t[i]:
-                same += 1
-                k -= 1
-    out[0] += same
+        run = run + 1 if t[i] == t[i - 1] else 0
+        out[0] += run
     return out
 
 

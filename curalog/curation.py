@@ -43,7 +43,14 @@ from curalog.binding import (
     default_log_path,
     make_header,
 )
-from curalog.clustering import Change, ClusterState, Update, cluster_id_list, is_sorted_unique
+from curalog.clustering import (
+    Change,
+    ClusterState,
+    Update,
+    WriteAhead,
+    cluster_id_list,
+    is_sorted_unique,
+)
 from curalog.dataset import GROUP_FIELD, Dataset, load_dataset, release_pages
 from curalog.errors import (
     CuralogError,
@@ -88,6 +95,7 @@ from curalog.replaying import (
 )
 from curalog.snapshot import SnapshotCache
 from curalog.store.log import LogWriter, create_log, default_author, read_log
+from curalog.store.overlap import SideWork
 from curalog.waveforms import RecordingMixin
 
 #: Undo history kept in memory with its spike arrays (older actions are undone by replay).
@@ -307,9 +315,9 @@ class Curation(RecordingMixin):
             raise LogError(f"{self.log_path}: opened read-only{why}")
         return self._writer
 
-    def _append(self, body: Body) -> Event:
+    def _append(self, body: Body, meanwhile: SideWork | None = None) -> Event:
         writer = self._require_writer()
-        event = writer.append(body.TYPE, body.to_dict(), self.author)
+        event = writer.append(body.TYPE, body.to_dict(), self.author, meanwhile=meanwhile)
         self._created = []  # the log now holds work: it stays
         self.events.append(event)
         self.head_hash = event.hash
@@ -340,8 +348,9 @@ class Curation(RecordingMixin):
             n_spikes=change.n_spikes,
             meta=self._check_meta(meta),
         )
-        event = self._append(body)
-        return self._do_change(event, change).added[0]
+        ahead = WriteAhead(self.state, change)
+        event = self._append(body, ahead)
+        return self._do_change(event, change, written=ahead.written).added[0]
 
     def split(
         self,
@@ -377,8 +386,9 @@ class Curation(RecordingMixin):
             labels=packed_labels,
             meta=self._check_meta(meta),
         )
-        event = self._append(body)
-        return list(self._do_change(event, change).added)
+        ahead = WriteAhead(self.state, change)
+        event = self._append(body, ahead)
+        return list(self._do_change(event, change, written=ahead.written).added)
 
     def assign(
         self, spike_ids: ArrayLike, cluster_ids: ArrayLike, *, meta: dict[str, Any] | None = None
@@ -396,8 +406,9 @@ class Curation(RecordingMixin):
             n_spikes=change.n_spikes,
             meta=self._check_meta(meta),
         )
-        event = self._append(body)
-        return list(self._do_change(event, change).added)
+        ahead = WriteAhead(self.state, change)
+        event = self._append(body, ahead)
+        return list(self._do_change(event, change, written=ahead.written).added)
 
     def label(
         self,
@@ -531,18 +542,20 @@ class Curation(RecordingMixin):
             self._floor += 1
             hot -= 1
 
-    def _do_change(self, event: Event, change: Change) -> Update:
+    def _do_change(self, event: Event, change: Change, *, written: bool = False) -> Update:
         """A new structural action: push it, apply it, tell the listeners."""
         action = Action(event, change=change, counter_before=self.state.counter)
         self._push(action)
-        return self._emit(self._apply(action, event.seq, None))
+        return self._emit(self._apply(action, event.seq, None, written=written))
 
     def _do_label(self, event: Event) -> Update:
         action = Action(event)
         self._push(action)
         return self._emit(self._apply(action, event.seq, None))
 
-    def _apply(self, action: Action, seq: int, history: str | None) -> Update:
+    def _apply(
+        self, action: Action, seq: int, history: str | None, *, written: bool = False
+    ) -> Update:
         """Apply an action (new, replayed or redone), resolving it from its event if needed."""
         if action.type == LABEL:
             ids, name, value = self._label_body(action.event)
@@ -557,7 +570,7 @@ class Curation(RecordingMixin):
             finally:
                 self.state.counter = counter
         change = action.change
-        self.state.apply(change)
+        self.state.apply(change, written=written)
         change.inherited = self.labels.inherit(change)
         self._hot_bytes += change.nbytes
         self._evict()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import numba
 import numpy as np
 
 from curalog.errors import LogCorruptError
@@ -35,17 +36,19 @@ def pack_indices(indices: np.ndarray) -> dict[str, Any]:
     for a deflate that costs more than resolving the split; they are stored (zlib level 0:
     the same format, read by any zlib decoder, and faster to inflate on replay).
     """
-    arr = np.asarray(indices, dtype=np.int64)
+    arr = np.asarray(indices)
+    if arr.dtype not in (np.int32, np.int64):
+        arr = arr.astype(np.int64)
     start = int(arr[0]) if arr.size else 0
-    deltas = np.diff(arr, prepend=np.int64(start)) if arr.size else arr
-    top = int(deltas.max()) if deltas.size else 0
-    dtype = "<u2" if top < 2**16 else "<u4" if top < 2**32 else "<u8"  # smaller = faster to inflate
-    raw = deltas.astype(dtype).tobytes()
-    stored = (
-        dtype == "<u2"
-        and arr.size >= STORE_MIN
-        and 4 * int(np.count_nonzero(deltas <= 1)) < deltas.size
-    )
+    deltas16 = np.empty(arr.size, dtype="<u2")
+    top, short = _deltas16(arr, deltas16)
+    if top < 2**16:
+        dtype, raw = "<u2", deltas16.tobytes()
+    else:
+        wide = np.diff(arr.astype(np.int64), prepend=np.int64(start))
+        dtype = "<u4" if top < 2**32 else "<u8"  # smaller = faster to inflate
+        raw = wide.astype(dtype).tobytes()
+    stored = dtype == "<u2" and arr.size >= STORE_MIN and 4 * short < arr.size
     return {
         "enc": "delta-zlib",
         "dtype": dtype,
@@ -53,6 +56,24 @@ def pack_indices(indices: np.ndarray) -> dict[str, Any]:
         "start": start,
         "data": zlib.compress(raw, 0 if stored else 1),
     }
+
+
+@numba.njit(cache=True, nogil=True)
+def _deltas16(arr: np.ndarray, out: np.ndarray) -> tuple[Any, Any]:
+    """One pass: the deltas (first one 0) into ``out`` while they fit in 16 bits; returns the
+    largest delta and the count of deltas <= 1 (``out`` is complete only if top < 2**16)."""
+    top = np.int64(0)
+    short = 0
+    prev = arr[0] if arr.shape[0] else 0
+    for i in range(arr.shape[0]):
+        d = np.int64(arr[i]) - np.int64(prev)
+        prev = arr[i]
+        if d > top:
+            top = d
+        if d <= 1:
+            short += 1
+        out[i] = np.uint16(d & 0xFFFF)
+    return top, short
 
 
 def pack_values(values: np.ndarray) -> dict[str, Any]:

@@ -149,6 +149,7 @@ class WriterLock:
             f"{default_author()} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
         )
         self.previous: TailState | None = None  # the tail state found when locking
+        self._length = 1 << 62  # bytes in the lock file (unknown until the first write)
 
     def _refuse(self, holder: str) -> LogLockedError:
         who = f" by {holder}" if holder else ""
@@ -214,7 +215,9 @@ class WriterLock:
         data = text.encode("utf-8", "replace")
         with contextlib.suppress(OSError):
             os.pwrite(self.fd, data, 0)
-            os.ftruncate(self.fd, len(data))
+            if len(data) < self._length:  # a shorter text leaves a tail to cut (rare)
+                os.ftruncate(self.fd, len(data))
+            self._length = len(data)
 
     def record(self, n_events: int, head: bytes, root: bytes) -> None:
         """Note the log's new tail (after a durable append; not fsynced: a lost update only

@@ -55,6 +55,7 @@ from curalog.store.lock import (  # noqa: F401  (TailState, default_author, stat
     read_state,
     state_path,
 )
+from curalog.store.overlap import SideWork, fsync_thread
 
 MAGIC = b"CURALOG\x00"
 FORMAT_VERSION = 1
@@ -353,8 +354,20 @@ class LogWriter:
     def next_seq(self) -> int:
         return len(self.events) + 1
 
-    def append(self, type_: str, body: dict[str, Any], author: str) -> Event:
-        """Write one record and fsync it; on any failure the file is left as it was."""
+    def append(
+        self,
+        type_: str,
+        body: dict[str, Any],
+        author: str,
+        *,
+        meanwhile: SideWork | None = None,
+    ) -> Event:
+        """Write one record and fsync it; on any failure the file is left as it was.
+
+        ``meanwhile`` is in-memory work to run while the fsync is in flight (see
+        :mod:`curalog.store.overlap`). The action still counts as done only once the fsync
+        has returned; if the record is not committed, the work is undone first.
+        """
         if self.broken:
             raise LogError(
                 f"{self.path}: {self.broken}; reopen the log before recording anything else"
@@ -370,24 +383,16 @@ class LogWriter:
             while view:
                 n = os.write(self.fd, view)
                 view = view[n:]
-            if self.sync:
+            if self.sync and meanwhile is not None:
+                fsync_thread().commit(self.fd, meanwhile)
+            elif self.sync:
                 os.fsync(self.fd)
         except OSError as exc:
-            # Roll back a partial write so the log stays exactly as acknowledged.
-            rolled_back = False
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, self.size)
-                os.fsync(self.fd)
-                rolled_back = os.fstat(self.fd).st_size == self.size
-            if not rolled_back:
-                self.broken = f"a failed write could not be rolled back ({exc.strerror})"
-                raise LogError(
-                    f"{self.path}: could not record the action ({exc.strerror}) nor undo the partial "
-                    "write; reopen the log (its torn end will be cut)"
-                ) from None
-            raise LogError(
-                f"{self.path}: could not record the action ({exc.strerror}); nothing was changed"
-            ) from None
+            self._roll_back(exc)
+        except BaseException:
+            with contextlib.suppress(LogError):
+                self._roll_back(None)
+            raise
         rec_hash = hashlib.sha256(payload).digest()
         event = Event(
             seq=seq,
@@ -404,6 +409,25 @@ class LogWriter:
         if self.sync:
             self.lock.record(len(self.events), rec_hash, self.scan.header_hash)
         return event
+
+    def _roll_back(self, exc: OSError | None) -> None:
+        """Truncate a written, uncommitted record away; then raise :class:`LogError` for ``exc``."""
+        rolled_back = False
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, self.size)
+            os.fsync(self.fd)
+            rolled_back = os.fstat(self.fd).st_size == self.size
+        reason = exc.strerror if exc is not None else "interrupted"
+        if not rolled_back:
+            self.broken = f"a failed write could not be rolled back ({reason})"
+            raise LogError(
+                f"{self.path}: could not record the action ({reason}) nor undo the partial "
+                "write; reopen the log (its torn end will be cut)"
+            ) from None
+        if exc is not None:
+            raise LogError(
+                f"{self.path}: could not record the action ({reason}); nothing was changed"
+            ) from None
 
     def flush(self) -> None:
         """Make every appended record durable (only needed with ``sync=False``)."""

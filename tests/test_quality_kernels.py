@@ -123,3 +123,69 @@ def test_spikes_by_template_is_a_stable_argsort():
     order, offsets = _by_template(st.astype(np.int64), 40)  # more templates than rows say
     np.testing.assert_array_equal(order, np.argsort(st, kind="stable"))
     np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(np.bincount(st))]))
+
+
+def _brute_knn(pts: np.ndarray, k: int) -> np.ndarray:
+    """The definition: squared float64 distances summed in dimension order, the point itself
+    excluded, the k smallest with ties to the lower index (a stable sort)."""
+    d = np.zeros((pts.shape[0], pts.shape[0]))
+    for c in range(pts.shape[1]):
+        t = pts[None, :, c] - pts[:, None, c]
+        d += t * t
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 400),
+    st.integers(1, 24),
+    st.integers(1, 6),
+    st.sampled_from(["normal", "integers", "duplicates", "scaled", "float64"]),
+    st.integers(0, 2**32 - 1),
+)
+def test_knn_equals_the_brute_force_definition_index_for_index(n, dim, k, kind, seed):
+    """The float32-filtered kernel returns exactly the float64 brute force, ties included
+    (integer grids and duplicated points make many), and so does its fallback."""
+    rng = np.random.default_rng(seed)
+    k = min(k, n - 1)
+    if kind == "integers":
+        pts = rng.integers(-3, 4, size=(n, dim)).astype(np.float32).astype(np.float64)
+    elif kind == "duplicates":
+        base = rng.normal(size=(max(1, n // 4), dim)).astype(np.float32)
+        pts = base[rng.integers(0, base.shape[0], n)].astype(np.float64)
+    elif kind == "scaled":
+        pts = (rng.normal(size=(n, dim)) * 10.0 ** rng.integers(-20, 12)).astype(np.float32)
+        pts = pts.astype(np.float64)
+    elif kind == "float64":  # not float32-exact: the float64 kernel
+        pts = rng.normal(size=(n, dim))
+    else:
+        pts = rng.normal(size=(n, dim)).astype(np.float32).astype(np.float64)
+    np.testing.assert_array_equal(_knn(pts, k), _brute_knn(pts, k))
+
+
+def test_knn_of_near_ties_is_exact():
+    """Distances that differ below float32's resolution are ordered by their float64 value."""
+    rng = np.random.default_rng(7)
+    pts = rng.normal(size=(300, 12)).astype(np.float32).astype(np.float64)
+    # points at nearly the same distance from point 0, differing in float32's last bits
+    for j in range(1, 40):
+        pts[j] = pts[0]
+        pts[j, j % 12] = np.float32(pts[0, j % 12]) + np.float32(2.0**-10) * np.float32(
+            1 + 2.0**-23 * j
+        )
+    np.testing.assert_array_equal(_knn(pts, 5), _brute_knn(pts, 5))
+
+
+def test_the_cached_upsampling_filter_is_resample_polys_own():
+    from scipy.signal import resample_poly
+
+    from curalog.analysis.stats.template_metrics import _UPSAMPLING, _upsampling_filter
+
+    rng = np.random.default_rng(2)
+    for n in (8, 61, 82):
+        w = rng.normal(size=n)
+        np.testing.assert_array_equal(
+            resample_poly(w, _UPSAMPLING, 1, window=_upsampling_filter()),
+            resample_poly(w, _UPSAMPLING, 1),
+        )

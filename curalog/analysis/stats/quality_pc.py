@@ -407,7 +407,7 @@ def nn_rates(
 
 
 @numba.njit(cache=True, nogil=True)
-def _knn_kernel(pt, k):
+def _knn_kernel(pt, k):  # pragma: no cover - numba
     """``pt`` is ``(dim, n)``: for each point, squared distances to all points in one
     contiguous (vectorised) pass per dimension, then the ``k`` smallest by insertion."""
     dim, n = pt.shape
@@ -425,33 +425,137 @@ def _knn_kernel(pt, k):
                 buf[j] += t * t
         m = 0
         for j in range(n):
-            if j == i:
+            # visited in index order: an equal distance never displaces an earlier index
+            if j == i or (m == k and not buf[j] < best_d[k - 1]):
                 continue
-            v = buf[j]
-            if m < k:
-                pos = m
-                m += 1
-            elif v < best_d[k - 1]:
+            m = _insert_pair(best_d, best_i, m, k, buf[j], j)
+        for q in range(k):
+            out[i, q] = best_i[q]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _insert_pair(best_d, best_i, m, k, v, j):  # pragma: no cover - numba
+    """Keep the ``k`` smallest (distance, index) pairs in order; returns how many are kept.
+
+    Ordering by the pair makes ties go to the lower index whatever the visiting order."""
+    if m == k:
+        if v > best_d[k - 1] or (v == best_d[k - 1] and j > best_i[k - 1]) or v != v:
+            return m
+        pos = k - 1
+    else:
+        if v != v:  # NaN distances are never neighbours
+            return m
+        pos = m
+        m += 1
+    while pos > 0 and (best_d[pos - 1] > v or (best_d[pos - 1] == v and best_i[pos - 1] > j)):
+        best_d[pos] = best_d[pos - 1]
+        best_i[pos] = best_i[pos - 1]
+        pos -= 1
+    best_d[pos] = v
+    best_i[pos] = j
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _exact_sq(pt, i, j):  # pragma: no cover - numba
+    """The squared distance exactly as :func:`_knn_kernel` sums it (same order, float64)."""
+    acc = 0.0
+    for c in range(pt.shape[0]):
+        t = pt[c, j] - pt[c, i]
+        acc += t * t
+    return acc
+
+
+_GROUP = 16  # points per group of the bound (a vector-friendly strided partition)
+
+
+@numba.njit(cache=True, nogil=True)
+def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
+    """The exact ``k`` nearest neighbours, with float32 distances as a filter.
+
+    For point ``i``: float32 squared distances to every point (half the width of float64:
+    twice the points per vector instruction), and the minimum of each group ``g`` of the
+    strided partition ``{g, g + G, g + 2G, ...}`` (element-wise, so it vectorises too). The
+    ``k``-th smallest group minimum is the distance of ``k`` distinct points, an upper bound
+    ``U`` on the ``k``-th nearest. Within float32's rounding (relative error ``gamma``,
+    ``margin >= (1 + gamma)^2``), every point that can be among the ``k`` nearest has a
+    float32 distance ``<= U * margin``; those few (about ``k``) get their exact float64
+    distance (:func:`_exact_sq`) and the ``k`` smallest pairs are kept (:func:`_insert_pair`).
+    The result is the brute-force kernel's, index for index."""
+    dim, npad = p32.shape
+    n = pt.shape[1]
+    groups = npad // 16
+    out = np.empty((n, k), dtype=np.int64)
+    buf = np.empty(npad, dtype=np.float32)
+    mins = np.empty(groups, dtype=np.float32)
+    bound = np.empty(k, dtype=np.float32)
+    best_d = np.empty(k)
+    best_i = np.empty(k, dtype=np.int64)
+    for i in range(n):
+        buf[:] = 0.0
+        for c in range(dim):
+            x = p32[c, i]
+            row = p32[c]
+            for j in range(npad):
+                t = row[j] - x
+                buf[j] += t * t
+        buf[i] = np.inf
+        mins[:] = buf[:groups]
+        for q in range(1, 16):
+            base = q * groups
+            for g in range(groups):
+                v = buf[base + g]
+                mins[g] = v if v < mins[g] else mins[g]
+        bound[:] = np.inf
+        for g in range(groups):
+            v = mins[g]
+            if v < bound[k - 1]:
                 pos = k - 1
-            else:
-                continue
-            while pos > 0 and best_d[pos - 1] > v:  # ties keep the lower index first
-                best_d[pos] = best_d[pos - 1]
-                best_i[pos] = best_i[pos - 1]
-                pos -= 1
-            best_d[pos] = v
-            best_i[pos] = j
+                while pos > 0 and bound[pos - 1] > v:
+                    bound[pos] = bound[pos - 1]
+                    pos -= 1
+                bound[pos] = v
+        lim = np.float64(bound[k - 1]) * margin + 1e-30  # + underflow slack
+        m = 0
+        for g in range(groups):
+            if mins[g] <= lim:
+                for q in range(16):
+                    j = q * groups + g
+                    if j < n and j != i and buf[j] <= lim:
+                        m = _insert_pair(best_d, best_i, m, k, _exact_sq(pt, i, j), j)
+        if m < k:  # fewer finite candidates than k (NaN or infinite coordinates)
+            m = 0
+            for j in range(n):
+                if j != i:
+                    m = _insert_pair(best_d, best_i, m, k, _exact_sq(pt, i, j), j)
         for q in range(k):
             out[i, q] = best_i[q]
     return out
 
 
 def _knn(pts: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` nearest other points of every point (exact, brute force).
+    """Indices of the ``k`` nearest other points of every point (exact).
 
     A point is never its own neighbour (scikit-learn's ``kneighbors()`` without ``X``);
-    equidistant neighbours are ordered by index, which scikit-learn's trees may not do."""
-    return _knn_kernel(np.ascontiguousarray(np.asarray(pts, dtype=np.float64).T), int(k))
+    equidistant neighbours are ordered by index, which scikit-learn's trees may not do.
+    Points that float32 holds exactly (Kilosort's ``pc_features`` are float32) and of a
+    moderate magnitude take the float32-filtered kernel; others the float64 brute force.
+    Both give the same indices."""
+    pt = np.ascontiguousarray(np.asarray(pts, dtype=np.float64).T)
+    k = int(k)
+    dim, n = pt.shape
+    with np.errstate(over="ignore", invalid="ignore"):
+        p32 = pt.astype(np.float32)
+    exact32 = np.array_equal(p32, pt) and (n == 0 or float(np.max(np.abs(pt))) < 1e15)
+    if not exact32 or n < 2 * _GROUP or k < 1:
+        return _knn_kernel(pt, k)
+    groups = -(-n // _GROUP)
+    padded = np.full((dim, groups * _GROUP), np.inf, dtype=np.float32)
+    padded[:, :n] = p32
+    gamma = (dim + 3) * 2.0**-24  # subtraction, square and dim additions, rounded to float32
+    margin = (1 + 2 * gamma) ** 2  # twice the bound, squared (both sides of the comparison)
+    return _knn_bounded_kernel(pt, padded, k, margin)
 
 
 def simplified_silhouette(x: np.ndarray, y: np.ndarray, labels: np.ndarray) -> float:

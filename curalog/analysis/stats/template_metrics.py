@@ -37,6 +37,7 @@ combines the parents' template histograms (no spike pass).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -77,6 +78,17 @@ def mean_template(
     return acc / total
 
 
+@functools.lru_cache(maxsize=1)
+def _upsampling_filter() -> np.ndarray:
+    """The low-pass FIR that ``resample_poly(up=10)`` designs by default (Kaiser, beta 5,
+    cutoff 1/up, 2 * 10 * up + 1 taps), designed once instead of per cluster."""
+    from scipy.signal import firwin
+
+    h = firwin(2 * 10 * _UPSAMPLING + 1, 1.0 / _UPSAMPLING, window=("kaiser", 5.0))
+    h.setflags(write=False)  # resample_poly copies it
+    return h
+
+
 def _half_width(w: np.ndarray, e: int, fs: float) -> tuple[float, int, int]:
     if e < 0:
         return math.nan, -1, -1
@@ -113,7 +125,9 @@ def template_waveform_metrics(wave: np.ndarray | None, fs: float) -> dict[str, f
         return out
     from scipy.signal import resample_poly
 
-    w = resample_poly(np.asarray(wave, dtype=np.float64), up=_UPSAMPLING, down=1)
+    w = resample_poly(
+        np.asarray(wave, dtype=np.float64), up=_UPSAMPLING, down=1, window=_upsampling_filter()
+    )
     fs_up = fs * _UPSAMPLING
     n = w.shape[0]
     prominence = _MIN_THRESH * float(np.nanmax(np.abs(w)))

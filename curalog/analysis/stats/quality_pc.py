@@ -407,6 +407,19 @@ def nn_rates(
 
 
 @numba.njit(cache=True, nogil=True)
+def _sq_dists(pt, i, buf):  # pragma: no cover - numba
+    """``buf[j]`` = squared distance of point ``i`` to point ``j`` of ``pt`` (``(dim, n)``),
+    one contiguous (vectorised) pass per dimension, summed in dimension order."""
+    buf[:] = 0.0
+    for c in range(pt.shape[0]):
+        x = pt[c, i]
+        row = pt[c]
+        for j in range(buf.shape[0]):
+            t = row[j] - x
+            buf[j] += t * t
+
+
+@numba.njit(cache=True, nogil=True)
 def _knn_kernel(pt, k):  # pragma: no cover - numba
     """``pt`` is ``(dim, n)``: for each point, squared distances to all points in one
     contiguous (vectorised) pass per dimension, then the ``k`` smallest by insertion."""
@@ -416,13 +429,7 @@ def _knn_kernel(pt, k):  # pragma: no cover - numba
     best_d = np.empty(k)
     best_i = np.empty(k, dtype=np.int64)
     for i in range(n):
-        buf[:] = 0.0
-        for c in range(dim):
-            x = pt[c, i]
-            row = pt[c]
-            for j in range(n):
-                t = row[j] - x
-                buf[j] += t * t
+        _sq_dists(pt, i, buf)
         m = 0
         for j in range(n):
             # visited in index order: an equal distance never displaces an earlier index
@@ -493,13 +500,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
     best_d = np.empty(k)
     best_i = np.empty(k, dtype=np.int64)
     for i in range(n):
-        buf[:] = 0.0
-        for c in range(dim):
-            x = p32[c, i]
-            row = p32[c]
-            for j in range(npad):
-                t = row[j] - x
-                buf[j] += t * t
+        _sq_dists(p32, i, buf)
         buf[i] = np.inf
         mins[:] = buf[:groups]
         for q in range(1, 16):

@@ -75,6 +75,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from curalog.analysis.stats.pools import pool
 from curalog.clustering import _counting_sort
 
 __all__ = [
@@ -144,6 +145,109 @@ def _by_template(st: np.ndarray, n_templates: int) -> tuple[np.ndarray, np.ndarr
     return order, offsets
 
 
+@numba.njit(cache=True, nogil=True)
+def _sort_groups_by_hash(order, offsets, t0, t1, seed):  # pragma: no cover - numba
+    """Reorder each group ``order[offsets[t]:offsets[t + 1]]``, ``t0 <= t < t1``, by
+    increasing hash: a bucket sort (the hashes are uniform in [0, 1): ``n`` buckets for ``n``
+    spikes, then an insertion pass that only meets the few inversions inside a bucket).
+
+    Only the split at a threshold is ever read (the spikes with ``h < q`` form a prefix),
+    so the order among equal hashes does not matter."""
+    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    most = 0
+    for t in range(t0, t1):
+        most = max(most, offsets[t + 1] - offsets[t])
+    h = np.empty(most, dtype=np.float64)
+    tmp_s = np.empty(most, dtype=order.dtype)
+    tmp_h = np.empty(most, dtype=np.float64)
+    counts = np.empty(most + 1, dtype=np.int64)
+    for t in range(t0, t1):
+        a = offsets[t]
+        n = offsets[t + 1] - a
+        if n < 2:
+            continue
+        counts[: n + 1] = 0
+        for k in range(n):
+            h[k] = _splitmix01(np.uint64(order[a + k]) ^ salt)
+            counts[min(int(h[k] * n), n - 1) + 1] += 1
+        for k in range(n):
+            counts[k + 1] += counts[k]
+        for k in range(n):
+            bk = min(int(h[k] * n), n - 1)
+            pos = counts[bk]
+            counts[bk] += 1
+            tmp_s[pos] = order[a + k]
+            tmp_h[pos] = h[k]
+        for k in range(1, n):
+            v = tmp_h[k]
+            sv = tmp_s[k]
+            j = k - 1
+            while j >= 0 and tmp_h[j] > v:
+                tmp_h[j + 1] = tmp_h[j]
+                tmp_s[j + 1] = tmp_s[j]
+                j -= 1
+            tmp_h[j + 1] = v
+            tmp_s[j + 1] = sv
+        for k in range(n):
+            order[a + k] = tmp_s[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _others_below(order, offsets, tids, seed, q, own):  # pragma: no cover - numba
+    """The spikes of templates ``tids`` with hash ``< q`` (each group is sorted by hash: a
+    binary search, hashing on the fly), less those in ``own`` (sorted), sorted."""
+    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    ends = np.empty(tids.shape[0], dtype=np.int64)
+    total = 0
+    for r in range(tids.shape[0]):
+        t = tids[r]
+        lo = offsets[t]
+        hi = offsets[t + 1]
+        while lo < hi:  # first position whose hash is >= q
+            mid = (lo + hi) // 2
+            if _splitmix01(np.uint64(order[mid]) ^ salt) < q:
+                lo = mid + 1
+            else:
+                hi = mid
+        ends[r] = lo
+        total += lo - offsets[t]
+    out = np.empty(total, dtype=np.int64)
+    k = 0
+    for r in range(tids.shape[0]):
+        for pos in range(offsets[tids[r]], ends[r]):
+            out[k] = order[pos]
+            k += 1
+    out.sort()
+    keep = 0
+    n_own = own.shape[0]
+    j = 0
+    for k in range(total):  # both sorted: one merge walk drops the cluster's own spikes
+        v = out[k]
+        while j < n_own and own[j] < v:
+            j += 1
+        if j < n_own and own[j] == v:
+            continue
+        out[keep] = v
+        keep += 1
+    return out[:keep]
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_features(features, st, lookup, pos, spikes):  # pragma: no cover - numba
+    """``out[r, p * C + c] = features[s, p, pos[lookup[st[s]], c]]`` for ``s = spikes[r]``
+    (float64; the template's positions of the channels ``C``)."""
+    n_pcs = features.shape[1]
+    n_c = pos.shape[1]
+    out = np.empty((spikes.shape[0], n_pcs * n_c), dtype=np.float64)
+    for r in range(spikes.shape[0]):
+        s = spikes[r]
+        row = pos[lookup[st[s]]]
+        for p in range(n_pcs):
+            for c in range(n_c):
+                out[r, p * n_c + c] = features[s, p, row[c]]
+    return out
+
+
 def spike_hash(spikes: np.ndarray, seed: int = 0) -> np.ndarray:
     """The fixed pseudo-random number in [0, 1) of each spike (splitmix64)."""
     return _hash_many(np.ascontiguousarray(spikes, dtype=np.int64), int(seed))
@@ -195,10 +299,11 @@ class PCSpace:
             self.ind = np.asarray(ind).astype(np.int64)
         self.spike_templates = dataset.spike_templates
         self._lock = threading.Lock()
-        self._by_template: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._order: np.ndarray | None = None  # spikes by template (then by hash, see below)
+        self._offsets: np.ndarray = np.zeros(1, dtype=np.int64)
         self._cover: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._base_counts: np.ndarray | None = None
-        self.templates_sorted = 0  # counter: per-template hash orders built
+        self.templates_sorted = 0  # counter: templates in the hash index (built once)
         self.hash_passes = 0  # counter: self subsamples drawn from a cluster's spikes
         self.hash_composed = 0  # counter: self subsamples composed from parents
 
@@ -209,9 +314,8 @@ class PCSpace:
     # ------------------------------------------------------------------ dataset-level
     def base_counts(self) -> np.ndarray:
         if self._base_counts is None:
-            self._base_counts = np.bincount(
-                np.asarray(self.spike_templates), minlength=self.ind.shape[0]
-            )
+            _, offsets = self._hash_index()
+            self._base_counts = np.diff(offsets)
         return self._base_counts
 
     def channels_of(self, template: int) -> np.ndarray:
@@ -234,35 +338,26 @@ class PCSpace:
             self._cover[key] = got
         return got
 
-    def _template_order(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Spikes of template ``t`` and their hashes, by increasing hash (cached)."""
+    def _hash_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(order, offsets)``: each template's spikes at ``order[offsets[t]:offsets[t+1]]``
+        by increasing hash (built once: a counting sort by template, then each group bucket-
+        sorted by hash, the templates in two halves on two threads)."""
         with self._lock:
-            got = self._by_template.get(t)
-        if got is not None:
-            return got
-        spikes = self._template_spikes(t)
-        h = spike_hash(spikes, self.params.seed)
-        order = np.argsort(h, kind="stable")
-        got = (spikes[order], h[order])
-        with self._lock:
-            self._by_template[t] = got
-            self.templates_sorted += 1
-        return got
-
-    def _template_spikes(self, t: int) -> np.ndarray:
-        with self._lock:
-            index = getattr(self, "_tindex", None)
-            if index is None:
-                st = np.asarray(self.spike_templates)
-                # spikes by template, in spike order within one (a stable argsort, by
-                # counting: one pass instead of a 10 M-element sort)
-                order, offsets = _by_template(
-                    np.ascontiguousarray(st).astype(np.int64, copy=False), int(self.ind.shape[0])
+            if self._order is None:
+                st = np.ascontiguousarray(np.asarray(self.spike_templates))
+                order, offsets = _by_template(st, int(self.ind.shape[0]))
+                n_t = offsets.shape[0] - 1
+                mid = int(np.searchsorted(offsets, offsets[-1] // 2))
+                mid = min(max(mid, 0), n_t)
+                seed = self.params.seed
+                second = pool("pc-index", 1).submit(
+                    _sort_groups_by_hash, order, offsets, mid, n_t, seed
                 )
-                index = (order, offsets)
-                self._tindex = index
-        order, offsets = index
-        return order[offsets[t] : offsets[t + 1]].astype(np.int64)
+                _sort_groups_by_hash(order, offsets, 0, mid, seed)
+                second.result()
+                self._order, self._offsets = order, offsets
+                self.templates_sorted = n_t
+            return self._order, self._offsets
 
     def gather(self, spikes: np.ndarray, channels: np.ndarray) -> np.ndarray:
         """Feature vectors ``(len(spikes), n_pcs * |C|)`` float64 (spikes sorted, covered)."""
@@ -271,10 +366,13 @@ class PCSpace:
         tids, pos = self.covering(channels)
         lookup = np.full(self.ind.shape[0], -1, dtype=np.int64)
         lookup[tids] = np.arange(tids.shape[0])
-        rows = np.asarray(self.features[spikes], dtype=np.float64)  # (m, n_pcs, n_loc)
-        p = pos[lookup[np.asarray(self.spike_templates)[spikes]]]  # (m, |C|)
-        sel = np.take_along_axis(rows, p[:, None, :], axis=2)  # (m, n_pcs, |C|)
-        return sel.reshape(sel.shape[0], -1)
+        return _gather_features(
+            self.features,
+            np.asarray(self.spike_templates),
+            lookup,
+            np.ascontiguousarray(pos, dtype=np.int64),
+            np.ascontiguousarray(spikes, dtype=np.int64),
+        )
 
     # ------------------------------------------------------------------ per cluster
     def hashed_subsample(
@@ -313,18 +411,11 @@ class PCSpace:
         counts = self.base_counts()
         n_cand = int(counts[tids].sum()) - sum(own.get(int(t), 0) for t in tids)
         q = _threshold(max(n_cand, 0), pp.max_other)
-        parts = []
-        for t in tids.tolist():
-            if counts[t] == 0:
-                continue
-            sp, h = self._template_order(t)
-            parts.append(sp[: int(np.searchsorted(h, q, side="left"))])
-        others = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        others.sort()
-        if others.shape[0]:
-            pos = np.searchsorted(spikes, others)
-            pos[pos >= spikes.shape[0]] = 0
-            others = others[spikes[pos] != others] if spikes.shape[0] else others
+        tids64 = np.ascontiguousarray(tids, dtype=np.int64)
+        order, offsets = self._hash_index()
+        others = _others_below(
+            order, offsets, tids64, pp.seed, q, np.ascontiguousarray(spikes, dtype=np.int64)
+        )
         x = self.gather(self_spikes, channels)
         y = self.gather(others, channels)
         values = dict(_NAN_ROW)
@@ -420,6 +511,33 @@ def _sq_dists(pt, i, buf):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True)
+def _sq_dists4(pt, i, buf):  # pragma: no cover - numba
+    """:func:`_sq_dists` four dimensions per pass (a quarter of the loads and stores of
+    ``buf``); the sum is ordered differently, which only the float32 filter uses (its
+    rounding bound holds for any order of summing positive terms)."""
+    dim = pt.shape[0]
+    buf[:] = 0.0
+    c = 0
+    while c + 4 <= dim:
+        x0, x1, x2, x3 = pt[c, i], pt[c + 1, i], pt[c + 2, i], pt[c + 3, i]
+        r0, r1, r2, r3 = pt[c], pt[c + 1], pt[c + 2], pt[c + 3]
+        for j in range(buf.shape[0]):
+            t0 = r0[j] - x0
+            t1 = r1[j] - x1
+            t2 = r2[j] - x2
+            t3 = r3[j] - x3
+            buf[j] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
+        c += 4
+    while c < dim:
+        x = pt[c, i]
+        row = pt[c]
+        for j in range(buf.shape[0]):
+            t = row[j] - x
+            buf[j] += t * t
+        c += 1
+
+
+@numba.njit(cache=True, nogil=True)
 def _knn_kernel(pt, k):  # pragma: no cover - numba
     """``pt`` is ``(dim, n)``: for each point, squared distances to all points in one
     contiguous (vectorised) pass per dimension, then the ``k`` smallest by insertion."""
@@ -500,7 +618,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
     best_d = np.empty(k)
     best_i = np.empty(k, dtype=np.int64)
     for i in range(n):
-        _sq_dists(p32, i, buf)
+        _sq_dists4(p32, i, buf)
         buf[i] = np.inf
         mins[:] = buf[:groups]
         for q in range(1, 16):

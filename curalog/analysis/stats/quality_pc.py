@@ -511,23 +511,27 @@ def _sq_dists(pt, i, buf):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True)
-def _sq_dists4(pt, i, buf):  # pragma: no cover - numba
-    """:func:`_sq_dists` four dimensions per pass (a quarter of the loads and stores of
-    ``buf``); the sum is ordered differently, which only the float32 filter uses (its
-    rounding bound holds for any order of summing positive terms)."""
+def _sq_dists6(pt, i, buf):  # pragma: no cover - numba
+    """:func:`_sq_dists` six dimensions per pass (a sixth of the loads and stores of
+    ``buf``: 12 dimensions, 3 PCs x 4 channels, are two passes); the sum is ordered
+    differently, which only the float32 filter uses (its rounding bound holds for any order
+    of summing positive terms)."""
     dim = pt.shape[0]
     buf[:] = 0.0
     c = 0
-    while c + 4 <= dim:
-        x0, x1, x2, x3 = pt[c, i], pt[c + 1, i], pt[c + 2, i], pt[c + 3, i]
-        r0, r1, r2, r3 = pt[c], pt[c + 1], pt[c + 2], pt[c + 3]
+    while c + 6 <= dim:
+        x0, x1, x2 = pt[c, i], pt[c + 1, i], pt[c + 2, i]
+        x3, x4, x5 = pt[c + 3, i], pt[c + 4, i], pt[c + 5, i]
+        r0, r1, r2, r3, r4, r5 = pt[c], pt[c + 1], pt[c + 2], pt[c + 3], pt[c + 4], pt[c + 5]
         for j in range(buf.shape[0]):
             t0 = r0[j] - x0
             t1 = r1[j] - x1
             t2 = r2[j] - x2
             t3 = r3[j] - x3
-            buf[j] += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)
-        c += 4
+            t4 = r4[j] - x4
+            t5 = r5[j] - x5
+            buf[j] += ((t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3)) + (t4 * t4 + t5 * t5)
+        c += 6
     while c < dim:
         x = pt[c, i]
         row = pt[c]
@@ -592,6 +596,16 @@ def _exact_sq(pt, i, j):  # pragma: no cover - numba
     return acc
 
 
+@numba.njit(cache=True, nogil=True)
+def _exact_rows(pts, i, j):  # pragma: no cover - numba
+    """:func:`_exact_sq` on point-major ``(n, dim)`` rows (the same sum, in the same order)."""
+    acc = 0.0
+    for c in range(pts.shape[1]):
+        t = pts[j, c] - pts[i, c]
+        acc += t * t
+    return acc
+
+
 _GROUP = 16  # points per group of the bound (a vector-friendly strided partition)
 
 
@@ -610,6 +624,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
     The result is the brute-force kernel's, index for index."""
     dim, npad = p32.shape
     n = pt.shape[1]
+    pts = np.ascontiguousarray(pt.T)  # point-major: a candidate's exact distance reads 2 rows
     groups = npad // 16
     out = np.empty((n, k), dtype=np.int64)
     buf = np.empty(npad, dtype=np.float32)
@@ -618,7 +633,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
     best_d = np.empty(k)
     best_i = np.empty(k, dtype=np.int64)
     for i in range(n):
-        _sq_dists4(p32, i, buf)
+        _sq_dists6(p32, i, buf)
         buf[i] = np.inf
         mins[:] = buf[:groups]
         for q in range(1, 16):
@@ -626,23 +641,32 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
             for g in range(groups):
                 v = buf[base + g]
                 mins[g] = v if v < mins[g] else mins[g]
-        bound[:] = np.inf
-        for g in range(groups):
+        # the k-th smallest group minimum: the first k sorted, then insertions below it
+        for g in range(k):
+            v = mins[g] if g < groups else np.float32(np.inf)
+            pos = g
+            while pos > 0 and bound[pos - 1] > v:
+                bound[pos] = bound[pos - 1]
+                pos -= 1
+            bound[pos] = v
+        thr = bound[k - 1]
+        for g in range(k, groups):
             v = mins[g]
-            if v < bound[k - 1]:
+            if v < thr:
                 pos = k - 1
                 while pos > 0 and bound[pos - 1] > v:
                     bound[pos] = bound[pos - 1]
                     pos -= 1
                 bound[pos] = v
-        lim = np.float64(bound[k - 1]) * margin + 1e-30  # + underflow slack
+                thr = bound[k - 1]
+        lim = np.float64(thr) * margin + 1e-30  # + underflow slack
         m = 0
         for g in range(groups):
             if mins[g] <= lim:
                 for q in range(16):
                     j = q * groups + g
                     if j < n and j != i and buf[j] <= lim:
-                        m = _insert_pair(best_d, best_i, m, k, _exact_sq(pt, i, j), j)
+                        m = _insert_pair(best_d, best_i, m, k, _exact_rows(pts, i, j), j)
         if m < k:  # fewer finite candidates than k (NaN or infinite coordinates)
             m = 0
             for j in range(n):

@@ -60,9 +60,10 @@ silhouette
     distance; ``mean((b - a) / max(a, b))``. NaN without others.
 
 Cost per cluster: gathering ``|X| + |Y|`` feature rows (random reads) plus ``O(|Y| d^2)``
-for the Mahalanobis distances and a brute-force 5-nearest-neighbour search over ``|X| + |Y|`` (about 1,500) points; independent
-of the cluster's size except the ``O(N)`` hash pass over its spikes when it is computed from
-scratch (not on merge).
+for the Mahalanobis distances and an exact 5-nearest-neighbour search over ``|X| + |Y|``
+(about 1,500) points (float32 distances as a filter, see :func:`_knn`); independent of the
+cluster's size except the ``O(N)`` hash pass over its spikes when it is computed from
+scratch (not on merge). Once per dataset: the hash index of every template's spikes.
 """
 
 from __future__ import annotations

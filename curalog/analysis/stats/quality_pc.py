@@ -588,18 +588,9 @@ def _insert_pair(best_d, best_i, m, k, v, j):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True)
-def _exact_sq(pt, i, j):  # pragma: no cover - numba
-    """The squared distance exactly as :func:`_knn_kernel` sums it (same order, float64)."""
-    acc = 0.0
-    for c in range(pt.shape[0]):
-        t = pt[c, j] - pt[c, i]
-        acc += t * t
-    return acc
-
-
-@numba.njit(cache=True, nogil=True)
 def _exact_rows(pts, i, j):  # pragma: no cover - numba
-    """:func:`_exact_sq` on point-major ``(n, dim)`` rows (the same sum, in the same order)."""
+    """The squared distance of points ``i`` and ``j`` of the point-major ``(n, dim)`` rows,
+    summed in dimension order in float64: the value :func:`_knn_kernel` computes."""
     acc = 0.0
     for c in range(pts.shape[1]):
         t = pts[j, c] - pts[i, c]
@@ -621,7 +612,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
     ``U`` on the ``k``-th nearest. Within float32's rounding (relative error ``gamma``,
     ``margin >= (1 + gamma)^2``), every point that can be among the ``k`` nearest has a
     float32 distance ``<= U * margin``; those few (about ``k``) get their exact float64
-    distance (:func:`_exact_sq`) and the ``k`` smallest pairs are kept (:func:`_insert_pair`).
+    distance (:func:`_exact_rows`) and the ``k`` smallest pairs are kept (:func:`_insert_pair`).
     The result is the brute-force kernel's, index for index."""
     dim, npad = p32.shape
     n = pt.shape[1]
@@ -672,7 +663,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
             m = 0
             for j in range(n):
                 if j != i:
-                    m = _insert_pair(best_d, best_i, m, k, _exact_sq(pt, i, j), j)
+                    m = _insert_pair(best_d, best_i, m, k, _exact_rows(pts, i, j), j)
         for q in range(k):
             out[i, q] = best_i[q]
     return out

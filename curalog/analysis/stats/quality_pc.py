@@ -415,7 +415,7 @@ class PCSpace:
         tids64 = np.ascontiguousarray(tids, dtype=np.int64)
         order, offsets = self._hash_index()
         others = _others_below(
-            order, offsets, tids64, pp.seed, q, np.ascontiguousarray(spikes, dtype=np.int64)
+            order, offsets, tids64, pp.seed, q, np.ascontiguousarray(spikes)
         )
         x = self.gather(self_spikes, channels)
         y = self.gather(others, channels)

@@ -189,3 +189,29 @@ def test_the_cached_upsampling_filter_is_resample_polys_own():
             resample_poly(w, _UPSAMPLING, 1, window=_upsampling_filter()),
             resample_poly(w, _UPSAMPLING, 1),
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(-1e6, 1e6, allow_nan=False),
+            st.sampled_from([0.0, 1.0, np.nan, np.inf]),
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    st.sampled_from([(5.0, 95.0), (1.0, 99.0), (25.0, 75.0)]),
+)
+def test_percentiles_and_median_are_numpys(vals, bounds):
+    from curalog.analysis.stats.quality_spikes import _median_of, _percentiles
+
+    a = np.asarray(vals, dtype=np.float64)
+    lo, hi = bounds
+    with np.errstate(invalid="ignore"):  # inf - inf in numpy's interpolation, both sides
+        want = np.percentile(a, [lo, hi])
+        want_med = np.median(a)
+        got = np.array(_percentiles(a, lo, hi))
+        got_med = np.array(_median_of(a))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_med, np.array(want_med))

@@ -414,9 +414,7 @@ class PCSpace:
         q = _threshold(max(n_cand, 0), pp.max_other)
         tids64 = np.ascontiguousarray(tids, dtype=np.int64)
         order, offsets = self._hash_index()
-        others = _others_below(
-            order, offsets, tids64, pp.seed, q, np.ascontiguousarray(spikes)
-        )
+        others = _others_below(order, offsets, tids64, pp.seed, q, np.ascontiguousarray(spikes))
         x = self.gather(self_spikes, channels)
         y = self.gather(others, channels)
         values = dict(_NAN_ROW)

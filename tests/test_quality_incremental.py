@@ -114,3 +114,32 @@ def test_merge_computes_only_the_new_cluster_and_composes_its_pc_sample(folder, 
         for c in cur.cluster_ids.tolist():
             eng.get(c)
         assert sorted(c for c, _ in eng.compute_log) == sorted(children)
+
+
+def test_pc_point_sets_follow_their_definition(folder, tmp_path):
+    """Self: the cluster's spikes with h < max_self / N whose template covers its channels.
+    Others: every other spike of a covering template with h < max_other / candidates.
+    Written out with numpy, against the hash index and its kernels."""
+    from curalog.analysis.stats.quality_pc import spike_hash
+
+    with open_curation(folder, tmp_path / "d.curalog") as cur:
+        eng = StatsEngine(cur.dataset, cur.state)
+        cur.merge(cur.cluster_ids.tolist()[:2])  # a cluster of two templates
+        pcs = eng.ctx.quality.pcs
+        pcs.params = type(pcs.params)(max_self=60, max_other=150)  # bounds that bite
+        st = np.asarray(cur.dataset.spike_templates)
+        h_all = spike_hash(np.arange(st.shape[0]), pcs.params.seed)
+        for c in cur.cluster_ids.tolist():
+            spikes = np.asarray(cur.spikes(c))
+            tids, counts = np.unique(st[spikes], return_counts=True)
+            dominant = int(tids[np.argmax(counts)])
+            got = pcs.sample(spikes, dominant, tids, counts)
+            assert got is not None
+            covering, _ = pcs.covering(pcs.channels_of(dominant))
+            covered = np.isin(st, covering)
+            p_self = min(1.0, pcs.params.max_self / spikes.shape[0])
+            want_self = spikes[(h_all[spikes] < p_self) & covered[spikes]]
+            np.testing.assert_array_equal(got.self_spikes, want_self)
+            others = np.flatnonzero(covered & ~np.isin(np.arange(st.shape[0]), spikes))
+            q = min(1.0, pcs.params.max_other / max(others.shape[0], 1))
+            np.testing.assert_array_equal(got.other_spikes, others[h_all[others] < q])

@@ -46,9 +46,8 @@ KERNEL_MODULES = (
     "curalog.dataset",
     "curalog.clustering",
     "curalog.history",
-    "curalog.analysis.stats.correlograms",
-    "curalog.analysis.stats.metrics",
-    "curalog.analysis.stats.engine",
+    "curalog.events",  # the packing of logged selections
+    "curalog.analysis.stats",  # every statistics and quality-metric kernel
     "curalog.analysis.features",
     "curalog.analysis.proposals",
 )

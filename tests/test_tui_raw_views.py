@@ -319,3 +319,33 @@ async def test_main_key_bar_click_runs_the_app_action(ds):
         await settle(pilot)
         assert app.screen is not main_screen  # the help screen is up
         assert "help" in type(app.screen).__name__.lower()
+
+
+_KEY_GLYPHS = {
+    "escape": "esc",
+    "plus": "+",
+    "minus": "-",
+    "right_square_bracket": "]",
+    "left_square_bracket": "[",
+    "question_mark": "?",
+}
+
+
+@pytest.mark.parametrize("which", ["waveforms", "traces"])
+def test_raw_view_key_bars_show_exactly_the_screens_shown_bindings(which):
+    """The raw views' key bars restate their screens' BINDINGS (a bar is one Static, which
+    Textual's Footer is not); every shown binding is in the bar with the same key, action
+    and words, and the bar shows nothing else but the app's quit."""
+    from curalog_tui.widgets import TRACE_BAR, WAVEFORM_BAR
+
+    screen, bar = (
+        (WaveformScreen, WAVEFORM_BAR) if which == "waveforms" else (TraceScreen, TRACE_BAR)
+    )
+    shown = {
+        (_KEY_GLYPHS.get(b.key.split(",")[0], b.key.split(",")[0]), b.action, b.description)
+        for b in screen.BINDINGS
+        if b.show
+    }
+    in_bar = {(k.key, k.action, k.what) for k in bar if k.action != "app.quit"}
+    assert in_bar == shown
+    assert [k.key for k in bar if k.action == "app.quit"] == ["q"]

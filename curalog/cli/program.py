@@ -435,21 +435,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any]) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from curalog.cli.progress import progress_bar
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as progress:
-        task = progress.add_task(label, total=1)
-
-        def cb(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=max(total, 1))
-
+    with progress_bar(label, percent=True) as cb:
         return run(cb)
 
 

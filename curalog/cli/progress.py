@@ -1,4 +1,4 @@
-"""The progress bar the metric-computing commands show on stderr (``clusters``, ``export``)."""
+"""The progress bars the commands show on stderr (``clusters``, ``export``, ``synth``)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,43 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def metrics_progress(
-    label: str, total: int, *, show: bool = True
+def progress_bar(
+    label: str, total: int = 1, *, show: bool = True, percent: bool = False
 ) -> Iterator[Callable[[int, int], None]]:
-    """A transient bar ``label ━━━ done/total elapsed`` on stderr, drawn only on a terminal
-    (and when ``show``); yields the ``progress(done, total)`` callback to hand to the work."""
+    """A transient bar ``label ━━━ done/total elapsed`` (or ``NN%`` with ``percent``) on
+    stderr, drawn only on a terminal (and when ``show``); yields the ``progress(done,
+    total)`` callback to hand to the work. stdout keeps only the command's results."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     err = Console(stderr=True)
+    count: ProgressColumn = (
+        TextColumn("{task.percentage:>3.0f}%") if percent else MofNCompleteColumn()
+    )
     with Progress(
         label,
         BarColumn(),
-        MofNCompleteColumn(),
+        count,
         TimeElapsedColumn(),
         console=err,
         transient=True,
         disable=not (show and err.is_terminal),
     ) as bar:
-        task = bar.add_task("metrics", total=total)
-        yield lambda done, n: bar.update(task, completed=done, total=n)
+        task = bar.add_task(label, total=max(total, 1))
+        yield lambda done, n: bar.update(task, completed=done, total=max(n, 1))
+
+
+@contextmanager
+def metrics_progress(
+    label: str, total: int, *, show: bool = True
+) -> Iterator[Callable[[int, int], None]]:
+    """The bar of the metric-computing commands (``clusters``, ``export``): clusters done."""
+    with progress_bar(label, total, show=show) as cb:
+        yield cb

@@ -466,13 +466,17 @@ def _gather_kernel(times, spikes, amplitudes, use_amp, spike_templates, n_templa
     t = np.empty(n, dtype=np.int64)
     amps = np.empty(n if use_amp else 0, dtype=np.float64)
     tcounts = np.zeros(n_templates, dtype=np.int64)
-    for k in range(n):
-        s = spikes[k]
-        t[k] = times[s]
-        tcounts[spike_templates[s]] += 1
-    if use_amp:
+    if use_amp:  # one pass: the three reads of a spike are in flight together
         for k in range(n):
-            amps[k] = amplitudes[spikes[k]]
+            s = spikes[k]
+            t[k] = times[s]
+            amps[k] = amplitudes[s]
+            tcounts[spike_templates[s]] += 1
+    else:
+        for k in range(n):
+            s = spikes[k]
+            t[k] = times[s]
+            tcounts[spike_templates[s]] += 1
     return t, amps, tcounts
 
 

@@ -321,31 +321,26 @@ async def test_main_key_bar_click_runs_the_app_action(ds):
         assert "help" in type(app.screen).__name__.lower()
 
 
-_KEY_GLYPHS = {
-    "escape": "esc",
-    "plus": "+",
-    "minus": "-",
-    "right_square_bracket": "]",
-    "left_square_bracket": "[",
-    "question_mark": "?",
-}
-
-
 @pytest.mark.parametrize("which", ["waveforms", "traces"])
 def test_raw_view_key_bars_show_exactly_the_screens_shown_bindings(which):
-    """The raw views' key bars restate their screens' BINDINGS (a bar is one Static, which
-    Textual's Footer is not); every shown binding is in the bar with the same key, action
-    and words, and the bar shows nothing else but the app's quit."""
-    from curalog_tui.widgets import TRACE_BAR, WAVEFORM_BAR
+    """The raw views' key bars are built from their screens' BINDINGS (a bar is one Static,
+    which Textual's Footer is not): every shown binding, in order, with its first key, words
+    and action, then the app's quit; keys hidden from the footer stay out."""
+    from curalog_tui.widgets import bar_keys
 
-    screen, bar = (
-        (WaveformScreen, WAVEFORM_BAR) if which == "waveforms" else (TraceScreen, TRACE_BAR)
-    )
-    shown = {
-        (_KEY_GLYPHS.get(b.key.split(",")[0], b.key.split(",")[0]), b.action, b.description)
-        for b in screen.BINDINGS
-        if b.show
-    }
-    in_bar = {(k.key, k.action, k.what) for k in bar if k.action != "app.quit"}
-    assert in_bar == shown
-    assert [k.key for k in bar if k.action == "app.quit"] == ["q"]
+    screen = WaveformScreen if which == "waveforms" else TraceScreen
+    bar = bar_keys(screen.BINDINGS, screen.BAR_PRIORITY, quit_priority=9)
+    assert [b.action for b in screen.BINDINGS if b.show] == [k.action for k in bar][:-1]
+    assert (bar[-1].key, bar[-1].action) == ("q", "app.quit")
+    shown = [f"{k.key} {k.what}" for k in bar]
+    if which == "waveforms":
+        assert shown == [
+            "esc back", "m means", "t templates", "+ +ch", "- -ch", "] +spikes",
+            "[ -spikes", "s +similar", "T traces", "? help", "q quit",
+        ]  # fmt: skip
+    else:
+        assert shown == [
+            "esc back", "+ zoom in", "- zoom out", "] +ch", "[ -ch", "n next spike",
+            "p prev spike", "? help", "q quit",
+        ]  # fmt: skip
+    assert [k.priority for k in bar if k.action == "help"] == [-1]  # always on the bar

@@ -38,10 +38,10 @@ from curalog.errors import CuralogError
 from ..braille import CLUSTER_COLORS
 from ..session import CurationSession
 from ..widgets import (
-    TRACE_BAR,
     KeyBar,
     ScatterView,
     SpikeMark,
+    bar_keys,
     message_block,
     noise_scale,
     render_probe,
@@ -111,6 +111,17 @@ class TraceScreen(Screen[None]):
         Binding("A", "gain(0.667)", "gain", show=False),
         Binding("question_mark,h", "help", "help"),
     ]
+    #: Which shown keys the key bar keeps first when the line is short (lower first).
+    BAR_PRIORITY = {
+        "back": 0,
+        "spike(1)": 1,
+        "spike(-1)": 1,
+        "zoom(-1)": 2,
+        "zoom(1)": 2,
+        "channel_count(1)": 3,
+        "channel_count(-1)": 3,
+        "help": -1,
+    }
     DEFAULT_CSS = """
     TraceScreen { layout: vertical; }
     TraceScreen #tr-title { height: 1; }
@@ -160,7 +171,8 @@ class TraceScreen(Screen[None]):
             yield ScatterView(id="tr-plot")
             yield Static(id="tr-probe")
         yield Static(id="tr-info")
-        yield KeyBar(TRACE_BAR, namespace="screen", id="tr-keys")
+        keys = bar_keys(self.BINDINGS, self.BAR_PRIORITY, quit_priority=4)
+        yield KeyBar(keys, namespace="screen", id="tr-keys")
 
     @property
     def plot(self) -> ScatterView:

@@ -38,10 +38,10 @@ from curalog.errors import CuralogError
 from ..braille import CLUSTER_COLORS
 from ..session import CurationSession
 from ..widgets import (
-    WAVEFORM_BAR,
     KeyBar,
     ScatterView,
     WaveformSet,
+    bar_keys,
     message_block,
     render_probe,
     render_waveforms,
@@ -102,6 +102,19 @@ class WaveformScreen(Screen[None]):
         Binding("T", "traces", "traces"),
         Binding("question_mark,h", "help", "help"),
     ]
+    #: Which shown keys the key bar keeps first when the line is short (lower first).
+    BAR_PRIORITY = {
+        "back": 0,
+        "toggle_mean": 1,
+        "templates": 2,
+        "channels(2)": 3,
+        "channels(-2)": 3,
+        "spikes(1)": 4,
+        "spikes(-1)": 4,
+        "toggle_similar": 5,
+        "traces": 6,
+        "help": -1,
+    }
     DEFAULT_CSS = """
     WaveformScreen { layout: vertical; }
     WaveformScreen #wf-title { height: 1; }
@@ -147,7 +160,8 @@ class WaveformScreen(Screen[None]):
             yield ScatterView(id="wf-plot")
             yield Static(id="wf-probe")
         yield Static(id="wf-info")
-        yield KeyBar(WAVEFORM_BAR, namespace="screen", id="wf-keys")
+        keys = bar_keys(self.BINDINGS, self.BAR_PRIORITY, quit_priority=7)
+        yield KeyBar(keys, namespace="screen", id="wf-keys")
 
     @property
     def plot(self) -> ScatterView:

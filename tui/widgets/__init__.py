@@ -11,7 +11,7 @@ from .evidence import (
     render_evidence,
 )
 from .fast_table import FastDataTable
-from .keybar import TRACE_BAR, WAVEFORM_BAR, KeyBar
+from .keybar import KeyBar, bar_keys
 from .rawplot import (
     SpikeMark,
     WaveformSet,
@@ -36,10 +36,9 @@ __all__ = [
     "EvidenceData",
     "FastDataTable",
     "KeyBar",
-    "TRACE_BAR",
-    "WAVEFORM_BAR",
     "LineScrollBarRender",
     "ScatterView",
+    "bar_keys",
     "SpikeMark",
     "WaveformSet",
     "channel_grid",

@@ -47,33 +47,31 @@ MAIN_KEYS: tuple[Key, ...] = (
 )
 
 
-#: The waveform view's keys (its bindings shown in the bar).
-WAVEFORM_BAR: tuple[Key, ...] = (
-    Key("esc", "back", "back", 0),
-    Key("m", "means", "toggle_mean", 1),
-    Key("t", "templates", "templates", 2),
-    Key("+", "+ch", "channels(2)", 3),
-    Key("-", "-ch", "channels(-2)", 3),
-    Key("]", "+spikes", "spikes(1)", 4),
-    Key("[", "-spikes", "spikes(-1)", 4),
-    Key("s", "+similar", "toggle_similar", 5),
-    Key("T", "traces", "traces", 6),
-    Key("?", "help", "help", -1),
-    Key("q", "quit", "app.quit", 7),
-)
+#: How the raw views' binding key names read in a bar.
+_GLYPHS = {
+    "escape": "esc",
+    "plus": "+",
+    "minus": "-",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "question_mark": "?",
+}
 
-#: The trace view's keys.
-TRACE_BAR: tuple[Key, ...] = (
-    Key("esc", "back", "back", 0),
-    Key("+", "zoom in", "zoom(-1)", 2),
-    Key("-", "zoom out", "zoom(1)", 2),
-    Key("]", "+ch", "channel_count(1)", 3),
-    Key("[", "-ch", "channel_count(-1)", 3),
-    Key("n", "next spike", "spike(1)", 1),
-    Key("p", "prev spike", "spike(-1)", 1),
-    Key("?", "help", "help", -1),
-    Key("q", "quit", "app.quit", 4),
-)
+
+def bar_keys(bindings: Any, priority: dict[str, int], quit_priority: int) -> tuple[Key, ...]:
+    """A screen's bar from its own ``BINDINGS``: every shown binding (its first key, its
+    description, its action) in order, ranked by ``priority[action]``, then the app's quit.
+
+    The bar is one Static, not Textual's Footer, so it cannot read the bindings itself; built
+    from them, it cannot drift from what the keys do."""
+    keys = []
+    for b in bindings:
+        if not b.show:
+            continue
+        first = b.key.split(",")[0]
+        keys.append(Key(_GLYPHS.get(first, first), b.description, b.action, priority[b.action]))
+    keys.append(Key("q", "quit", "app.quit", quit_priority))
+    return tuple(keys)
 
 
 def fit_keys(keys: tuple[Key, ...], width: int) -> list[Key]:

@@ -119,9 +119,15 @@ def _splitmix01(x):
 
 
 @numba.njit(cache=True, nogil=True)
+def _salt(seed):
+    """What a spike index is xor-ed with before :func:`_splitmix01` (one per seed)."""
+    return np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+
+
+@numba.njit(cache=True, nogil=True)
 def _hash_many(spikes, seed):
     out = np.empty(spikes.shape[0], dtype=np.float64)
-    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    salt = _salt(seed)
     for k in range(spikes.shape[0]):
         out[k] = _splitmix01(np.uint64(spikes[k]) ^ salt)
     return out
@@ -129,7 +135,7 @@ def _hash_many(spikes, seed):
 
 @numba.njit(cache=True, nogil=True)
 def _below(spikes, seed, p):
-    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    salt = _salt(seed)
     keep = np.zeros(spikes.shape[0], dtype=np.bool_)
     for k in range(spikes.shape[0]):
         keep[k] = _splitmix01(np.uint64(spikes[k]) ^ salt) < p
@@ -141,7 +147,9 @@ def _by_template(st: np.ndarray, n_templates: int) -> tuple[np.ndarray, np.ndarr
     ``t`` in increasing order (``np.argsort(st, kind="stable")``, by the state index's
     counting sort)."""
     n_t = max(int(n_templates), int(st.max()) + 1 if st.shape[0] else 0)
-    order = np.empty(st.shape[0], dtype=np.int64)
+    # the index is kept for the session: 4 bytes a spike while int32 can number them all
+    index = np.int32 if st.shape[0] < 2**31 - 1 else np.int64
+    order = np.empty(st.shape[0], dtype=index)
     offsets = _counting_sort(st, n_t, order)
     return order, offsets
 
@@ -154,7 +162,7 @@ def _sort_groups_by_hash(order, offsets, t0, t1, seed):  # pragma: no cover - nu
 
     Only the split at a threshold is ever read (the spikes with ``h < q`` form a prefix),
     so the order among equal hashes does not matter."""
-    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    salt = _salt(seed)
     most = 0
     for t in range(t0, t1):
         most = max(most, offsets[t + 1] - offsets[t])
@@ -197,7 +205,7 @@ def _sort_groups_by_hash(order, offsets, t0, t1, seed):  # pragma: no cover - nu
 def _others_below(order, offsets, tids, seed, q, own):  # pragma: no cover - numba
     """The spikes of templates ``tids`` with hash ``< q`` (each group is sorted by hash: a
     binary search, hashing on the fly), less those in ``own`` (sorted), sorted."""
-    salt = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    salt = _salt(seed)
     ends = np.empty(tids.shape[0], dtype=np.int64)
     total = 0
     for r in range(tids.shape[0]):
@@ -615,7 +623,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
     dim, npad = p32.shape
     n = pt.shape[1]
     pts = np.ascontiguousarray(pt.T)  # point-major: a candidate's exact distance reads 2 rows
-    groups = npad // 16
+    groups = npad // _GROUP
     out = np.empty((n, k), dtype=np.int64)
     buf = np.empty(npad, dtype=np.float32)
     mins = np.empty(groups, dtype=np.float32)
@@ -626,7 +634,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
         _sq_dists6(p32, i, buf)
         buf[i] = np.inf
         mins[:] = buf[:groups]
-        for q in range(1, 16):
+        for q in range(1, _GROUP):
             base = q * groups
             for g in range(groups):
                 v = buf[base + g]
@@ -653,7 +661,7 @@ def _knn_bounded_kernel(pt, p32, k, margin):  # pragma: no cover - numba
         m = 0
         for g in range(groups):
             if mins[g] <= lim:
-                for q in range(16):
+                for q in range(_GROUP):
                     j = q * groups + g
                     if j < n and j != i and buf[j] <= lim:
                         m = _insert_pair(best_d, best_i, m, k, _exact_rows(pts, i, j), j)

@@ -140,7 +140,7 @@ class Change:
 
 class WriteAhead:
     """:meth:`ClusterState.write_ahead` as work for the log's fsync window
-    (:class:`curalog.store.log.SideWork`); ``written`` says whether it wrote."""
+    (:class:`curalog.store.overlap.SideWork`); ``written`` says whether it wrote."""
 
     def __init__(self, state: ClusterState, change: Change):
         self.state = state

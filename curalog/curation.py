@@ -348,9 +348,7 @@ class Curation(RecordingMixin):
             n_spikes=change.n_spikes,
             meta=self._check_meta(meta),
         )
-        ahead = WriteAhead(self.state, change)
-        event = self._append(body, ahead)
-        return self._do_change(event, change, written=ahead.written).added[0]
+        return self._record_change(body, change).added[0]
 
     def split(
         self,
@@ -386,9 +384,7 @@ class Curation(RecordingMixin):
             labels=packed_labels,
             meta=self._check_meta(meta),
         )
-        ahead = WriteAhead(self.state, change)
-        event = self._append(body, ahead)
-        return list(self._do_change(event, change, written=ahead.written).added)
+        return list(self._record_change(body, change).added)
 
     def assign(
         self, spike_ids: ArrayLike, cluster_ids: ArrayLike, *, meta: dict[str, Any] | None = None
@@ -406,9 +402,7 @@ class Curation(RecordingMixin):
             n_spikes=change.n_spikes,
             meta=self._check_meta(meta),
         )
-        ahead = WriteAhead(self.state, change)
-        event = self._append(body, ahead)
-        return list(self._do_change(event, change, written=ahead.written).added)
+        return list(self._record_change(body, change).added)
 
     def label(
         self,
@@ -541,6 +535,13 @@ class Curation(RecordingMixin):
                 change.evict()
             self._floor += 1
             hot -= 1
+
+    def _record_change(self, body: Body, change: Change) -> Update:
+        """Log a new structural action, writing its ids while the record's fsync is in
+        flight (:class:`WriteAhead`), then push, apply and announce it."""
+        ahead = WriteAhead(self.state, change)
+        event = self._append(body, ahead)
+        return self._do_change(event, change, written=ahead.written)
 
     def _do_change(self, event: Event, change: Change, *, written: bool = False) -> Update:
         """A new structural action: push it, apply it, tell the listeners."""

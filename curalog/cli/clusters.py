@@ -21,7 +21,7 @@ from curalog.analysis.autolabel import ALIASES, GROUPS, RuleError, parse_rule
 from curalog.analysis.stats.engine import TABLE_COLUMNS
 from curalog.analysis.stats.quality import QUALITY_COLUMNS
 from curalog.analysis.stats.table import SI_RENAMES, clean, cluster_rows, spikeinterface_names
-from curalog.cli.progress import metrics_progress
+from curalog.cli.progress import progress_bar
 from curalog.cli.waveforms import add_raw_argument
 from curalog.curation import open_curation
 from curalog.errors import CuralogError
@@ -114,7 +114,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
                 )
         if args.raw and cur.recording is None:
             raise ClustersArgumentError(f"--raw: {cur.recording_error}")
-        with metrics_progress("computing metrics", cur.n_clusters) as progress:
+        with progress_bar("computing metrics", cur.n_clusters) as progress:
             rows = cluster_rows(cur, progress=progress)
     names = _names(rows)
     resolve = _resolver(names)

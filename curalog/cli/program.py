@@ -30,7 +30,7 @@ from curalog.cli import ui as ui_cli
 from curalog.cli import warmup as warmup_cli
 from curalog.cli import waveforms as waveforms_cli
 from curalog.cli.demo import run_demo
-from curalog.cli.progress import metrics_progress
+from curalog.cli.progress import progress_bar
 from curalog.cli.safe_text import printable
 from curalog.cli.waveforms import add_raw_argument
 from curalog.curation import Curation, default_log_path, open_curation
@@ -331,7 +331,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export_with_progress(cur: Curation, out: str | None, *, metrics: bool) -> Any:
     """:func:`export_phy` with a progress bar on stderr while the metrics compute."""
     label = "computing metrics for cluster_info.tsv"
-    with metrics_progress(label, cur.n_clusters, show=metrics) as progress:
+    with progress_bar(label, cur.n_clusters, show=metrics) as progress:
         return export_phy(cur, out, metrics=metrics, progress=progress)
 
 
@@ -406,9 +406,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise CliError(f"{out}: already holds a dataset (spike_times.npy); choose another folder")
     if args.spikes <= 0 or args.templates <= 0:
         raise CliError("--spikes and --templates must be positive")
-    info = _with_progress(
-        f"writing {args.spikes:,} spikes",
-        lambda cb: synthesize(
+    with progress_bar(f"writing {args.spikes:,} spikes", percent=True) as cb:
+        info = synthesize(
             args.out,
             n_spikes=args.spikes,
             n_templates=args.templates,
@@ -420,8 +419,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             progress=cb,
             recording=args.recording,
             recording_progress=cb,
-        ),
-    )
+        )
     print(
         f"wrote {info.path}: {info.n_spikes:,} spikes, {info.n_templates} templates "
         f"({info.n_units} true units), {info.duration:.1f} s"
@@ -432,13 +430,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
     elif args.recording is None:
         print(f"no raw recording: it would take {size} (--recording writes it anyway)")
     return 0
-
-
-def _with_progress(label: str, run: Callable[[Callable[[int, int], None]], Any]) -> Any:
-    from curalog.cli.progress import progress_bar
-
-    with progress_bar(label, percent=True) as cb:
-        return run(cb)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

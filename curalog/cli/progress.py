@@ -38,12 +38,3 @@ def progress_bar(
     ) as bar:
         task = bar.add_task(label, total=max(total, 1))
         yield lambda done, n: bar.update(task, completed=done, total=max(n, 1))
-
-
-@contextmanager
-def metrics_progress(
-    label: str, total: int, *, show: bool = True
-) -> Iterator[Callable[[int, int], None]]:
-    """The bar of the metric-computing commands (``clusters``, ``export``): clusters done."""
-    with progress_bar(label, total, show=show) as cb:
-        yield cb
